@@ -1,0 +1,5 @@
+//! Load generators with hdrhistogram latency reports.
+#![deny(missing_docs)]
+
+pub mod kv;
+pub mod report;

@@ -1,0 +1,258 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tessera_proto::kv::{self as pb, kv_client::KvClient as PbKvClient, route_error, RouteError};
+use tessera_proto::meta::Mutation;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{ClientError, ClientResult};
+
+/// How a `KvClient` retries.
+#[derive(Clone, Debug)]
+pub struct KvClientConfig {
+    /// Attempts per request before giving up.
+    pub max_attempts: usize,
+    /// The first backoff between attempts; it doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+    /// The deadline of one RPC.
+    pub rpc_timeout: Duration,
+}
+
+impl Default for KvClientConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 60,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+            rpc_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A KV client: sends each request to the node it believes leads the range,
+/// follows not-leader hints, and moves on to other nodes when one is down.
+#[derive(Clone)]
+pub struct KvClient {
+    nodes: Vec<String>,
+    config: KvClientConfig,
+    state: std::sync::Arc<Mutex<ClientState>>,
+}
+
+#[derive(Default)]
+struct ClientState {
+    channels: HashMap<String, Channel>,
+    /// The address that answered last; tried first.
+    preferred: Option<String>,
+}
+
+trait Routed {
+    fn route_error(&self) -> Option<&RouteError>;
+}
+
+macro_rules! routed {
+    ($($t:ty),*) => {$(
+        impl Routed for $t {
+            fn route_error(&self) -> Option<&RouteError> {
+                self.error.as_ref()
+            }
+        }
+    )*};
+}
+routed!(
+    pb::GetResponse,
+    pb::PutResponse,
+    pb::DeleteResponse,
+    pb::BatchResponse,
+    pb::ScanResponse
+);
+
+impl KvClient {
+    /// A client of the cluster reachable at any of `nodes` (gRPC addresses).
+    pub fn new(nodes: Vec<String>, config: KvClientConfig) -> Self {
+        Self {
+            nodes,
+            config,
+            state: Default::default(),
+        }
+    }
+
+    fn channel(&self, address: &str) -> ClientResult<Channel> {
+        let mut state = self.state.lock();
+        if let Some(channel) = state.channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| ClientError::InvalidRequest(format!("bad address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(self.config.rpc_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        state.channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Sends a request, following hints, until it is answered or the retry
+    /// budget runs out.
+    async fn call<R, F, Fut>(&self, f: F) -> ClientResult<R>
+    where
+        R: Routed,
+        F: Fn(PbKvClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        if self.nodes.is_empty() {
+            return Err(ClientError::InvalidRequest(
+                "no node addresses given".into(),
+            ));
+        }
+        let mut next_node = 0;
+        let mut address = self
+            .state
+            .lock()
+            .preferred
+            .clone()
+            .unwrap_or_else(|| self.nodes[0].clone());
+        let mut backoff = self.config.initial_backoff;
+        let mut last_error = String::new();
+        for _ in 0..self.config.max_attempts {
+            let client = PbKvClient::new(self.channel(&address)?)
+                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::MAX_MESSAGE_BYTES);
+            let mut redirected = false;
+            match f(client).await {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    match response.route_error().and_then(|e| e.kind.clone()) {
+                        None => {
+                            self.state.lock().preferred = Some(address);
+                            return Ok(response);
+                        }
+                        Some(route_error::Kind::NotLeader(hint))
+                            if !hint.leader_address.is_empty()
+                                && hint.leader_address != address =>
+                        {
+                            last_error =
+                                format!("range {}: not leader at {address}", hint.range_id);
+                            address = hint.leader_address;
+                            redirected = true;
+                        }
+                        Some(route_error::Kind::CrossRange(e)) => {
+                            return Err(ClientError::CrossRange(e.key))
+                        }
+                        Some(other) => last_error = format!("{other:?} at {address}"),
+                    }
+                }
+                Err(status) => match status.code() {
+                    tonic::Code::InvalidArgument | tonic::Code::OutOfRange => {
+                        return Err(ClientError::InvalidRequest(status.message().to_string()))
+                    }
+                    tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled
+                    | tonic::Code::Unknown => {
+                        last_error = format!("{address}: {}", status.message());
+                    }
+                    _ => {
+                        return Err(ClientError::Server(format!(
+                            "{address}: {}",
+                            status.message()
+                        )))
+                    }
+                },
+            }
+            if !redirected {
+                // Try the next node after a pause: an election may be under
+                // way, or this node may be down.
+                address = self.nodes[next_node % self.nodes.len()].clone();
+                next_node += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.config.max_backoff);
+            }
+        }
+        Err(ClientError::Unavailable(format!(
+            "gave up after {} attempts; last error: {last_error}",
+            self.config.max_attempts
+        )))
+    }
+
+    /// Reads a key.
+    pub async fn get(&self, key: &[u8]) -> ClientResult<Option<Vec<u8>>> {
+        let response = self
+            .call(|mut c| {
+                let key = key.to_vec();
+                async move { c.get(pb::GetRequest { key }).await }
+            })
+            .await?;
+        Ok(response.found.then_some(response.value))
+    }
+
+    /// Writes a key.
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> ClientResult<()> {
+        self.call(|mut c| {
+            let (key, value) = (key.to_vec(), value.to_vec());
+            async move { c.put(pb::PutRequest { key, value }).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a key.
+    pub async fn delete(&self, key: &[u8]) -> ClientResult<()> {
+        self.call(|mut c| {
+            let key = key.to_vec();
+            async move { c.delete(pb::DeleteRequest { key }).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Applies mutations atomically; they must fall in one range.
+    pub async fn batch(&self, mutations: Vec<Mutation>) -> ClientResult<()> {
+        self.call(|mut c| {
+            let mutations = mutations.clone();
+            async move { c.batch(pb::BatchRequest { mutations }).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Scans `[start, end)` (an empty end is unbounded) across ranges,
+    /// returning at most `limit` entries (0: no limit).
+    pub async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> ClientResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut cursor = start.to_vec();
+        loop {
+            let want = if limit == 0 {
+                10_000
+            } else {
+                (limit - out.len()).min(10_000)
+            };
+            let want = want as u32;
+            let response = self
+                .call(|mut c| {
+                    let (start, end) = (cursor.clone(), end.to_vec());
+                    async move {
+                        c.scan(pb::ScanRequest {
+                            start,
+                            end,
+                            limit: want,
+                        })
+                        .await
+                    }
+                })
+                .await?;
+            out.extend(response.kvs.into_iter().map(|kv| (kv.key, kv.value)));
+            if response.resume_key.is_empty() || (limit != 0 && out.len() >= limit) {
+                return Ok(out);
+            }
+            cursor = response.resume_key;
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The node's gRPC surface and its clients.
+//!
+//! - `GrpcTransport`: the Raft transport between nodes, one long-lived
+//!   client stream per destination node, messages batched per stream.
+//! - `services`: the servers for the Raft transport, the KV service (served
+//!   by each range's leader) and the node service (hello, bootstrap, status).
+//! - `KvClient`: a client that follows not-leader hints and retries across
+//!   nodes, a bounded number of times.
+#![deny(missing_docs)]
+
+mod address_book;
+mod client;
+mod error;
+pub mod services;
+mod transport;
+
+pub use address_book::AddressBook;
+pub use client::{KvClient, KvClientConfig};
+pub use error::{ClientError, ClientResult};
+pub use transport::GrpcTransport;
+
+/// The largest gRPC message a node accepts or sends (snapshots travel as one
+/// message).
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;

@@ -1,0 +1,463 @@
+//! gRPC servers: the Raft transport, the KV service and the node service.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use tessera_proto::kv::{self as pb, kv_server::Kv, route_error, RouteError};
+use tessera_proto::meta::{
+    mutation, Delete, Mutation, NodeRecord, Put, RangeDescriptor, StoreIdent,
+};
+use tessera_proto::node::{self as node_pb, node_client::NodeClient, node_server::Node};
+use tessera_proto::raft::{raft_transport_server::RaftTransport, RaftBatch, RaftStreamDone};
+use tessera_raft::bootstrap_layout;
+use tessera_raft::StoreHandle;
+use tessera_types::keys;
+use tessera_types::NodeId;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::AddressBook;
+
+/// What the services of one node share.
+#[derive(Clone)]
+pub struct NodeContext {
+    /// This node's store.
+    pub store: StoreHandle,
+    /// Where other nodes are.
+    pub addresses: AddressBook,
+    /// The address other nodes reach this node's gRPC server at.
+    pub advertise_address: String,
+    /// The gRPC addresses of the nodes to bootstrap or join with.
+    pub join: Vec<String>,
+    /// How long a KV request may wait for its range (an election, a quorum).
+    pub request_timeout: Duration,
+    /// Replicas per range at bootstrap (fewer if there are fewer nodes).
+    pub replication_factor: usize,
+}
+
+/// Receives Raft message streams from other nodes.
+pub struct RaftTransportService {
+    ctx: NodeContext,
+}
+
+impl RaftTransportService {
+    /// The service for one node.
+    pub fn new(ctx: NodeContext) -> Self {
+        Self { ctx }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn stream(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<RaftStreamDone>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let ours = self.ctx.store.cluster_id();
+            if ours == 0 || batch.cluster_id != ours {
+                tracing::warn!(
+                    from = batch.from_node,
+                    "refusing raft messages from node {} of cluster {:016x} (this node: cluster {:016x})",
+                    batch.from_node,
+                    batch.cluster_id,
+                    ours
+                );
+                return Err(Status::failed_precondition(format!(
+                    "node {} belongs to cluster {ours:016x}, not {:016x}",
+                    self.ctx.store.node_id(),
+                    batch.cluster_id
+                )));
+            }
+            if self.ctx.store.deliver(batch.envelopes).is_err() {
+                return Err(Status::unavailable("store stopped"));
+            }
+        }
+        Ok(Response::new(RaftStreamDone {}))
+    }
+}
+
+/// The KV service.
+pub struct KvService {
+    ctx: NodeContext,
+}
+
+impl KvService {
+    /// The service for one node.
+    pub fn new(ctx: NodeContext) -> Self {
+        Self { ctx }
+    }
+
+    /// Runs a store request under the request timeout, turning routing
+    /// errors into a `RouteError` for the client to follow.
+    async fn run<T>(
+        &self,
+        request: impl std::future::Future<Output = tessera_raft::Result<T>>,
+    ) -> Result<Result<T, RouteError>, Status> {
+        let result = match tokio::time::timeout(self.ctx.request_timeout, request).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Ok(Err(route(route_error::Kind::Unavailable(
+                    pb::Unavailable {
+                        reason: format!(
+                            "no answer within {:?} (no leader or no quorum)",
+                            self.ctx.request_timeout
+                        ),
+                    },
+                ))))
+            }
+        };
+        use tessera_raft::Error;
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(Error::NotLeader { range_id, leader }) => {
+                let leader_node_id = leader.unwrap_or(0);
+                let leader_address = leader
+                    .and_then(|n| self.ctx.addresses.get(n))
+                    .unwrap_or_default();
+                Ok(Err(route(route_error::Kind::NotLeader(pb::NotLeader {
+                    range_id,
+                    leader_node_id,
+                    leader_address,
+                }))))
+            }
+            Err(Error::RangeNotFound { key }) => Ok(Err(route(route_error::Kind::RangeNotFound(
+                pb::RangeNotFound { key },
+            )))),
+            Err(Error::CrossRange { key }) => {
+                Ok(Err(route(route_error::Kind::CrossRange(pb::CrossRange {
+                    key,
+                }))))
+            }
+            Err(Error::ProposalDropped) => Ok(Err(route(route_error::Kind::Unavailable(
+                pb::Unavailable {
+                    reason: "proposal dropped by a leadership change".into(),
+                },
+            )))),
+            Err(Error::InvalidInput(msg)) => Err(Status::invalid_argument(msg)),
+            Err(Error::Stopped) => Err(Status::unavailable("store stopped")),
+            Err(err) => Err(Status::internal(err.to_string())),
+        }
+    }
+
+    async fn write(&self, mutations: Vec<Mutation>) -> Result<Option<RouteError>, Status> {
+        for m in &mutations {
+            let key = match &m.op {
+                Some(mutation::Op::Put(put)) => &put.key,
+                Some(mutation::Op::Delete(delete)) => &delete.key,
+                None => return Err(Status::invalid_argument("mutation without an operation")),
+            };
+            if keys::is_system_key(key) {
+                return Err(Status::invalid_argument(format!(
+                    "key {key:?} is reserved for the system (user keys start at 0x02)"
+                )));
+            }
+        }
+        if mutations.is_empty() {
+            return Err(Status::invalid_argument(
+                "a batch needs at least one mutation",
+            ));
+        }
+        Ok(self.run(self.ctx.store.write(mutations)).await?.err())
+    }
+}
+
+fn route(kind: route_error::Kind) -> RouteError {
+    RouteError { kind: Some(kind) }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let key = request.into_inner().key;
+        let response = match self.run(self.ctx.store.get(key)).await? {
+            Ok(Some(value)) => pb::GetResponse {
+                error: None,
+                found: true,
+                value,
+            },
+            Ok(None) => pb::GetResponse::default(),
+            Err(error) => pb::GetResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        let pb::PutRequest { key, value } = request.into_inner();
+        let mutation = Mutation {
+            op: Some(mutation::Op::Put(Put { key, value })),
+        };
+        let error = self.write(vec![mutation]).await?;
+        Ok(Response::new(pb::PutResponse { error }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let key = request.into_inner().key;
+        let mutation = Mutation {
+            op: Some(mutation::Op::Delete(Delete { key })),
+        };
+        let error = self.write(vec![mutation]).await?;
+        Ok(Response::new(pb::DeleteResponse { error }))
+    }
+
+    async fn batch(
+        &self,
+        request: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
+        let error = self.write(request.into_inner().mutations).await?;
+        Ok(Response::new(pb::BatchResponse { error }))
+    }
+
+    async fn scan(
+        &self,
+        request: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let pb::ScanRequest { start, end, limit } = request.into_inner();
+        let limit = match limit {
+            0 => 1000,
+            n => n.min(100_000) as usize,
+        };
+        let response = match self.run(self.ctx.store.scan(start, end, limit)).await? {
+            Ok((kvs, resume_key)) => pb::ScanResponse {
+                error: None,
+                kvs: kvs
+                    .into_iter()
+                    .map(|(key, value)| tessera_proto::meta::KeyValue { key, value })
+                    .collect(),
+                resume_key: resume_key.unwrap_or_default(),
+            },
+            Err(error) => pb::ScanResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+}
+
+/// The node service: hello, bootstrap, status.
+pub struct NodeService {
+    ctx: NodeContext,
+}
+
+impl NodeService {
+    /// The service for one node.
+    pub fn new(ctx: NodeContext) -> Self {
+        Self { ctx }
+    }
+}
+
+/// Says hello to the node at `address`, introducing `me` (node id 0 for a
+/// client), and returns its answer.
+pub async fn hello(
+    address: &str,
+    me: NodeId,
+    my_address: &str,
+) -> Result<node_pb::HelloResponse, Status> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| Status::invalid_argument(format!("bad address {address}: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot reach {address}: {e}")))?;
+    let response = NodeClient::new(channel)
+        .hello(node_pb::HelloRequest {
+            node_id: me,
+            address: my_address.to_string(),
+        })
+        .await?;
+    Ok(response.into_inner())
+}
+
+fn random_cluster_id() -> u64 {
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        hasher.write_u32(std::process::id());
+        let id = hasher.finish();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn hello(
+        &self,
+        request: Request<node_pb::HelloRequest>,
+    ) -> Result<Response<node_pb::HelloResponse>, Status> {
+        let caller = request.into_inner();
+        if caller.node_id != 0 && !caller.address.is_empty() {
+            self.ctx.addresses.insert(caller.node_id, caller.address);
+        }
+        Ok(Response::new(node_pb::HelloResponse {
+            node_id: self.ctx.store.node_id(),
+            cluster_id: self.ctx.store.cluster_id(),
+            address: self.ctx.advertise_address.clone(),
+        }))
+    }
+
+    async fn bootstrap(
+        &self,
+        _request: Request<node_pb::BootstrapRequest>,
+    ) -> Result<Response<node_pb::BootstrapResponse>, Status> {
+        if self.ctx.store.cluster_id() != 0 {
+            return Err(Status::already_exists(format!(
+                "node {} is already part of cluster {:016x}; init runs once",
+                self.ctx.store.node_id(),
+                self.ctx.store.cluster_id()
+            )));
+        }
+        let me = self.ctx.store.node_id();
+        let mut nodes = vec![(me, self.ctx.advertise_address.clone())];
+        for address in &self.ctx.join {
+            if *address == self.ctx.advertise_address {
+                continue;
+            }
+            let peer = hello(address, me, &self.ctx.advertise_address)
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!(
+                        "node at {address} (from the join list): {}",
+                        e.message()
+                    ))
+                })?;
+            if peer.cluster_id != 0 {
+                return Err(Status::failed_precondition(format!(
+                    "node {} at {address} already belongs to cluster {:016x}",
+                    peer.node_id, peer.cluster_id
+                )));
+            }
+            if nodes.iter().any(|(id, _)| *id == peer.node_id) {
+                return Err(Status::failed_precondition(format!(
+                    "two nodes have id {} (one at {address}); node ids must be unique",
+                    peer.node_id
+                )));
+            }
+            nodes.push((peer.node_id, peer.address));
+        }
+        nodes.sort();
+        let cluster_id = random_cluster_id();
+        let ranges = bootstrap_layout(&nodes, self.ctx.replication_factor);
+        for (node_id, address) in &nodes {
+            self.ctx.addresses.insert(*node_id, address.clone());
+        }
+        let records: Vec<NodeRecord> = nodes
+            .iter()
+            .map(|(node_id, address)| NodeRecord {
+                node_id: *node_id,
+                address: address.clone(),
+            })
+            .collect();
+        // Peers first: once this node has bootstrapped, init cannot be rerun.
+        for (node_id, address) in nodes.iter().filter(|(id, _)| *id != me) {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .connect()
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!("cannot reach node {node_id} at {address}: {e}"))
+                })?;
+            NodeClient::new(channel)
+                .install_bootstrap(node_pb::InstallBootstrapRequest {
+                    cluster_id,
+                    node_id: *node_id,
+                    ranges: ranges.clone(),
+                    nodes: records.clone(),
+                })
+                .await?;
+        }
+        install(&self.ctx, cluster_id, ranges.clone(), records.clone()).await?;
+        Ok(Response::new(node_pb::BootstrapResponse {
+            cluster_id,
+            ranges,
+            nodes: records,
+        }))
+    }
+
+    async fn install_bootstrap(
+        &self,
+        request: Request<node_pb::InstallBootstrapRequest>,
+    ) -> Result<Response<node_pb::InstallBootstrapResponse>, Status> {
+        let request = request.into_inner();
+        if request.node_id != self.ctx.store.node_id() {
+            return Err(Status::invalid_argument(format!(
+                "bootstrap for node {} reached node {}",
+                request.node_id,
+                self.ctx.store.node_id()
+            )));
+        }
+        install(&self.ctx, request.cluster_id, request.ranges, request.nodes).await?;
+        Ok(Response::new(node_pb::InstallBootstrapResponse {}))
+    }
+
+    async fn ranges(
+        &self,
+        _request: Request<node_pb::RangesRequest>,
+    ) -> Result<Response<node_pb::RangesResponse>, Status> {
+        let infos = self
+            .ctx
+            .store
+            .replicas()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let replicas = infos
+            .into_iter()
+            .map(|info| node_pb::ReplicaStatus {
+                descriptor: info.descriptor,
+                replica_id: info.replica_id,
+                leader_replica_id: 0,
+                term: info.term,
+                commit_index: info.commit_index,
+                applied_index: info.applied_index,
+                is_leader: info.is_leader,
+            })
+            .collect();
+        Ok(Response::new(node_pb::RangesResponse {
+            node_id: self.ctx.store.node_id(),
+            replicas,
+        }))
+    }
+}
+
+async fn install(
+    ctx: &NodeContext,
+    cluster_id: u64,
+    ranges: Vec<RangeDescriptor>,
+    nodes: Vec<NodeRecord>,
+) -> Result<(), Status> {
+    for node in &nodes {
+        ctx.addresses.insert(node.node_id, node.address.clone());
+    }
+    let data = tessera_raft::initial_meta_data(&ranges, &nodes);
+    let ident = StoreIdent {
+        cluster_id,
+        node_id: ctx.store.node_id(),
+    };
+    ctx.store
+        .bootstrap(ident, ranges, data)
+        .await
+        .map_err(|e| Status::failed_precondition(e.to_string()))
+}

@@ -1,0 +1,56 @@
+use tessera_types::{NodeId, RangeId};
+
+/// A store error, named by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// This replica is not the range's leader; retry at the leader if known.
+    #[error("range {range_id}: not leader (leader: {leader:?})")]
+    NotLeader {
+        /// The range.
+        range_id: RangeId,
+        /// The node believed to hold the leader, if any.
+        leader: Option<NodeId>,
+    },
+    /// This node holds no replica of the range containing the key.
+    #[error("no replica for key {key:?} on this node")]
+    RangeNotFound {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// A batch's keys fall in more than one range.
+    #[error("batch spans more than one range (key {key:?})")]
+    CrossRange {
+        /// The first key outside the batch's range.
+        key: Vec<u8>,
+    },
+    /// The proposal was overtaken by a new leader's log before it committed;
+    /// it was not applied. Retry.
+    #[error("proposal dropped by a leadership change")]
+    ProposalDropped,
+    /// The store has stopped.
+    #[error("store stopped")]
+    Stopped,
+    /// Invalid input (a malformed message or request).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The store's persistent state is inconsistent or cannot be read.
+    #[error("storage: {0}")]
+    Storage(#[from] tessera_storage::Error),
+    /// raft-rs reported an error.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+impl Error {
+    /// Whether retrying the same request (possibly at another node) may
+    /// succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NotLeader { .. } | Error::ProposalDropped | Error::RangeNotFound { .. }
+        )
+    }
+}
+
+/// A store result.
+pub type Result<T> = std::result::Result<T, Error>;

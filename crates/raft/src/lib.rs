@@ -1,0 +1,35 @@
+//! The multi-Raft store: every range has its own Raft group, and each node
+//! runs one `RawNode` (raft-rs) per replica it holds, all driven by one store
+//! loop per node.
+//!
+//! The store loop (`store::StoreLoop`) is the only place that does I/O for
+//! Raft. Each turn it:
+//!
+//! 1. gathers ticks, incoming messages, proposals and read requests;
+//! 2. for every replica with a `Ready`, stages its log entries, hard state and
+//!    snapshot into ONE `WriteBatch`, written with one sync (group commit);
+//! 3. hands outgoing messages to the `Transport`, batched per destination node;
+//! 4. applies committed commands deterministically, writing each replica's
+//!    applied index in the same batch as the effects, then answers proposers
+//!    and serves reads whose ReadIndex has been applied;
+//! 5. advances the `RawNode`s.
+//!
+//! A write is acknowledged only once its entry is committed — durably synced
+//! on a quorum — and applied. Reads are linearizable: they are served by the
+//! leader after a ReadIndex round confirms its leadership.
+#![deny(missing_docs)]
+
+mod bootstrap;
+mod error;
+pub mod keys;
+mod log;
+mod logger;
+mod replica;
+mod store;
+mod transport;
+
+pub use bootstrap::{bootstrap_layout, initial_meta_data};
+pub use error::{Error, Result};
+pub use log::{INIT_INDEX, INIT_TERM};
+pub use store::{RaftConfig, ReadResult, ReplicaInfo, Store, StoreHandle};
+pub use transport::Transport;

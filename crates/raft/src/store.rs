@@ -1,0 +1,841 @@
+//! The store: every replica on a node, driven by one store loop thread.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use prost::Message as _;
+use raft::prelude::{Message, MessageType};
+use raft::{RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
+use tessera_proto::meta::{mutation, Mutation, RaftCommand, RangeDescriptor, StoreIdent};
+use tessera_proto::raft::RaftEnvelope;
+use tessera_storage::{Cf, Engine, WriteBatch};
+use tessera_types::{ClusterId, NodeId, RangeId, ReplicaId};
+use tokio::sync::oneshot;
+
+use crate::keys;
+use crate::log::{encode_pb, ReplicaStorage};
+use crate::logger::replica_logger;
+use crate::replica::{PendingRead, ReadOp, Replica, Reply};
+use crate::transport::Transport;
+use crate::{Error, Result};
+
+pub use crate::replica::ReadResult;
+
+/// Raft tuning for every replica of a store.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    /// The length of one logical clock tick.
+    pub tick_interval: Duration,
+    /// Ticks without a leader's heartbeat before a follower campaigns.
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Applied entries kept in a replica's log before it is compacted; half
+    /// of them are kept after compaction for followers that lag a little.
+    pub log_compact_threshold: u64,
+    /// The largest append message, in bytes.
+    pub max_size_per_msg: u64,
+    /// Append messages in flight to one follower.
+    pub max_inflight_msgs: usize,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            tick_interval: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            log_compact_threshold: 10_000,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+        }
+    }
+}
+
+/// The state of one replica, for status pages and tests.
+#[derive(Clone, Debug)]
+pub struct ReplicaInfo {
+    /// The range, if the replica is initialized.
+    pub descriptor: Option<RangeDescriptor>,
+    /// The range id.
+    pub range_id: RangeId,
+    /// This replica's peer id.
+    pub replica_id: ReplicaId,
+    /// The node of the leader this replica knows of.
+    pub leader_node: Option<NodeId>,
+    /// Whether this replica is the leader.
+    pub is_leader: bool,
+    /// The current term.
+    pub term: u64,
+    /// The commit index.
+    pub commit_index: u64,
+    /// The applied index.
+    pub applied_index: u64,
+    /// The first index still in the log.
+    pub first_index: u64,
+}
+
+enum StoreMsg {
+    Raft(Vec<RaftEnvelope>),
+    Write {
+        mutations: Vec<Mutation>,
+        callback: oneshot::Sender<Result<()>>,
+    },
+    Read {
+        key: Vec<u8>,
+        op: ReadOp,
+        callback: oneshot::Sender<Result<ReadResult>>,
+    },
+    Bootstrap {
+        ident: StoreIdent,
+        ranges: Vec<RangeDescriptor>,
+        data: Vec<(Vec<u8>, Vec<u8>)>,
+        callback: oneshot::Sender<Result<()>>,
+    },
+    Replicas {
+        callback: oneshot::Sender<Result<Vec<ReplicaInfo>>>,
+    },
+    Campaign {
+        range_id: RangeId,
+        callback: oneshot::Sender<Result<()>>,
+    },
+    Stop,
+}
+
+/// A running store. Dropping it stops the store loop.
+pub struct Store {
+    handle: StoreHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle to a running store.
+#[derive(Clone)]
+pub struct StoreHandle {
+    node_id: NodeId,
+    tx: Sender<StoreMsg>,
+    cluster_id: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// Opens the store on `engine`: checks that the data dir belongs to
+    /// `node_id`, recovers its replicas and starts the store loop.
+    pub fn start(
+        node_id: NodeId,
+        engine: Arc<dyn Engine>,
+        transport: Arc<dyn Transport>,
+        config: RaftConfig,
+    ) -> Result<Store> {
+        if node_id == 0 {
+            return Err(Error::InvalidInput("node id must be at least 1".into()));
+        }
+        let ident = load_ident(engine.as_ref())?;
+        if let Some(ident) = &ident {
+            if ident.node_id != node_id {
+                return Err(Error::InvalidInput(format!(
+                    "the data dir belongs to node {} of cluster {:016x}, not node {node_id}",
+                    ident.node_id, ident.cluster_id
+                )));
+            }
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = StoreHandle {
+            node_id,
+            tx,
+            cluster_id: Arc::new(AtomicU64::new(ident.map_or(0, |i| i.cluster_id))),
+            running: Arc::new(AtomicBool::new(true)),
+        };
+        let mut store_loop = StoreLoop {
+            node_id,
+            engine,
+            transport,
+            config,
+            replicas: BTreeMap::new(),
+            rx,
+            handle: handle.clone(),
+            next_id: 1,
+        };
+        store_loop.recover()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("store-{node_id}"))
+            .spawn(move || store_loop.run())
+            .map_err(|e| Error::InvalidInput(format!("spawning the store loop: {e}")))?;
+        Ok(Store {
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle for sending requests to the store.
+    pub fn handle(&self) -> StoreHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the store loop and waits for it to finish its current turn.
+    pub fn stop(&mut self) {
+        let _ = self.handle.tx.send(StoreMsg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn load_ident(engine: &dyn Engine) -> Result<Option<StoreIdent>> {
+    match engine.get(Cf::Raft, keys::IDENT)? {
+        Some(bytes) => Ok(Some(StoreIdent::decode(&bytes[..]).map_err(|e| {
+            tessera_storage::Error::Corruption(format!("store ident: {e}"))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+fn mutation_key(m: &Mutation) -> Option<&[u8]> {
+    match &m.op {
+        Some(mutation::Op::Put(put)) => Some(&put.key),
+        Some(mutation::Op::Delete(delete)) => Some(&delete.key),
+        None => None,
+    }
+}
+
+impl StoreHandle {
+    /// This store's node id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The cluster this store belongs to; 0 until it is bootstrapped.
+    pub fn cluster_id(&self) -> ClusterId {
+        self.cluster_id.load(Ordering::Acquire)
+    }
+
+    /// Whether the store loop is still running (it stops on a storage
+    /// failure or when asked to).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    async fn request<T>(
+        &self,
+        build: impl FnOnce(oneshot::Sender<Result<T>>) -> StoreMsg,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(build(tx)).map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Delivers Raft messages received from other nodes.
+    pub fn deliver(&self, envelopes: Vec<RaftEnvelope>) -> Result<()> {
+        self.tx
+            .send(StoreMsg::Raft(envelopes))
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Replicates mutations, which must all fall in one range, and applies
+    /// them atomically. Returns once they are committed on a quorum and
+    /// applied here.
+    pub async fn write(&self, mutations: Vec<Mutation>) -> Result<()> {
+        self.request(|callback| StoreMsg::Write {
+            mutations,
+            callback,
+        })
+        .await
+    }
+
+    /// Reads a key linearizably (at the range's leader, after ReadIndex).
+    pub async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let op = ReadOp::Get { key: key.clone() };
+        match self
+            .request(|callback| StoreMsg::Read { key, op, callback })
+            .await?
+        {
+            ReadResult::Get(value) => Ok(value),
+            ReadResult::Scan { .. } => unreachable!("a get answered with a scan"),
+        }
+    }
+
+    /// Scans `[start, end)` linearizably, within the range holding `start`:
+    /// at most `limit` entries, and the key to resume from if there is more.
+    pub async fn scan(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>)> {
+        let op = ReadOp::Scan {
+            start: start.clone(),
+            end,
+            limit,
+        };
+        match self
+            .request(|callback| StoreMsg::Read {
+                key: start,
+                op,
+                callback,
+            })
+            .await?
+        {
+            ReadResult::Scan { kvs, resume_key } => Ok((kvs, resume_key)),
+            ReadResult::Get(_) => unreachable!("a scan answered with a get"),
+        }
+    }
+
+    /// Writes the bootstrap state: the node joins cluster `ident.cluster_id`
+    /// and starts the replicas it holds among `ranges`, with `data` as their
+    /// initial contents. Idempotent for the same cluster.
+    pub async fn bootstrap(
+        &self,
+        ident: StoreIdent,
+        ranges: Vec<RangeDescriptor>,
+        data: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<()> {
+        self.request(|callback| StoreMsg::Bootstrap {
+            ident,
+            ranges,
+            data,
+            callback,
+        })
+        .await
+    }
+
+    /// The state of every replica on this node.
+    pub async fn replicas(&self) -> Result<Vec<ReplicaInfo>> {
+        self.request(|callback| StoreMsg::Replicas { callback })
+            .await
+    }
+
+    /// Makes this node's replica of a range campaign for leadership.
+    pub async fn campaign(&self, range_id: RangeId) -> Result<()> {
+        self.request(|callback| StoreMsg::Campaign { range_id, callback })
+            .await
+    }
+}
+
+/// How many queued messages one turn of the loop takes before it processes
+/// Ready; bounds the latency of a turn under heavy load.
+const MAX_MESSAGES_PER_TURN: usize = 4096;
+
+struct StoreLoop {
+    node_id: NodeId,
+    engine: Arc<dyn Engine>,
+    transport: Arc<dyn Transport>,
+    config: RaftConfig,
+    replicas: BTreeMap<RangeId, Replica>,
+    rx: Receiver<StoreMsg>,
+    handle: StoreHandle,
+    next_id: u64,
+}
+
+impl StoreLoop {
+    fn recover(&mut self) -> Result<()> {
+        let end =
+            tessera_types::encoding::prefix_end(keys::REPLICA_INDEX_PREFIX).unwrap_or_default();
+        let entries: Vec<_> = self
+            .engine
+            .scan(Cf::Raft, keys::REPLICA_INDEX_PREFIX, &end)
+            .collect::<std::result::Result<_, _>>()?;
+        for (key, value) in entries {
+            let suffix = &key[keys::REPLICA_INDEX_PREFIX.len()..];
+            let (Ok(range), Ok(replica)) = (
+                <[u8; 8]>::try_from(suffix),
+                <[u8; 8]>::try_from(value.as_slice()),
+            ) else {
+                return Err(tessera_storage::Error::Corruption(format!(
+                    "replica index entry {key:?}"
+                ))
+                .into());
+            };
+            let range_id = RangeId::from_be_bytes(range);
+            let storage = ReplicaStorage::load(self.engine.clone(), range_id)?;
+            let replica = self.new_replica(ReplicaId::from_be_bytes(replica), storage)?;
+            tracing::info!(
+                node = self.node_id,
+                range_id,
+                applied = replica.raw.store().apply.applied_index,
+                last = replica.raw.store().last_index(),
+                "recovered replica"
+            );
+            self.replicas.insert(range_id, replica);
+        }
+        Ok(())
+    }
+
+    fn new_replica(&self, replica_id: ReplicaId, storage: ReplicaStorage) -> Result<Replica> {
+        let config = raft::Config {
+            id: replica_id,
+            election_tick: self.config.election_ticks,
+            heartbeat_tick: self.config.heartbeat_ticks,
+            applied: storage.apply.applied_index,
+            max_size_per_msg: self.config.max_size_per_msg,
+            max_inflight_msgs: self.config.max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            ..Default::default()
+        };
+        config.validate()?;
+        let logger = replica_logger(self.node_id, storage.range_id());
+        let raw = RawNode::new(&config, storage, &logger)?;
+        Ok(Replica::new(replica_id, raw))
+    }
+
+    fn run(mut self) {
+        tracing::debug!(node = self.node_id, "store loop started");
+        let mut next_tick = Instant::now() + self.config.tick_interval;
+        let mut stop = false;
+        while !stop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => stop |= self.handle_msg(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            for _ in 0..MAX_MESSAGES_PER_TURN {
+                match self.rx.try_recv() {
+                    Ok(msg) => stop |= self.handle_msg(msg),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                for replica in self.replicas.values_mut() {
+                    replica.raw.tick();
+                }
+                next_tick = now + self.config.tick_interval;
+            }
+            if let Err(err) = self.process_ready() {
+                // The node's disk state can no longer be trusted to match
+                // what Raft believes: stop rather than risk divergence.
+                tracing::error!(node = self.node_id, %err, "store loop failed; stopping");
+                break;
+            }
+        }
+        self.handle.running.store(false, Ordering::Release);
+        tracing::debug!(node = self.node_id, "store loop stopped");
+    }
+
+    /// Handles one message; returns true when the loop must stop.
+    fn handle_msg(&mut self, msg: StoreMsg) -> bool {
+        match msg {
+            StoreMsg::Raft(envelopes) => self.on_raft_messages(envelopes),
+            StoreMsg::Write {
+                mutations,
+                callback,
+            } => self.on_write(mutations, callback),
+            StoreMsg::Read { key, op, callback } => match self.replica_for_key(&key) {
+                Some(range_id) => {
+                    let read_id = self.next_id();
+                    let replica = self.replicas.get_mut(&range_id).expect("found above");
+                    replica.read(read_id, PendingRead { op, callback });
+                }
+                None => {
+                    let _ = callback.send(Err(Error::RangeNotFound { key }));
+                }
+            },
+            StoreMsg::Bootstrap {
+                ident,
+                ranges,
+                data,
+                callback,
+            } => {
+                let _ = callback.send(self.on_bootstrap(ident, ranges, data));
+            }
+            StoreMsg::Replicas { callback } => {
+                let _ = callback.send(Ok(self.replica_infos()));
+            }
+            StoreMsg::Campaign { range_id, callback } => {
+                let result = match self.replicas.get_mut(&range_id) {
+                    Some(replica) => replica.raw.campaign().map_err(Error::from),
+                    None => Err(Error::InvalidInput(format!(
+                        "no replica of range {range_id}"
+                    ))),
+                };
+                let _ = callback.send(result);
+            }
+            StoreMsg::Stop => return true,
+        }
+        false
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn replica_for_key(&self, key: &[u8]) -> Option<RangeId> {
+        // A node holds few ranges so far; a span index replaces this scan
+        // once ranges split.
+        self.replicas
+            .values()
+            .find(|replica| replica.contains(key))
+            .map(|replica| replica.range_id)
+    }
+
+    fn on_write(&mut self, mutations: Vec<Mutation>, callback: oneshot::Sender<Result<()>>) {
+        let Some(first) = mutations.first().and_then(mutation_key) else {
+            let _ = callback.send(Err(Error::InvalidInput(
+                "a write needs at least one mutation".into(),
+            )));
+            return;
+        };
+        let Some(range_id) = self.replica_for_key(first) else {
+            let _ = callback.send(Err(Error::RangeNotFound {
+                key: first.to_vec(),
+            }));
+            return;
+        };
+        let replica = self.replicas.get_mut(&range_id).expect("found above");
+        for m in &mutations {
+            match mutation_key(m) {
+                None => {
+                    let _ = callback.send(Err(Error::InvalidInput(
+                        "mutation without an operation".into(),
+                    )));
+                    return;
+                }
+                Some(key) if !replica.contains(key) => {
+                    let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        self.next_id += 1;
+        let command = RaftCommand {
+            proposal_id: self.next_id,
+            kind: Some(tessera_proto::meta::raft_command::Kind::Write(
+                tessera_proto::meta::WriteBatch { mutations },
+            )),
+        };
+        replica.propose(command, callback);
+    }
+
+    fn on_raft_messages(&mut self, envelopes: Vec<RaftEnvelope>) {
+        for envelope in envelopes {
+            if envelope.to_node != self.node_id {
+                tracing::warn!(
+                    node = self.node_id,
+                    to = envelope.to_node,
+                    "dropping a raft message for another node"
+                );
+                continue;
+            }
+            let msg: Message = match protobuf::Message::parse_from_bytes(&envelope.message) {
+                Ok(msg) => msg,
+                Err(err) => {
+                    tracing::warn!(node = self.node_id, from = envelope.from_node, %err, "dropping an undecodable raft message");
+                    continue;
+                }
+            };
+            if msg.to != envelope.to_replica || msg.from != envelope.from_replica {
+                tracing::warn!(
+                    node = self.node_id,
+                    from = envelope.from_node,
+                    "dropping a raft message whose envelope does not match it"
+                );
+                continue;
+            }
+            if !self.replicas.contains_key(&envelope.range_id) {
+                if !self.may_create_replica(&msg) {
+                    continue;
+                }
+                let storage = ReplicaStorage::uninitialized(self.engine.clone(), envelope.range_id);
+                match self.new_replica(envelope.to_replica, storage) {
+                    Ok(replica) => {
+                        tracing::info!(
+                            node = self.node_id,
+                            range_id = envelope.range_id,
+                            "created an uninitialized replica for a new member"
+                        );
+                        self.replicas.insert(envelope.range_id, replica);
+                    }
+                    Err(err) => {
+                        tracing::warn!(node = self.node_id, %err, "cannot create replica");
+                        continue;
+                    }
+                }
+            }
+            let replica = self
+                .replicas
+                .get_mut(&envelope.range_id)
+                .expect("inserted above");
+            if replica.replica_id != envelope.to_replica {
+                tracing::debug!(
+                    node = self.node_id,
+                    range_id = envelope.range_id,
+                    "dropping a message for a stale replica id"
+                );
+                continue;
+            }
+            replica
+                .peers
+                .insert(envelope.from_replica, envelope.from_node);
+            if let Err(err) = replica.raw.step(msg) {
+                tracing::debug!(node = self.node_id, range_id = envelope.range_id, %err, "raft step");
+            }
+        }
+    }
+
+    /// A message from a leader for a range this node does not hold means this
+    /// node was added to the range: create the replica and let the leader
+    /// send it a snapshot.
+    fn may_create_replica(&self, msg: &Message) -> bool {
+        self.handle.cluster_id() != 0
+            && matches!(
+                msg.get_msg_type(),
+                MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+            )
+    }
+
+    fn on_bootstrap(
+        &mut self,
+        ident: StoreIdent,
+        ranges: Vec<RangeDescriptor>,
+        data: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<()> {
+        if ident.node_id != self.node_id {
+            return Err(Error::InvalidInput(format!(
+                "bootstrap for node {} sent to node {}",
+                ident.node_id, self.node_id
+            )));
+        }
+        if let Some(existing) = load_ident(self.engine.as_ref())? {
+            if existing.cluster_id == ident.cluster_id {
+                return Ok(());
+            }
+            return Err(Error::InvalidInput(format!(
+                "node {} already belongs to cluster {:016x}",
+                self.node_id, existing.cluster_id
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Raft, keys::IDENT, ident.encode_to_vec());
+        let mut mine = Vec::new();
+        for descriptor in &ranges {
+            let Some(me) = descriptor
+                .replicas
+                .iter()
+                .find(|r| r.node_id == self.node_id)
+            else {
+                continue;
+            };
+            ReplicaStorage::stage_bootstrap(descriptor.range_id, descriptor, &mut batch);
+            batch.put(
+                Cf::Raft,
+                keys::replica_index(descriptor.range_id),
+                me.replica_id.to_be_bytes().to_vec(),
+            );
+            for (key, value) in &data {
+                if tessera_types::keys::span_contains(
+                    &descriptor.start_key,
+                    &descriptor.end_key,
+                    key,
+                ) {
+                    batch.put(Cf::Default, key.clone(), value.clone());
+                }
+            }
+            mine.push((descriptor.clone(), me.replica_id));
+        }
+        self.engine.write(&batch, true)?;
+        for (descriptor, replica_id) in mine {
+            let storage = ReplicaStorage::load(self.engine.clone(), descriptor.range_id)?;
+            let mut replica = self.new_replica(replica_id, storage)?;
+            // The lowest replica campaigns at once so the cluster does not
+            // wait a whole election timeout for its first leaders.
+            if descriptor.replicas.iter().map(|r| r.replica_id).min() == Some(replica_id) {
+                replica.raw.campaign()?;
+            }
+            self.replicas.insert(descriptor.range_id, replica);
+        }
+        self.handle
+            .cluster_id
+            .store(ident.cluster_id, Ordering::Release);
+        tracing::info!(
+            node = self.node_id,
+            cluster = format!("{:016x}", ident.cluster_id),
+            "bootstrapped"
+        );
+        Ok(())
+    }
+
+    fn replica_infos(&self) -> Vec<ReplicaInfo> {
+        self.replicas
+            .values()
+            .map(|replica| {
+                let store = replica.raw.store();
+                ReplicaInfo {
+                    descriptor: store.descriptor.clone(),
+                    range_id: replica.range_id,
+                    replica_id: replica.replica_id,
+                    leader_node: if replica.is_leader() {
+                        Some(self.node_id)
+                    } else {
+                        replica.leader_node()
+                    },
+                    is_leader: replica.is_leader(),
+                    term: replica.raw.raft.term,
+                    commit_index: replica.raw.raft.raft_log.committed,
+                    applied_index: store.apply.applied_index,
+                    first_index: store.apply.truncated_index + 1,
+                }
+            })
+            .collect()
+    }
+
+    /// One round of Ready handling for every replica: persist (one batch, one
+    /// sync), send, apply (one batch), answer, advance.
+    fn process_ready(&mut self) -> Result<()> {
+        let mut persist = WriteBatch::new();
+        let mut outbox: BTreeMap<NodeId, Vec<RaftEnvelope>> = BTreeMap::new();
+        let mut readies = Vec::new();
+        for (range_id, replica) in self.replicas.iter_mut() {
+            if !replica.raw.has_ready() {
+                continue;
+            }
+            let mut ready = replica.raw.ready();
+            if let Some(soft) = ready.ss() {
+                if soft.raft_state != StateRole::Leader {
+                    replica.on_lost_leadership();
+                }
+            }
+            route(self.node_id, replica, ready.take_messages(), &mut outbox);
+            if !ready.snapshot().is_empty() {
+                replica
+                    .raw
+                    .mut_store()
+                    .stage_snapshot(ready.snapshot(), &mut persist)?;
+                persist.put(
+                    Cf::Raft,
+                    keys::replica_index(*range_id),
+                    replica.replica_id.to_be_bytes().to_vec(),
+                );
+                replica.refresh_peers();
+                tracing::info!(
+                    node = self.node_id,
+                    range_id,
+                    index = ready.snapshot().get_metadata().index,
+                    "applying snapshot"
+                );
+            }
+            replica
+                .raw
+                .mut_store()
+                .stage_append(ready.entries(), &mut persist);
+            if let Some(hard_state) = ready.hs() {
+                replica
+                    .raw
+                    .mut_store()
+                    .stage_hard_state(hard_state, &mut persist);
+            }
+            replica.on_read_states(ready.take_read_states());
+            readies.push((*range_id, ready));
+        }
+        if readies.is_empty() {
+            return Ok(());
+        }
+        if !persist.is_empty() {
+            self.engine.write(&persist, true)?;
+        }
+
+        let mut apply = WriteBatch::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut advanced = Vec::with_capacity(readies.len());
+        for (range_id, mut ready) in readies {
+            let replica = self
+                .replicas
+                .get_mut(&range_id)
+                .expect("replica of a ready");
+            route(
+                self.node_id,
+                replica,
+                ready.take_persisted_messages(),
+                &mut outbox,
+            );
+            let committed = ready.take_committed_entries();
+            let mut light = replica.raw.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                replica.raw.mut_store().stage_commit(commit, &mut apply);
+            }
+            route(self.node_id, replica, light.take_messages(), &mut outbox);
+            replies.extend(replica.stage_apply(committed, &mut apply)?);
+            replies.extend(replica.stage_apply(light.take_committed_entries(), &mut apply)?);
+            let storage = replica.raw.store();
+            if storage.apply.applied_index - storage.apply.truncated_index
+                > self.config.log_compact_threshold
+            {
+                let keep = self.config.log_compact_threshold / 2;
+                let compact_to = storage.apply.applied_index - keep;
+                replica
+                    .raw
+                    .mut_store()
+                    .stage_compact(compact_to, &mut apply)?;
+            }
+            advanced.push(range_id);
+        }
+        if !apply.is_empty() {
+            self.engine.write(&apply, false)?;
+        }
+        for reply in replies {
+            reply();
+        }
+        for range_id in advanced {
+            let replica = self
+                .replicas
+                .get_mut(&range_id)
+                .expect("replica of a ready");
+            replica.raw.advance_apply();
+            replica.serve_reads(&self.engine);
+        }
+        for (node, envelopes) in outbox {
+            self.transport.send(node, envelopes);
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a replica's outgoing messages in envelopes, grouped by node.
+fn route(
+    node_id: NodeId,
+    replica: &mut Replica,
+    messages: Vec<Message>,
+    outbox: &mut BTreeMap<NodeId, Vec<RaftEnvelope>>,
+) {
+    for msg in messages {
+        let Some(&to_node) = replica.peers.get(&msg.to) else {
+            tracing::debug!(
+                node = node_id,
+                range_id = replica.range_id,
+                to = msg.to,
+                "no node known for replica"
+            );
+            continue;
+        };
+        let to_replica = msg.to;
+        let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
+        outbox.entry(to_node).or_default().push(RaftEnvelope {
+            range_id: replica.range_id,
+            from_node: node_id,
+            from_replica: replica.replica_id,
+            to_node,
+            to_replica,
+            message: encode_pb(&msg),
+        });
+        if is_snapshot {
+            // The transport gives no delivery receipts. Reporting the snapshot
+            // as sent lets the leader probe the follower; if it was lost, the
+            // probe fails against the compacted log and a new one is sent.
+            replica
+                .raw
+                .report_snapshot(to_replica, SnapshotStatus::Finish);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Node configuration: a TOML file (serde) whose values command-line flags
+//! override.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default gRPC port (SQL will be 5433, beside a local PostgreSQL on 5432).
+pub const DEFAULT_GRPC_PORT: u16 = 7433;
+
+/// One node's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id, unique in the cluster, at least 1.
+    pub node_id: u64,
+    /// Where the node keeps its RocksDB database.
+    pub data_dir: PathBuf,
+    /// The address the gRPC server listens on.
+    pub listen_addr: String,
+    /// The address other nodes use to reach this one (defaults to
+    /// `listen_addr`).
+    pub advertise_addr: Option<String>,
+    /// gRPC addresses of the cluster's nodes (this one may be included).
+    pub join: Vec<String>,
+    /// Replicas per range at bootstrap.
+    pub replication_factor: usize,
+    /// How long a KV request may wait for its range, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Raft tuning.
+    pub raft: RaftSection,
+}
+
+/// The `[raft]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Length of a Raft tick in milliseconds.
+    pub tick_interval_ms: u64,
+    /// Ticks before a follower without a leader campaigns.
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Applied log entries kept before the log is compacted.
+    pub log_compact_threshold: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("tessera-data"),
+            listen_addr: format!("127.0.0.1:{DEFAULT_GRPC_PORT}"),
+            advertise_addr: None,
+            join: Vec::new(),
+            replication_factor: 3,
+            request_timeout_ms: 5_000,
+            raft: RaftSection::default(),
+        }
+    }
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        let defaults = tessera_raft::RaftConfig::default();
+        Self {
+            tick_interval_ms: defaults.tick_interval.as_millis() as u64,
+            election_ticks: defaults.election_ticks,
+            heartbeat_ticks: defaults.heartbeat_ticks,
+            log_compact_threshold: defaults.log_compact_threshold,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+
+    /// The address other nodes reach this one at.
+    pub fn advertise(&self) -> String {
+        self.advertise_addr
+            .clone()
+            .unwrap_or_else(|| self.listen_addr.clone())
+    }
+
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.node_id >= 1, "node_id must be at least 1");
+        anyhow::ensure!(
+            self.replication_factor >= 1,
+            "replication_factor must be at least 1"
+        );
+        anyhow::ensure!(
+            self.raft.tick_interval_ms >= 1,
+            "raft.tick_interval_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            self.raft.election_ticks > self.raft.heartbeat_ticks && self.raft.heartbeat_ticks >= 1,
+            "raft.election_ticks must exceed raft.heartbeat_ticks, which must be at least 1"
+        );
+        anyhow::ensure!(
+            self.raft.log_compact_threshold >= 2,
+            "raft.log_compact_threshold must be at least 2"
+        );
+        Ok(())
+    }
+
+    /// The store's Raft configuration.
+    pub fn raft_config(&self) -> tessera_raft::RaftConfig {
+        tessera_raft::RaftConfig {
+            tick_interval: Duration::from_millis(self.raft.tick_interval_ms),
+            election_ticks: self.raft.election_ticks,
+            heartbeat_ticks: self.raft.heartbeat_ticks,
+            log_compact_threshold: self.raft.log_compact_threshold,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_config_file_and_rejects_unknown_keys() {
+        let config: NodeConfig = toml::from_str(
+            r#"
+            node_id = 2
+            data_dir = "/tmp/n2"
+            listen_addr = "127.0.0.1:7434"
+            join = ["127.0.0.1:7433", "127.0.0.1:7434"]
+            [raft]
+            election_ticks = 20
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.raft.election_ticks, 20);
+        assert_eq!(config.raft.heartbeat_ticks, 2);
+        assert_eq!(config.advertise(), "127.0.0.1:7434");
+        config.validate().unwrap();
+        assert!(toml::from_str::<NodeConfig>("nodeid = 2").is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! `tessera`: the node binary and its command-line tools.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use tessera_kv::{KvClient, KvClientConfig};
+use tessera_proto::node::node_client::NodeClient;
+use tessera_server::config::{NodeConfig, DEFAULT_GRPC_PORT};
+use tessera_server::node::{bind, Node};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: a sharded, replicated SQL database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start one node.
+    Start(StartArgs),
+    /// Bootstrap a new cluster, once, through one of its nodes.
+    Init {
+        /// gRPC address of a node started with the cluster's join list.
+        #[arg(long, default_value_t = format!("127.0.0.1:{DEFAULT_GRPC_PORT}"))]
+        host: String,
+    },
+    /// Run an N-node cluster inside this process (Ctrl-C stops it).
+    Demo {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Keep data here instead of a throwaway directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// gRPC port of node 1; node i listens on base + i - 1.
+        #[arg(long, default_value_t = DEFAULT_GRPC_PORT)]
+        base_port: u16,
+    },
+    /// Debug KV client.
+    Kv {
+        /// gRPC address(es) of any node(s), comma-separated.
+        #[arg(long, default_value = "127.0.0.1:7433", value_delimiter = ',')]
+        host: Vec<String>,
+        #[command(subcommand)]
+        op: KvOp,
+    },
+    /// Cluster administration.
+    Admin {
+        /// gRPC address of a node.
+        #[arg(long, default_value_t = format!("127.0.0.1:{DEFAULT_GRPC_PORT}"))]
+        host: String,
+        #[command(subcommand)]
+        op: AdminOp,
+    },
+    /// Load generators.
+    Bench {
+        #[command(subcommand)]
+        workload: BenchWorkload,
+    },
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// TOML config file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (at least 1, unique in the cluster).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long)]
+    listen_addr: Option<String>,
+    /// Address other nodes reach this one at.
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    /// gRPC addresses of the cluster's nodes, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    join: Option<Vec<String>>,
+    /// Raft tick length in milliseconds.
+    #[arg(long)]
+    raft_tick_ms: Option<u64>,
+    /// Applied log entries kept before compaction.
+    #[arg(long)]
+    raft_log_compact_threshold: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum KvOp {
+    /// Read a key.
+    Get { key: String },
+    /// Write a key.
+    Put { key: String, value: String },
+    /// Delete a key.
+    Delete { key: String },
+    /// List keys in [start, end).
+    Scan {
+        #[arg(default_value = "")]
+        start: String,
+        #[arg(default_value = "")]
+        end: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminOp {
+    /// The replicas on the node: range, span, leader, term, indexes.
+    Ranges,
+}
+
+#[derive(Subcommand)]
+enum BenchWorkload {
+    /// Replicated single-key puts.
+    Kv(tessera_bench::kv::KvBenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,raft=warn,h2=warn,tower=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(err) = runtime.block_on(run(cli)) {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Start(args) => start(args).await,
+        Command::Init { host } => init(&host).await,
+        Command::Demo {
+            nodes,
+            data_dir,
+            base_port,
+        } => demo(nodes, data_dir, base_port).await,
+        Command::Kv { host, op } => kv(host, op).await,
+        Command::Admin { host, op } => admin(&host, op).await,
+        Command::Bench { workload } => match workload {
+            BenchWorkload::Kv(args) => tessera_bench::kv::run(args).await,
+        },
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(v) = args.node_id {
+        config.node_id = v;
+    }
+    if let Some(v) = args.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = args.listen_addr {
+        config.listen_addr = v;
+    }
+    if let Some(v) = args.advertise_addr {
+        config.advertise_addr = Some(v);
+    }
+    if let Some(v) = args.join {
+        config.join = v;
+    }
+    if let Some(v) = args.raft_tick_ms {
+        config.raft.tick_interval_ms = v;
+    }
+    if let Some(v) = args.raft_log_compact_threshold {
+        config.raft.log_compact_threshold = v;
+    }
+    let listener = bind(&config.listen_addr).await?;
+    let node = Node::start(&config, listener).await?;
+    if node.store().cluster_id() == 0 {
+        tracing::info!("waiting for `tessera init --host {}`", node.address());
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn init(host: &str) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{host}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {host}"))?;
+    let response = NodeClient::new(channel)
+        .bootstrap(tessera_proto::node::BootstrapRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    println!("cluster {:016x} bootstrapped", response.cluster_id);
+    for node in &response.nodes {
+        println!("  node {} at {}", node.node_id, node.address);
+    }
+    for range in &response.ranges {
+        let nodes: Vec<String> = range
+            .replicas
+            .iter()
+            .map(|r| r.node_id.to_string())
+            .collect();
+        println!("  range {} on nodes {}", range.range_id, nodes.join(","));
+    }
+    Ok(())
+}
+
+async fn demo(nodes: u64, data_dir: Option<PathBuf>, base_port: u16) -> anyhow::Result<()> {
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let (_temp, root) = match data_dir {
+        Some(dir) => (None, dir),
+        None => {
+            let temp = tempfile::Builder::new().prefix("tessera-demo-").tempdir()?;
+            let root = temp.path().to_path_buf();
+            (Some(temp), root)
+        }
+    };
+    let addresses: Vec<String> = (0..nodes)
+        .map(|i| format!("127.0.0.1:{}", u64::from(base_port) + i))
+        .collect();
+    let mut running = Vec::new();
+    for (i, address) in addresses.iter().enumerate() {
+        let config = NodeConfig {
+            node_id: i as u64 + 1,
+            data_dir: root.join(format!("node{}", i + 1)),
+            listen_addr: address.clone(),
+            join: addresses.clone(),
+            ..Default::default()
+        };
+        let listener = bind(address).await.context("try another --base-port")?;
+        running.push(Node::start(&config, listener).await?);
+    }
+    if running[0].store().cluster_id() == 0 {
+        init(&addresses[0]).await?;
+    }
+    println!();
+    println!("Tessera demo: {nodes} node(s), data in {}", root.display());
+    for (i, address) in addresses.iter().enumerate() {
+        println!("  node {}: {address}", i + 1);
+    }
+    println!();
+    println!("Try:");
+    println!("  tessera kv --host {} put hello world", addresses[0]);
+    println!(
+        "  tessera kv --host {} get hello",
+        addresses[addresses.len() - 1]
+    );
+    println!("  tessera admin --host {} ranges", addresses[0]);
+    println!();
+    println!("Ctrl-C stops the cluster.");
+    shutdown_signal().await;
+    println!("stopping");
+    for node in running {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+async fn kv(hosts: Vec<String>, op: KvOp) -> anyhow::Result<()> {
+    let client = KvClient::new(hosts, KvClientConfig::default());
+    match op {
+        KvOp::Get { key } => match client.get(key.as_bytes()).await? {
+            Some(value) => println!("{}", show(&value)),
+            None => bail!("key {key:?} not found"),
+        },
+        KvOp::Put { key, value } => {
+            client.put(key.as_bytes(), value.as_bytes()).await?;
+            println!("OK");
+        }
+        KvOp::Delete { key } => {
+            client.delete(key.as_bytes()).await?;
+            println!("OK");
+        }
+        KvOp::Scan { start, end, limit } => {
+            let start = if start.is_empty() {
+                tessera_types::keys::USER_MIN.to_vec()
+            } else {
+                start.into_bytes()
+            };
+            for (key, value) in client.scan(&start, end.as_bytes(), limit).await? {
+                println!("{} = {}", show(&key), show(&value));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
+    match op {
+        AdminOp::Ranges => {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{host}"))?
+                .connect_timeout(Duration::from_secs(3))
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach {host}"))?;
+            let response = NodeClient::new(channel)
+                .ranges(tessera_proto::node::RangesRequest {})
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner();
+            println!("node {}", response.node_id);
+            println!(
+                "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>8} {:>8}  replicas",
+                "range", "start", "end", "role", "term", "commit", "applied"
+            );
+            for r in response.replicas {
+                let (start, end, replicas) = match &r.descriptor {
+                    Some(d) => (
+                        show(&d.start_key),
+                        if d.end_key.is_empty() {
+                            "<end>".to_string()
+                        } else {
+                            show(&d.end_key)
+                        },
+                        d.replicas
+                            .iter()
+                            .map(|r| format!("n{}", r.node_id))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                    None => ("?".into(), "?".into(), "?".into()),
+                };
+                let role = if r.is_leader { "leader" } else { "follower" };
+                let start = if start.is_empty() {
+                    "<start>".to_string()
+                } else {
+                    start
+                };
+                println!(
+                    "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>8} {:>8}  {}",
+                    r.descriptor.as_ref().map_or(0, |d| d.range_id),
+                    start,
+                    end,
+                    role,
+                    r.term,
+                    r.commit_index,
+                    r.applied_index,
+                    replicas
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Node assembly: storage, the store loop, the gRPC server.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use prost::Message as _;
+use tessera_kv::services::{KvService, NodeContext, NodeService, RaftTransportService};
+use tessera_kv::{AddressBook, GrpcTransport};
+use tessera_proto::kv::kv_server::KvServer;
+use tessera_proto::meta::NodeRecord;
+use tessera_proto::node::node_server::NodeServer;
+use tessera_proto::raft::raft_transport_server::RaftTransportServer;
+use tessera_raft::{Store, StoreHandle};
+use tessera_storage::{Cf, Engine, RocksEngine};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+
+/// A running node.
+pub struct Node {
+    store: Store,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    shutdown: oneshot::Sender<()>,
+    address: String,
+}
+
+/// Binds the node's gRPC listener, with a clear error when the port is
+/// taken.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another tessera or program using that port?)")
+    })
+}
+
+fn load_node_records(engine: &dyn Engine, addresses: &AddressBook) -> anyhow::Result<()> {
+    let prefix = tessera_types::keys::NODE_PREFIX;
+    let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
+    for item in engine.scan(Cf::Default, prefix, &end) {
+        let (_, value) = item?;
+        let record = NodeRecord::decode(&value[..]).context("corrupt node record")?;
+        addresses.insert(record.node_id, record.address);
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Starts a node on an already bound listener.
+    pub async fn start(config: &NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
+        config.validate()?;
+        let data_dir = &config.data_dir;
+        let engine = RocksEngine::open(data_dir).with_context(|| {
+            format!(
+                "cannot open the data dir {} (is another tessera process using it?)",
+                data_dir.display()
+            )
+        })?;
+        let engine: Arc<dyn Engine> = Arc::new(engine);
+        let addresses = AddressBook::new();
+        load_node_records(engine.as_ref(), &addresses)?;
+        let advertise = config.advertise();
+        addresses.insert(config.node_id, advertise.clone());
+
+        let handle_slot: Arc<OnceLock<StoreHandle>> = Arc::new(OnceLock::new());
+        let slot = handle_slot.clone();
+        let transport = GrpcTransport::new(
+            config.node_id,
+            Arc::new(move || slot.get().map_or(0, |h| h.cluster_id())),
+            addresses.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        let store = Store::start(
+            config.node_id,
+            engine,
+            Arc::new(transport),
+            config.raft_config(),
+        )
+        .with_context(|| {
+            format!(
+                "cannot start node {} on {}",
+                config.node_id,
+                data_dir.display()
+            )
+        })?;
+        let _ = handle_slot.set(store.handle());
+
+        let ctx = NodeContext {
+            store: store.handle(),
+            addresses: addresses.clone(),
+            advertise_address: advertise.clone(),
+            join: config.join.clone(),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            replication_factor: config.replication_factor,
+        };
+        let max = tessera_kv::MAX_MESSAGE_BYTES;
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(
+                RaftTransportServer::new(RaftTransportService::new(ctx.clone()))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                KvServer::new(KvService::new(ctx.clone()))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(NodeServer::new(NodeService::new(ctx.clone())))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown_rx.await;
+            });
+        let server = tokio::spawn(server);
+
+        // Introduce ourselves to the join list, so peers that restarted or
+        // never met us learn our address; retry in the background.
+        for peer in config.join.iter().filter(|a| **a != advertise).cloned() {
+            let (me, my_address, book) = (config.node_id, advertise.clone(), addresses.clone());
+            tokio::spawn(async move {
+                for attempt in 0..60u32 {
+                    match tessera_kv::services::hello(&peer, me, &my_address).await {
+                        Ok(answer) => {
+                            book.insert(answer.node_id, answer.address);
+                            return;
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(
+                                200 * u64::from(attempt.min(10) + 1),
+                            ))
+                            .await
+                        }
+                    }
+                }
+            });
+        }
+        tracing::info!(node = config.node_id, address = %advertise, data_dir = %data_dir.display(), "node started");
+        Ok(Node {
+            store,
+            server,
+            shutdown,
+            address: advertise,
+        })
+    }
+
+    /// The node's gRPC address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// This node's store.
+    pub fn store(&self) -> StoreHandle {
+        self.store.handle()
+    }
+
+    /// Stops serving, finishes the store loop's turn and closes storage.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        let mut store = self.store;
+        tokio::task::spawn_blocking(move || store.stop()).await.ok();
+    }
+}

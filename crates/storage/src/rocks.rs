@@ -1,0 +1,137 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Options, ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
+};
+
+use crate::{BatchOp, Cf, Engine, Error, Result, Snapshot, WriteBatch};
+
+/// The RocksDB engine: one database per node, one RocksDB column family per
+/// `Cf`.
+pub struct RocksEngine {
+    db: Arc<DB>,
+}
+
+impl RocksEngine {
+    /// Opens (creating if needed) the database in `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|err| Error::DataDir {
+            path: path.display().to_string(),
+            reason: err.to_string(),
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        // Small machines: keep memtables modest, one per family.
+        opts.set_write_buffer_size(32 << 20);
+        let families = Cf::ALL.map(|cf| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_write_buffer_size(32 << 20);
+            ColumnFamilyDescriptor::new(cf.name(), cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, families)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        handle(&self.db, cf)
+    }
+}
+
+fn handle(db: &DB, cf: Cf) -> &rocksdb::ColumnFamily {
+    // Every family is created by `open`, so a missing handle is a bug.
+    db.cf_handle(cf.name())
+        .expect("column family created at open")
+}
+
+impl Engine for RocksEngine {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    fn write(&self, batch: &WriteBatch, sync: bool) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { cf, key, value } => wb.put_cf(self.cf(*cf), key, value),
+                BatchOp::Delete { cf, key } => wb.delete_cf(self.cf(*cf), key),
+                BatchOp::DeleteRange { cf, start, end } => {
+                    if end.is_empty() {
+                        // RocksDB needs a bound: delete up to a key above every
+                        // key we write, then the keys (if any) past it.
+                        wb.delete_range_cf(self.cf(*cf), start.as_slice(), &[0xff; 16][..]);
+                        let mut tail = self.db.raw_iterator_cf(self.cf(*cf));
+                        tail.seek(&[0xff; 16][..]);
+                        while let Some(key) = tail.key() {
+                            wb.delete_cf(self.cf(*cf), key);
+                            tail.next();
+                        }
+                        tail.status()?;
+                    } else {
+                        wb.delete_range_cf(self.cf(*cf), start, end);
+                    }
+                }
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(wb, &opts)?;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<dyn Snapshot> {
+        let snapshot = self.db.snapshot();
+        // SAFETY: the snapshot borrows the database, which `RocksSnapshot`
+        // keeps alive through its own `Arc<DB>`; the snapshot field is declared
+        // first, so it is dropped (released) before that Arc.
+        let snapshot: SnapshotWithThreadMode<'static, DB> =
+            unsafe { std::mem::transmute(snapshot) };
+        Arc::new(RocksSnapshot {
+            snapshot,
+            db: self.db.clone(),
+        })
+    }
+}
+
+struct RocksSnapshot {
+    snapshot: SnapshotWithThreadMode<'static, DB>,
+    db: Arc<DB>,
+}
+
+impl Snapshot for RocksSnapshot {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.snapshot.get_cf(handle(&self.db, cf), key)?)
+    }
+
+    fn scan_chunk(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if !end.is_empty() && start >= end {
+            return Ok(Vec::new());
+        }
+        let mut opts = ReadOptions::default();
+        if !end.is_empty() {
+            opts.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut iter = self
+            .snapshot
+            .raw_iterator_cf_opt(handle(&self.db, cf), opts);
+        iter.seek(start);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+                break;
+            };
+            out.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status()?;
+        Ok(out)
+    }
+}
