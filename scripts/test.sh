@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-cargo build -p tessera-server
+# Always the whole workspace with all its test targets: selecting packages or
+# targets changes the resolved feature set, and with it RocksDB's C++ build.
 cargo test --workspace -- --test-threads 2

@@ -89,11 +89,15 @@ impl ReplicaStorage {
         descriptor: &RangeDescriptor,
         batch: &mut WriteBatch,
     ) {
-        let mut conf_state = ConfState::default();
-        conf_state.voters = descriptor.replicas.iter().map(|r| r.replica_id).collect();
-        let mut hard_state = HardState::default();
-        hard_state.term = INIT_TERM;
-        hard_state.commit = INIT_INDEX;
+        let conf_state = ConfState {
+            voters: descriptor.replicas.iter().map(|r| r.replica_id).collect(),
+            ..Default::default()
+        };
+        let hard_state = HardState {
+            term: INIT_TERM,
+            commit: INIT_INDEX,
+            ..Default::default()
+        };
         let apply = ApplyState {
             applied_index: INIT_INDEX,
             applied_term: INIT_TERM,
@@ -383,8 +387,10 @@ impl ReplicaStorage {
             descriptor: Some(descriptor),
             data,
         };
-        let mut snapshot = Snapshot::default();
-        snapshot.data = body.encode_to_vec().into();
+        let mut snapshot = Snapshot {
+            data: body.encode_to_vec().into(),
+            ..Default::default()
+        };
         let meta = snapshot.mut_metadata();
         meta.index = self.apply.applied_index;
         meta.term = self.apply.applied_term;

@@ -117,7 +117,8 @@ impl Node {
 
         // Introduce ourselves to the join list, so peers that restarted or
         // never met us learn our address; retry in the background.
-        for peer in config.join.iter().filter(|a| **a != advertise).cloned() {
+        for peer in config.join.iter().filter(|a| **a != advertise) {
+            let peer = peer.clone();
             let (me, my_address, book) = (config.node_id, advertise.clone(), addresses.clone());
             tokio::spawn(async move {
                 for attempt in 0..60u32 {
