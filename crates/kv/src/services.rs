@@ -428,7 +428,7 @@ impl Node for NodeService {
             .map(|info| node_pb::ReplicaStatus {
                 descriptor: info.descriptor,
                 replica_id: info.replica_id,
-                leader_replica_id: 0,
+                leader_node_id: info.leader_node.unwrap_or(0),
                 term: info.term,
                 commit_index: info.commit_index,
                 applied_index: info.applied_index,

@@ -31,5 +31,6 @@ mod transport;
 pub use bootstrap::{bootstrap_layout, initial_meta_data};
 pub use error::{Error, Result};
 pub use log::{INIT_INDEX, INIT_TERM};
+pub use replica::ReplicaChange;
 pub use store::{RaftConfig, ReadResult, ReplicaInfo, Store, StoreHandle};
 pub use transport::Transport;

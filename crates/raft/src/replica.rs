@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use prost::Message as _;
-use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType};
+use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use raft::{RawNode, StateRole};
-use tessera_proto::meta::{mutation, RaftCommand, RangeDescriptor};
+use tessera_proto::meta::{mutation, RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole};
 use tessera_storage::{Cf, Engine, WriteBatch};
 use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId};
 use tokio::sync::oneshot;
@@ -46,6 +46,17 @@ pub enum ReadResult {
         /// The key to continue from, if the scan is not complete.
         resume_key: Option<Vec<u8>>,
     },
+}
+
+/// A single-step change to a range's membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaChange {
+    /// Adds a non-voting replica on a node; it catches up by snapshot.
+    AddLearner(NodeId),
+    /// Makes a node's learner a voter.
+    Promote(NodeId),
+    /// Removes a node's replica.
+    Remove(NodeId),
 }
 
 struct Proposal {
@@ -262,7 +273,11 @@ impl Replica {
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)
                         .map_err(|e| Error::InvalidInput(format!("conf change: {e}")))?;
-                    self.apply_conf_change(cc, batch)
+                    let result = self.apply_conf_change(cc, batch);
+                    if result.is_ok() && !entry.context.is_empty() {
+                        self.apply_descriptor(&entry.context, batch)?;
+                    }
+                    result
                 }
             };
             let storage = self.raw.mut_store();
@@ -324,6 +339,101 @@ impl Replica {
                 Ok(())
             }
             None => Err("command without a kind".into()),
+        }
+    }
+
+    /// Installs the range descriptor carried by a membership change.
+    fn apply_descriptor(&mut self, bytes: &[u8], batch: &mut WriteBatch) -> Result<()> {
+        let descriptor = RangeDescriptor::decode(bytes)
+            .map_err(|e| Error::InvalidInput(format!("descriptor of a conf change: {e}")))?;
+        batch.put(
+            Cf::Raft,
+            crate::keys::descriptor(self.range_id),
+            descriptor.encode_to_vec(),
+        );
+        self.raw.mut_store().descriptor = Some(descriptor);
+        self.refresh_peers();
+        Ok(())
+    }
+
+    /// Proposes a single-step membership change. The new descriptor rides in
+    /// the entry's context and is installed when the change applies.
+    pub fn propose_change(&mut self, change: ReplicaChange, callback: oneshot::Sender<Result<()>>) {
+        if !self.is_leader() {
+            let _ = callback.send(Err(self.not_leader()));
+            return;
+        }
+        let Some(mut descriptor) = self.descriptor().cloned() else {
+            let _ = callback.send(Err(self.not_leader()));
+            return;
+        };
+        let position =
+            |d: &RangeDescriptor, node: NodeId| d.replicas.iter().position(|r| r.node_id == node);
+        let mut single = ConfChangeSingle::default();
+        match change {
+            ReplicaChange::AddLearner(node) => {
+                if position(&descriptor, node).is_some() {
+                    let _ = callback.send(Err(Error::InvalidInput(format!(
+                        "range {} already has a replica on node {node}",
+                        self.range_id
+                    ))));
+                    return;
+                }
+                let replica_id = descriptor
+                    .replicas
+                    .iter()
+                    .map(|r| r.replica_id)
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                descriptor.replicas.push(ReplicaDescriptor {
+                    node_id: node,
+                    replica_id,
+                    role: ReplicaRole::Learner as i32,
+                });
+                single.set_change_type(ConfChangeType::AddLearnerNode);
+                single.node_id = replica_id;
+            }
+            ReplicaChange::Promote(node) => {
+                let Some(i) = position(&descriptor, node) else {
+                    let _ = callback.send(Err(Error::InvalidInput(format!(
+                        "range {} has no replica on node {node}",
+                        self.range_id
+                    ))));
+                    return;
+                };
+                descriptor.replicas[i].role = ReplicaRole::Voter as i32;
+                single.set_change_type(ConfChangeType::AddNode);
+                single.node_id = descriptor.replicas[i].replica_id;
+            }
+            ReplicaChange::Remove(node) => {
+                let Some(i) = position(&descriptor, node) else {
+                    let _ = callback.send(Err(Error::InvalidInput(format!(
+                        "range {} has no replica on node {node}",
+                        self.range_id
+                    ))));
+                    return;
+                };
+                let removed = descriptor.replicas.remove(i);
+                single.set_change_type(ConfChangeType::RemoveNode);
+                single.node_id = removed.replica_id;
+            }
+        }
+        let mut cc = ConfChangeV2::default();
+        cc.set_changes(vec![single].into());
+        if let Err(err) = self.raw.propose_conf_change(descriptor.encode_to_vec(), cc) {
+            // raft-rs refuses a second change while one is pending.
+            let err = match err {
+                raft::Error::ProposalDropped => Error::ProposalDropped,
+                other => Error::Raft(other),
+            };
+            let _ = callback.send(Err(err));
+            return;
+        }
+        let index = self.raw.raft.raft_log.last_index();
+        let term = self.raw.raft.term;
+        if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
+            let _ = old.callback.send(Err(Error::ProposalDropped));
         }
     }
 

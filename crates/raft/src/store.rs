@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::keys;
 use crate::log::{encode_pb, ReplicaStorage};
 use crate::logger::replica_logger;
-use crate::replica::{PendingRead, ReadOp, Replica, Reply};
+use crate::replica::{PendingRead, ReadOp, Replica, ReplicaChange, Reply};
 use crate::transport::Transport;
 use crate::{Error, Result};
 
@@ -101,6 +101,11 @@ enum StoreMsg {
     },
     Campaign {
         range_id: RangeId,
+        callback: oneshot::Sender<Result<()>>,
+    },
+    ChangeReplicas {
+        range_id: RangeId,
+        change: ReplicaChange,
         callback: oneshot::Sender<Result<()>>,
     },
     Stop,
@@ -313,6 +318,17 @@ impl StoreHandle {
             .await
     }
 
+    /// Changes a range's membership by one step; must be sent to the leader.
+    /// Returns once the change is committed and applied here.
+    pub async fn change_replicas(&self, range_id: RangeId, change: ReplicaChange) -> Result<()> {
+        self.request(|callback| StoreMsg::ChangeReplicas {
+            range_id,
+            change,
+            callback,
+        })
+        .await
+    }
+
     /// Makes this node's replica of a range campaign for leadership.
     pub async fn campaign(&self, range_id: RangeId) -> Result<()> {
         self.request(|callback| StoreMsg::Campaign { range_id, callback })
@@ -461,6 +477,18 @@ impl StoreLoop {
                 };
                 let _ = callback.send(result);
             }
+            StoreMsg::ChangeReplicas {
+                range_id,
+                change,
+                callback,
+            } => match self.replicas.get_mut(&range_id) {
+                Some(replica) => replica.propose_change(change, callback),
+                None => {
+                    let _ = callback.send(Err(Error::InvalidInput(format!(
+                        "no replica of range {range_id}"
+                    ))));
+                }
+            },
             StoreMsg::Stop => return true,
         }
         false

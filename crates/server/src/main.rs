@@ -353,8 +353,8 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                 .into_inner();
             println!("node {}", response.node_id);
             println!(
-                "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>8} {:>8}  replicas",
-                "range", "start", "end", "role", "term", "commit", "applied"
+                "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>6} {:>8} {:>8}  replicas",
+                "range", "start", "end", "role", "leader", "term", "commit", "applied"
             );
             for r in response.replicas {
                 let (start, end, replicas) = match &r.descriptor {
@@ -379,12 +379,17 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                 } else {
                     start
                 };
+                let leader = match r.leader_node_id {
+                    0 => "-".to_string(),
+                    n => format!("n{n}"),
+                };
                 println!(
-                    "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>8} {:>8}  {}",
+                    "{:>6}  {:<20} {:<20} {:>8} {:>6} {:>6} {:>8} {:>8}  {}",
                     r.descriptor.as_ref().map_or(0, |d| d.range_id),
                     start,
                     end,
                     role,
+                    leader,
                     r.term,
                     r.commit_index,
                     r.applied_index,

@@ -34,6 +34,9 @@ pub struct ClusterOptions {
     pub raft: RaftConfig,
     /// Seed of the router's random message loss.
     pub seed: u64,
+    /// Replicas per range at bootstrap, on the lowest node ids; every node
+    /// when None.
+    pub replication_factor: Option<usize>,
 }
 
 impl Default for ClusterOptions {
@@ -47,6 +50,7 @@ impl Default for ClusterOptions {
                 ..Default::default()
             },
             seed: 42,
+            replication_factor: None,
         }
     }
 }
@@ -92,7 +96,10 @@ impl Cluster {
             dir: tempfile::tempdir().expect("temp dir"),
         };
         let ids: Vec<(NodeId, String)> = (1..=n).map(|id| (id, format!("node-{id}"))).collect();
-        let ranges = bootstrap_layout(&ids, n as usize);
+        let ranges = bootstrap_layout(
+            &ids,
+            cluster.options.replication_factor.unwrap_or(n as usize),
+        );
         let records: Vec<NodeRecord> = ids
             .iter()
             .map(|(node_id, address)| NodeRecord {

@@ -270,3 +270,79 @@ async fn writes_survive_message_loss_and_delay() {
         assert_eq!(local_user_data(&cluster, id).len(), 200, "node {id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_catches_up_by_snapshot_and_then_votes() {
+    use tessera_raft::ReplicaChange;
+    let mut options = ClusterOptions {
+        replication_factor: Some(3),
+        ..Default::default()
+    };
+    options.raft.log_compact_threshold = 20;
+    let cluster = Cluster::start(4, options).await;
+    for n in 0..100 {
+        cluster.put(&key(n), b"v").await.unwrap();
+    }
+    assert!(
+        cluster.replica(4, USER_RANGE).await.is_none(),
+        "node 4 holds no replica yet"
+    );
+    let leader = cluster.leader(USER_RANGE).await;
+    cluster
+        .store(leader)
+        .change_replicas(USER_RANGE, ReplicaChange::AddLearner(4))
+        .await
+        .unwrap();
+    // The leader's log was compacted long ago, so the learner can only be
+    // initialized by a snapshot.
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        local_user_data(&cluster, 4),
+        local_user_data(&cluster, leader)
+    );
+    cluster
+        .store(leader)
+        .change_replicas(USER_RANGE, ReplicaChange::Promote(4))
+        .await
+        .unwrap();
+    // Adding node 4 again is refused.
+    let again = cluster
+        .store(leader)
+        .change_replicas(USER_RANGE, ReplicaChange::AddLearner(4))
+        .await;
+    assert!(
+        matches!(again, Err(tessera_raft::Error::InvalidInput(_))),
+        "{again:?}"
+    );
+
+    // With four voters a quorum is three: cut one original follower off, and
+    // writes can only commit with node 4's vote.
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    cluster.isolate(follower);
+    let rest: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|id| *id != follower)
+        .collect();
+    for n in 100..150 {
+        cluster.put_among(&key(n), b"v", &rest).await.unwrap();
+    }
+    let descriptor = cluster
+        .replica(4, USER_RANGE)
+        .await
+        .unwrap()
+        .descriptor
+        .unwrap();
+    assert_eq!(descriptor.replicas.len(), 4);
+    assert!(descriptor
+        .replicas
+        .iter()
+        .all(|r| r.role == tessera_proto::meta::ReplicaRole::Voter as i32));
+    cluster.heal();
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    assert_eq!(local_user_data(&cluster, 4).len(), 150);
+}
