@@ -8,7 +8,8 @@
 //! 1. gathers ticks, incoming messages, proposals and read requests;
 //! 2. for every replica with a `Ready`, stages its log entries, hard state and
 //!    snapshot into ONE `WriteBatch`, written with one sync (group commit);
-//! 3. hands outgoing messages to the `Transport`, batched per destination node;
+//! 3. hands outgoing messages to the `Transport`, batched per destination node
+//!    (a leader's appends go out before its own write, so the syncs overlap);
 //! 4. applies committed commands deterministically, writing each replica's
 //!    applied index in the same batch as the effects, then answers proposers
 //!    and serves reads whose ReadIndex has been applied;

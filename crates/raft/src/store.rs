@@ -770,6 +770,11 @@ impl StoreLoop {
         if readies.is_empty() {
             return Ok(());
         }
+        // A leader's appends may leave before its own write: the followers'
+        // syncs then overlap the leader's instead of following it.
+        for (node, envelopes) in std::mem::take(&mut outbox) {
+            self.transport.send(node, envelopes);
+        }
         if !persist.is_empty() {
             self.engine.write(&persist, true)?;
         }
