@@ -89,6 +89,8 @@ impl KvClient {
             .connect_timeout(Duration::from_secs(1))
             .timeout(self.config.rpc_timeout)
             .tcp_nodelay(true)
+            .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
             .connect_lazy();
         state.channels.insert(address.to_string(), channel.clone());
         Ok(channel)

@@ -22,3 +22,11 @@ pub use transport::GrpcTransport;
 /// The largest gRPC message a node accepts or sends (snapshots travel as one
 /// message).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// HTTP/2 flow-control window of one stream. The Raft transport multiplexes
+/// every range over one long-lived stream per peer; with HTTP/2's default
+/// 64 KiB window it stalls waiting for window updates under load.
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+
+/// HTTP/2 flow-control window of one connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;

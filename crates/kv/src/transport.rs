@@ -117,6 +117,8 @@ impl PeerSender {
             .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
+            .initial_stream_window_size(crate::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(crate::CONNECTION_WINDOW_BYTES)
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(3))
             .connect()

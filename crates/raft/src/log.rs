@@ -228,6 +228,15 @@ impl ReplicaStorage {
         );
     }
 
+    /// Stages the hard state as it is in memory.
+    pub fn stage_current_hard_state(&self, batch: &mut WriteBatch) {
+        batch.put(
+            Cf::Raft,
+            keys::hard_state(self.range_id),
+            encode_pb(&self.hard_state),
+        );
+    }
+
     /// Stages the commit index from a `LightReady`.
     pub fn stage_commit(&mut self, commit: u64, batch: &mut WriteBatch) {
         self.hard_state.commit = commit;

@@ -723,13 +723,20 @@ impl StoreLoop {
     /// sync), send, apply (one batch), answer, advance.
     fn process_ready(&mut self) -> Result<()> {
         let mut persist = WriteBatch::new();
+        // Sync only when Raft needs it: new entries, a snapshot, or a new
+        // term or vote. A hard state whose commit index alone moved can be
+        // lost in a crash; Raft learns the commit index again.
+        let mut must_sync = false;
         let mut outbox: BTreeMap<NodeId, Vec<RaftEnvelope>> = BTreeMap::new();
         let mut readies = Vec::new();
+        let mut early_apply = WriteBatch::new();
+        let mut early_replies: Vec<Reply> = Vec::new();
         for (range_id, replica) in self.replicas.iter_mut() {
             if !replica.raw.has_ready() {
                 continue;
             }
             let mut ready = replica.raw.ready();
+            must_sync |= ready.must_sync() || !ready.snapshot().is_empty();
             if let Some(soft) = ready.ss() {
                 if soft.raft_state != StateRole::Leader {
                     replica.on_lost_leadership();
@@ -765,10 +772,31 @@ impl StoreLoop {
                     .stage_hard_state(hard_state, &mut persist);
             }
             replica.on_read_states(ready.take_read_states());
+            // Entries committed by earlier turns are durable already: apply
+            // them before this turn's sync so that their answers do not wait
+            // on it. (After a snapshot, everything waits for the snapshot.)
+            if ready.snapshot().is_empty() {
+                let committed = ready.take_committed_entries();
+                if !committed.is_empty() {
+                    early_replies.extend(replica.stage_apply(committed, &mut early_apply)?);
+                    // raft-rs refuses to restart with applied > commit, and
+                    // this batch lands before the one holding the new commit.
+                    replica
+                        .raw
+                        .store()
+                        .stage_current_hard_state(&mut early_apply);
+                }
+            }
             readies.push((*range_id, ready));
         }
         if readies.is_empty() {
             return Ok(());
+        }
+        if !early_apply.is_empty() {
+            self.engine.write(&early_apply, false)?;
+        }
+        for reply in early_replies {
+            reply();
         }
         // A leader's appends may leave before its own write: the followers'
         // syncs then overlap the leader's instead of following it.
@@ -776,7 +804,7 @@ impl StoreLoop {
             self.transport.send(node, envelopes);
         }
         if !persist.is_empty() {
-            self.engine.write(&persist, true)?;
+            self.engine.write(&persist, must_sync)?;
         }
 
         let mut apply = WriteBatch::new();

@@ -10,6 +10,12 @@ use tessera_proto::node::node_client::NodeClient;
 use tessera_server::config::{NodeConfig, DEFAULT_GRPC_PORT};
 use tessera_server::node::{bind, Node};
 
+/// The allocator: the store loop and gRPC allocate and free many small
+/// buffers per request, where glibc's malloc showed as 12% of a write-heavy
+/// profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",

@@ -16,6 +16,7 @@ use tessera_storage::{Cf, Engine, RocksEngine};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 
 use crate::config::NodeConfig;
 
@@ -96,9 +97,21 @@ impl Node {
         };
         let max = tessera_kv::MAX_MESSAGE_BYTES;
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // `Server::tcp_nodelay` applies only to sockets tonic accepts itself;
+        // ours come from a listener bound earlier (to report a taken port
+        // clearly), so disable Nagle here: small responses otherwise wait for
+        // the client's delayed ACK, 40 ms.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+            let stream = stream?;
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "cannot set TCP_NODELAY");
+            }
+            Ok::<_, std::io::Error>(stream)
+        });
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .initial_stream_window_size(tessera_kv::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(tessera_kv::CONNECTION_WINDOW_BYTES)
             .add_service(
                 RaftTransportServer::new(RaftTransportService::new(ctx.clone()))
                     .max_decoding_message_size(max)
