@@ -232,13 +232,19 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn init(host: &str) -> anyhow::Result<()> {
+/// Connects to a node's gRPC port.
+async fn connect_node(host: &str) -> anyhow::Result<NodeClient<tonic::transport::Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{host}"))?
         .connect_timeout(Duration::from_secs(3))
         .connect()
         .await
         .with_context(|| format!("cannot reach {host}"))?;
-    let response = NodeClient::new(channel)
+    Ok(NodeClient::new(channel))
+}
+
+async fn init(host: &str) -> anyhow::Result<()> {
+    let response = connect_node(host)
+        .await?
         .bootstrap(tessera_proto::node::BootstrapRequest {})
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
@@ -347,12 +353,8 @@ async fn kv(hosts: Vec<String>, op: KvOp) -> anyhow::Result<()> {
 async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
     match op {
         AdminOp::Ranges => {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{host}"))?
-                .connect_timeout(Duration::from_secs(3))
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach {host}"))?;
-            let response = NodeClient::new(channel)
+            let response = connect_node(host)
+                .await?
                 .ranges(tessera_proto::node::RangesRequest {})
                 .await
                 .map_err(|s| anyhow::anyhow!("{}", s.message()))?
