@@ -268,21 +268,28 @@ pub async fn hello(
     me: NodeId,
     my_address: &str,
 ) -> Result<node_pb::HelloResponse, Status> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    let mut client = node_client(address).await?;
+    let request = node_pb::HelloRequest {
+        node_id: me,
+        address: my_address.to_string(),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), client.hello(request)).await {
+        Ok(response) => Ok(response?.into_inner()),
+        Err(_) => Err(Status::unavailable(format!(
+            "{address} did not answer hello"
+        ))),
+    }
+}
+
+/// Connects to the node service at `address` (host:port).
+pub async fn node_client(address: &str) -> Result<NodeClient<tonic::transport::Channel>, Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| Status::invalid_argument(format!("bad address {address}: {e}")))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
-    let channel = endpoint
+        .connect_timeout(Duration::from_secs(3))
         .connect()
         .await
         .map_err(|e| Status::unavailable(format!("cannot reach {address}: {e}")))?;
-    let response = NodeClient::new(channel)
-        .hello(node_pb::HelloRequest {
-            node_id: me,
-            address: my_address.to_string(),
-        })
-        .await?;
-    Ok(response.into_inner())
+    Ok(NodeClient::new(channel))
 }
 
 fn random_cluster_id() -> u64 {
@@ -373,14 +380,9 @@ impl Node for NodeService {
             .collect();
         // Peers first: once this node has bootstrapped, init cannot be rerun.
         for (node_id, address) in nodes.iter().filter(|(id, _)| *id != me) {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .connect()
+            node_client(address)
                 .await
-                .map_err(|e| {
-                    Status::unavailable(format!("cannot reach node {node_id} at {address}: {e}"))
-                })?;
-            NodeClient::new(channel)
+                .map_err(|e| Status::unavailable(format!("node {node_id}: {}", e.message())))?
                 .install_bootstrap(node_pb::InstallBootstrapRequest {
                     cluster_id,
                     node_id: *node_id,

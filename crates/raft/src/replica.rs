@@ -138,17 +138,28 @@ impl Replica {
             let _ = callback.send(Err(self.not_leader()));
             return;
         }
-        let before = self.raw.raft.raft_log.last_index();
-        if let Err(err) = self.raw.propose(Vec::new(), command.encode_to_vec()) {
+        let proposed = self.raw.propose(Vec::new(), command.encode_to_vec());
+        self.track_proposal(proposed, callback);
+    }
+
+    /// Records a proposal raft-rs accepted at the end of the log, to answer
+    /// when its entry applies; answers at once if raft-rs refused it (not
+    /// leader, a leadership transfer, or a conf change already pending).
+    fn track_proposal(
+        &mut self,
+        proposed: raft::Result<()>,
+        callback: oneshot::Sender<Result<()>>,
+    ) {
+        if let Err(err) = proposed {
             let err = match err {
-                raft::Error::ProposalDropped => self.not_leader(),
+                raft::Error::ProposalDropped if !self.is_leader() => self.not_leader(),
+                raft::Error::ProposalDropped => Error::ProposalDropped,
                 other => Error::Raft(other),
             };
             let _ = callback.send(Err(err));
             return;
         }
         let index = self.raw.raft.raft_log.last_index();
-        debug_assert_eq!(index, before + 1);
         let term = self.raw.raft.term;
         if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
             let _ = old.callback.send(Err(Error::ProposalDropped));
@@ -363,22 +374,40 @@ impl Replica {
             let _ = callback.send(Err(self.not_leader()));
             return;
         }
-        let Some(mut descriptor) = self.descriptor().cloned() else {
-            let _ = callback.send(Err(self.not_leader()));
-            return;
+        let (descriptor, single) = match self.plan_change(change) {
+            Ok(plan) => plan,
+            Err(err) => {
+                let _ = callback.send(Err(err));
+                return;
+            }
         };
-        let position =
-            |d: &RangeDescriptor, node: NodeId| d.replicas.iter().position(|r| r.node_id == node);
+        let mut cc = ConfChangeV2::default();
+        cc.set_changes(vec![single].into());
+        let proposed = self.raw.propose_conf_change(descriptor.encode_to_vec(), cc);
+        self.track_proposal(proposed, callback);
+    }
+
+    /// The descriptor after `change`, and the Raft conf change that makes it.
+    fn plan_change(&self, change: ReplicaChange) -> Result<(RangeDescriptor, ConfChangeSingle)> {
+        let mut descriptor = self
+            .descriptor()
+            .cloned()
+            .ok_or_else(|| self.not_leader())?;
         let mut single = ConfChangeSingle::default();
-        match change {
-            ReplicaChange::AddLearner(node) => {
-                if position(&descriptor, node).is_some() {
-                    let _ = callback.send(Err(Error::InvalidInput(format!(
-                        "range {} already has a replica on node {node}",
-                        self.range_id
-                    ))));
-                    return;
-                }
+        let node = match change {
+            ReplicaChange::AddLearner(node)
+            | ReplicaChange::Promote(node)
+            | ReplicaChange::Remove(node) => node,
+        };
+        let position = descriptor.replicas.iter().position(|r| r.node_id == node);
+        match (change, position) {
+            (ReplicaChange::AddLearner(_), Some(_)) => {
+                return Err(Error::InvalidInput(format!(
+                    "range {} already has a replica on node {node}",
+                    self.range_id
+                )));
+            }
+            (ReplicaChange::AddLearner(_), None) => {
                 let replica_id = descriptor
                     .replicas
                     .iter()
@@ -394,47 +423,24 @@ impl Replica {
                 single.set_change_type(ConfChangeType::AddLearnerNode);
                 single.node_id = replica_id;
             }
-            ReplicaChange::Promote(node) => {
-                let Some(i) = position(&descriptor, node) else {
-                    let _ = callback.send(Err(Error::InvalidInput(format!(
-                        "range {} has no replica on node {node}",
-                        self.range_id
-                    ))));
-                    return;
-                };
+            (_, None) => {
+                return Err(Error::InvalidInput(format!(
+                    "range {} has no replica on node {node}",
+                    self.range_id
+                )));
+            }
+            (ReplicaChange::Promote(_), Some(i)) => {
                 descriptor.replicas[i].role = ReplicaRole::Voter as i32;
                 single.set_change_type(ConfChangeType::AddNode);
                 single.node_id = descriptor.replicas[i].replica_id;
             }
-            ReplicaChange::Remove(node) => {
-                let Some(i) = position(&descriptor, node) else {
-                    let _ = callback.send(Err(Error::InvalidInput(format!(
-                        "range {} has no replica on node {node}",
-                        self.range_id
-                    ))));
-                    return;
-                };
+            (ReplicaChange::Remove(_), Some(i)) => {
                 let removed = descriptor.replicas.remove(i);
                 single.set_change_type(ConfChangeType::RemoveNode);
                 single.node_id = removed.replica_id;
             }
         }
-        let mut cc = ConfChangeV2::default();
-        cc.set_changes(vec![single].into());
-        if let Err(err) = self.raw.propose_conf_change(descriptor.encode_to_vec(), cc) {
-            // raft-rs refuses a second change while one is pending.
-            let err = match err {
-                raft::Error::ProposalDropped => Error::ProposalDropped,
-                other => Error::Raft(other),
-            };
-            let _ = callback.send(Err(err));
-            return;
-        }
-        let index = self.raw.raft.raft_log.last_index();
-        let term = self.raw.raft.term;
-        if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
-            let _ = old.callback.send(Err(Error::ProposalDropped));
-        }
+        Ok((descriptor, single))
     }
 
     fn apply_conf_change(

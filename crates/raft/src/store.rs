@@ -99,10 +99,6 @@ enum StoreMsg {
     Replicas {
         callback: oneshot::Sender<Result<Vec<ReplicaInfo>>>,
     },
-    Campaign {
-        range_id: RangeId,
-        callback: oneshot::Sender<Result<()>>,
-    },
     ChangeReplicas {
         range_id: RangeId,
         change: ReplicaChange,
@@ -328,12 +324,6 @@ impl StoreHandle {
         })
         .await
     }
-
-    /// Makes this node's replica of a range campaign for leadership.
-    pub async fn campaign(&self, range_id: RangeId) -> Result<()> {
-        self.request(|callback| StoreMsg::Campaign { range_id, callback })
-            .await
-    }
 }
 
 /// How many queued messages one turn of the loop takes before it processes
@@ -467,15 +457,6 @@ impl StoreLoop {
             }
             StoreMsg::Replicas { callback } => {
                 let _ = callback.send(Ok(self.replica_infos()));
-            }
-            StoreMsg::Campaign { range_id, callback } => {
-                let result = match self.replicas.get_mut(&range_id) {
-                    Some(replica) => replica.raw.campaign().map_err(Error::from),
-                    None => Err(Error::InvalidInput(format!(
-                        "no replica of range {range_id}"
-                    ))),
-                };
-                let _ = callback.send(result);
             }
             StoreMsg::ChangeReplicas {
                 range_id,

@@ -1,7 +1,6 @@
 //! `tessera`: the node binary and its command-line tools.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -234,12 +233,9 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
 
 /// Connects to a node's gRPC port.
 async fn connect_node(host: &str) -> anyhow::Result<NodeClient<tonic::transport::Channel>> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{host}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
+    tessera_kv::services::node_client(host)
         .await
-        .with_context(|| format!("cannot reach {host}"))?;
-    Ok(NodeClient::new(channel))
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))
 }
 
 async fn init(host: &str) -> anyhow::Result<()> {
