@@ -1,0 +1,1198 @@
+//! The executor: pull-based operators over plans, and statement dispatch.
+//!
+//! Scans, filters, projections and limits stream rows one at a time (a scan
+//! reads the store in chunks); joins, aggregation, sorting and set operations
+//! gather their inputs first.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlparser::ast;
+
+use crate::binder::Binder;
+use crate::catalog::{SequenceDesc, Snapshot, TableDesc};
+use crate::error::{code, SqlError, SqlResult};
+use crate::expr::{CmpOp, Expr, SubqueryKind};
+use crate::plan::{AggCall, AggFunc, JoinKind, Plan, ScanSpan, SetOpKind};
+use crate::rowcodec;
+use crate::session::{Column, Described, QueryResult, Session, SqlEngine, Statement};
+use crate::txn::Reader;
+use crate::types::{compare, DataType, Value};
+
+/// A row.
+pub type Row = Vec<Value>;
+/// A stream of rows.
+pub type RowIter<'a> = Box<dyn Iterator<Item = SqlResult<Row>> + 'a>;
+
+/// Rows read per round trip by a scan.
+const SCAN_CHUNK: usize = 1024;
+
+/// What one statement's execution needs.
+pub struct Ctx<'a> {
+    pub engine: &'a SqlEngine,
+    pub snap: Arc<Snapshot>,
+    pub reader: Reader<'a>,
+    pub params: &'a [Value],
+    pub database: &'a str,
+    pub user: String,
+    pub now: DateTime<Utc>,
+    pub session: &'a Session,
+    subquery_cache: RefCell<HashMap<usize, Arc<Vec<Row>>>>,
+    regex_cache: RefCell<HashMap<(String, bool), regex::Regex>>,
+    deferred_sets: RefCell<Vec<(String, String)>>,
+    seq_values: RefCell<HashMap<u32, i64>>,
+    rng: RefCell<u64>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        session: &'a Session,
+        snap: Arc<Snapshot>,
+        reader: Reader<'a>,
+        params: &'a [Value],
+    ) -> Self {
+        Ctx {
+            engine: &session.engine,
+            snap,
+            reader,
+            params,
+            database: session.vars.database(),
+            user: session.vars.user(),
+            now: session.txn_start.unwrap_or_else(Utc::now),
+            session,
+            subquery_cache: RefCell::new(HashMap::new()),
+            regex_cache: RefCell::new(HashMap::new()),
+            deferred_sets: RefCell::new(Vec::new()),
+            seq_values: RefCell::new(session.seq_values.clone()),
+            rng: RefCell::new(Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1),
+        }
+    }
+
+    /// A compiled regular expression (cached per statement).
+    pub fn regex(&self, pattern: &str, case_insensitive: bool) -> SqlResult<regex::Regex> {
+        let key = (pattern.to_string(), case_insensitive);
+        if let Some(r) = self.regex_cache.borrow().get(&key) {
+            return Ok(r.clone());
+        }
+        let r = regex::RegexBuilder::new(pattern)
+            .case_insensitive(case_insensitive)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                SqlError::new(
+                    code::INVALID_REGULAR_EXPRESSION,
+                    format!("invalid regular expression: {e}"),
+                )
+            })?;
+        self.regex_cache.borrow_mut().insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// A pseudo-random float in [0, 1).
+    pub fn random(&self) -> f64 {
+        let mut s = self.rng.borrow_mut();
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        (*s >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A session variable.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self
+            .deferred_sets
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Some(v.clone());
+        }
+        self.session.vars.get(name)
+    }
+
+    /// set_config(): applied to the session when the statement ends.
+    pub fn defer_set(&self, name: String, value: String) {
+        self.deferred_sets.borrow_mut().push((name, value));
+    }
+
+    /// A sequence by (possibly qualified) name.
+    pub fn sequence(&self, name: &str) -> SqlResult<Arc<SequenceDesc>> {
+        let bare = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+        if let Ok(oid) = bare.parse::<u32>() {
+            if let Some(s) = self.snap.sequences.get(&oid) {
+                return Ok(s.clone());
+            }
+        }
+        self.snap.sequence(self.database, bare).ok_or_else(|| {
+            SqlError::new(
+                code::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    /// Remembers a sequence value for currval.
+    pub fn note_sequence_value(&self, oid: u32, v: i64) {
+        self.seq_values.borrow_mut().insert(oid, v);
+    }
+
+    /// currval.
+    pub fn current_sequence_value(&self, seq: &SequenceDesc) -> SqlResult<i64> {
+        self.seq_values
+            .borrow()
+            .get(&seq.oid)
+            .copied()
+            .ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_SEQUENCE_VALUE,
+                    format!(
+                        "currval of sequence \"{}\" is not yet defined in this session",
+                        seq.name
+                    ),
+                )
+            })
+    }
+}
+
+/// A row of an enclosing query, for correlated subqueries.
+pub struct Outer<'a> {
+    pub row: &'a [Value],
+    pub parent: Option<&'a Outer<'a>>,
+}
+
+/// The evaluation environment of an expression.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub outer: Option<&'a Outer<'a>>,
+}
+
+impl Env<'_> {
+    /// The value of an outer column.
+    pub fn outer_value(&self, depth: usize, index: usize) -> SqlResult<Value> {
+        let mut o = self.outer;
+        for _ in 1..depth {
+            o = o.and_then(|x| x.parent);
+        }
+        o.and_then(|x| x.row.get(index))
+            .cloned()
+            .ok_or_else(|| SqlError::internal("outer column out of range"))
+    }
+}
+
+fn truthy(v: Value) -> SqlResult<bool> {
+    Ok(v.as_bool()? == Some(true))
+}
+
+/// Runs a plan.
+pub fn run<'a>(plan: &'a Plan, env: Env<'a>) -> SqlResult<RowIter<'a>> {
+    env.ctx.session.check_cancel()?;
+    Ok(match plan {
+        Plan::Scan {
+            table,
+            span,
+            filter,
+            ..
+        } => scan(table, span, filter.as_ref(), env)?,
+        Plan::Virtual { name, .. } => {
+            let rows = crate::pg_catalog::rows(name, env.ctx)?;
+            Box::new(rows.into_iter().map(Ok))
+        }
+        Plan::Values { rows, .. } => {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(
+                    r.iter()
+                        .map(|e| e.eval(&[], &env))
+                        .collect::<SqlResult<Row>>()?,
+                );
+            }
+            Box::new(out.into_iter().map(Ok))
+        }
+        Plan::Series {
+            start, stop, step, ..
+        } => series(start, stop, step.as_ref(), env)?,
+        Plan::Filter { input, predicate } => {
+            let it = run(input, env)?;
+            Box::new(it.filter_map(move |r| match r {
+                Err(e) => Some(Err(e)),
+                Ok(row) => match predicate.eval(&row, &env).and_then(truthy) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                },
+            }))
+        }
+        Plan::Project { input, exprs, .. } => {
+            let it = run(input, env)?;
+            Box::new(it.map(move |r| {
+                let row = r?;
+                exprs.iter().map(|e| e.eval(&row, &env)).collect()
+            }))
+        }
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
+            let count =
+                |e: &Option<Expr>, code: &'static str, what: &str| -> SqlResult<Option<usize>> {
+                    match e {
+                        None => Ok(None),
+                        Some(e) => match e.eval(&[], &env)? {
+                            Value::Null => Ok(None),
+                            v => {
+                                let n = v.as_i64()?;
+                                if n < 0 {
+                                    return Err(SqlError::new(
+                                        code,
+                                        format!("{what} must not be negative"),
+                                    ));
+                                }
+                                Ok(Some(n as usize))
+                            }
+                        },
+                    }
+                };
+            let limit = count(limit, code::INVALID_ROW_COUNT_IN_LIMIT, "LIMIT")?;
+            let offset = count(offset, code::INVALID_ROW_COUNT_IN_OFFSET, "OFFSET")?.unwrap_or(0);
+            if limit == Some(0) {
+                return Ok(Box::new(std::iter::empty()));
+            }
+            let it = run(input, env)?.skip(offset);
+            match limit {
+                Some(n) => Box::new(it.take(n)),
+                None => Box::new(it),
+            }
+        }
+        Plan::Distinct { input } => {
+            let it = run(input, env)?;
+            let mut seen: HashSet<Row> = HashSet::new();
+            Box::new(it.filter_map(move |r| match r {
+                Err(e) => Some(Err(e)),
+                Ok(row) => {
+                    if seen.insert(row.clone()) {
+                        Some(Ok(row))
+                    } else {
+                        None
+                    }
+                }
+            }))
+        }
+        Plan::Sort { input, keys } => {
+            let mut keyed: Vec<(Vec<Value>, Row)> = Vec::new();
+            for r in run(input, env)? {
+                let row = r?;
+                let k = keys
+                    .iter()
+                    .map(|k| k.expr.eval(&row, &env))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                keyed.push((k, row));
+                if keyed.len().is_multiple_of(4096) {
+                    env.ctx.session.check_cancel()?;
+                }
+            }
+            keyed.sort_by(|(a, _), (b, _)| {
+                for ((x, y), key) in a.iter().zip(b).zip(keys) {
+                    let o = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => {
+                            if key.nulls_first {
+                                std::cmp::Ordering::Less
+                            } else {
+                                std::cmp::Ordering::Greater
+                            }
+                        }
+                        (false, true) => {
+                            if key.nulls_first {
+                                std::cmp::Ordering::Greater
+                            } else {
+                                std::cmp::Ordering::Less
+                            }
+                        }
+                        _ => {
+                            let o = compare(x, y);
+                            if key.desc {
+                                o.reverse()
+                            } else {
+                                o
+                            }
+                        }
+                    };
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            Box::new(keyed.into_iter().map(|(_, r)| Ok(r)))
+        }
+        Plan::Aggregate {
+            input,
+            groups,
+            aggs,
+            ..
+        } => Box::new(aggregate(input, groups, aggs, env)?.into_iter().map(Ok)),
+        Plan::Join {
+            left,
+            right,
+            kind,
+            equi,
+            on,
+            cols,
+        } => {
+            let rows = join(left, right, *kind, equi, on.as_ref(), cols.len(), env)?;
+            Box::new(rows.into_iter().map(Ok))
+        }
+        Plan::SetOp {
+            op,
+            all,
+            left,
+            right,
+            ..
+        } => {
+            let l: Vec<Row> = run(left, env)?.collect::<SqlResult<_>>()?;
+            let r: Vec<Row> = run(right, env)?.collect::<SqlResult<_>>()?;
+            Box::new(set_op(*op, *all, l, r).into_iter().map(Ok))
+        }
+    })
+}
+
+fn series<'a>(
+    start: &Expr,
+    stop: &Expr,
+    step: Option<&Expr>,
+    env: Env<'a>,
+) -> SqlResult<RowIter<'a>> {
+    let (a, b) = (start.eval(&[], &env)?, stop.eval(&[], &env)?);
+    let s = match step {
+        Some(e) => e.eval(&[], &env)?,
+        None => Value::Int(1),
+    };
+    if a.is_null() || b.is_null() || s.is_null() {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    if let (Value::Int(a), Value::Int(b), Value::Int(s)) = (&a, &b, &s) {
+        let (a, b, s) = (*a, *b, *s);
+        if s == 0 {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                "step size cannot equal zero",
+            ));
+        }
+        let mut cur = Some(a);
+        return Ok(Box::new(std::iter::from_fn(move || {
+            let v = cur?;
+            if (s > 0 && v > b) || (s < 0 && v < b) {
+                return None;
+            }
+            cur = v.checked_add(s);
+            Some(Ok(vec![Value::Int(v)]))
+        })));
+    }
+    let (a, b, s) = (a.as_decimal()?, b.as_decimal()?, s.as_decimal()?);
+    if s.is_zero() {
+        return Err(SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            "step size cannot equal zero",
+        ));
+    }
+    let mut cur = a;
+    Ok(Box::new(std::iter::from_fn(move || {
+        if (s.is_sign_positive() && cur > b) || (s.is_sign_negative() && cur < b) {
+            return None;
+        }
+        let v = cur;
+        cur += s;
+        Some(Ok(vec![Value::Numeric(v)]))
+    })))
+}
+
+/// Evaluates span expressions to key values of the key columns' types.
+fn key_values(exprs: &[Expr], env: &Env) -> SqlResult<Option<Vec<Value>>> {
+    let mut out = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        let v = e.eval(&[], env)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        out.push(v);
+    }
+    Ok(Some(out))
+}
+
+struct ChunkScan<'a> {
+    table: &'a TableDesc,
+    env: Env<'a>,
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    buf: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    filter: Option<&'a Expr>,
+}
+
+impl Iterator for ChunkScan<'_> {
+    type Item = SqlResult<Row>;
+
+    fn next(&mut self) -> Option<SqlResult<Row>> {
+        loop {
+            if let Some((_, v)) = self.buf.next() {
+                let row = match rowcodec::decode_row(self.table, &v) {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Some(f) = self.filter {
+                    match f.eval(&row, &self.env).and_then(truthy) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                return Some(Ok(row));
+            }
+            let start = self.next.take()?;
+            if let Err(e) = self.env.ctx.session.check_cancel() {
+                return Some(Err(e));
+            }
+            match self
+                .env
+                .ctx
+                .reader
+                .scan_chunk(&start, &self.end, SCAN_CHUNK)
+            {
+                Ok((rows, resume)) => {
+                    self.next = resume;
+                    self.buf = rows.into_iter();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+fn range_scan<'a>(
+    table: &'a TableDesc,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    filter: Option<&'a Expr>,
+    env: Env<'a>,
+) -> RowIter<'a> {
+    Box::new(ChunkScan {
+        table,
+        env,
+        next: Some(start),
+        end,
+        buf: Vec::new().into_iter(),
+        filter,
+    })
+}
+
+fn scan<'a>(
+    table: &'a Arc<TableDesc>,
+    span: &'a ScanSpan,
+    filter: Option<&'a Expr>,
+    env: Env<'a>,
+) -> SqlResult<RowIter<'a>> {
+    let pk = table.primary();
+    let prefix = rowcodec::index_prefix(table.oid, pk.id);
+    match span {
+        ScanSpan::Full => {
+            let end = rowcodec::prefix_end(&prefix);
+            Ok(range_scan(table, prefix, end, filter, env))
+        }
+        ScanSpan::Point(exprs) => {
+            let Some(vals) = key_values(exprs, &env)? else {
+                return Ok(Box::new(std::iter::empty()));
+            };
+            let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
+            for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
+                rowcodec::encode_key_value(&mut w, v, *desc);
+            }
+            let Some(bytes) = env.ctx.reader.get(w.as_bytes())? else {
+                return Ok(Box::new(std::iter::empty()));
+            };
+            let row = rowcodec::decode_row(table, &bytes)?;
+            if let Some(f) = filter {
+                if !truthy(f.eval(&row, &env)?)? {
+                    return Ok(Box::new(std::iter::empty()));
+                }
+            }
+            Ok(Box::new(std::iter::once(Ok(row))))
+        }
+        ScanSpan::Range { eq, lower, upper } => {
+            let Some(vals) = key_values(eq, &env)? else {
+                return Ok(Box::new(std::iter::empty()));
+            };
+            let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
+            for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
+                rowcodec::encode_key_value(&mut w, v, *desc);
+            }
+            let eq_prefix = w.into_bytes();
+            // Outer None: a NULL bound, nothing matches; inner None: unbounded.
+            type Bound = Option<Option<(Vec<u8>, bool)>>;
+            let bound = |b: &Option<(Expr, bool)>| -> SqlResult<Bound> {
+                match b {
+                    None => Ok(Some(None)),
+                    Some((e, inclusive)) => {
+                        let v = e.eval(&[], &env)?;
+                        if v.is_null() {
+                            return Ok(None);
+                        }
+                        let mut w = tessera_types::encoding::KeyWriter::from_vec(eq_prefix.clone());
+                        rowcodec::encode_key_value(&mut w, &v, false);
+                        Ok(Some(Some((w.into_bytes(), *inclusive))))
+                    }
+                }
+            };
+            let (Some(lo), Some(hi)) = (bound(lower)?, bound(upper)?) else {
+                return Ok(Box::new(std::iter::empty()));
+            };
+            let start = match lo {
+                None => eq_prefix.clone(),
+                Some((k, true)) => k,
+                Some((k, false)) => rowcodec::prefix_end(&k),
+            };
+            let end = match hi {
+                None => rowcodec::prefix_end(&eq_prefix),
+                Some((k, true)) => rowcodec::prefix_end(&k),
+                Some((k, false)) => k,
+            };
+            if !end.is_empty() && start >= end {
+                return Ok(Box::new(std::iter::empty()));
+            }
+            Ok(range_scan(table, start, end, filter, env))
+        }
+        ScanSpan::Index { index, eq } => {
+            let ix = &table.indexes[*index];
+            let Some(vals) = key_values(eq, &env)? else {
+                return Ok(Box::new(std::iter::empty()));
+            };
+            let start = rowcodec::index_key_prefix(table, ix, &vals);
+            let end = rowcodec::prefix_end(&start);
+            let entries = env.ctx.reader.scan_chunk(&start, &end, 0)?.0;
+            let mut rows = Vec::new();
+            for (_, pk_key) in entries {
+                if let Some(bytes) = env.ctx.reader.get(&pk_key)? {
+                    let row = rowcodec::decode_row(table, &bytes)?;
+                    if let Some(f) = filter {
+                        if !truthy(f.eval(&row, &env)?)? {
+                            continue;
+                        }
+                    }
+                    rows.push(Ok(row));
+                }
+            }
+            Ok(Box::new(rows.into_iter()))
+        }
+    }
+}
+
+#[derive(Default)]
+struct AggState {
+    count: i64,
+    sum: Option<Value>,
+    best: Option<Value>,
+    bool_acc: Option<bool>,
+    text: Option<String>,
+    items: Vec<Value>,
+    seen: HashSet<Value>,
+}
+
+fn agg_update(call: &AggCall, st: &mut AggState, row: &[Value], env: &Env) -> SqlResult<()> {
+    if let Some(f) = &call.filter {
+        if !truthy(f.eval(row, env)?)? {
+            return Ok(());
+        }
+    }
+    if call.func == AggFunc::CountStar {
+        st.count += 1;
+        return Ok(());
+    }
+    let v = call
+        .arg
+        .as_ref()
+        .expect("aggregate argument")
+        .eval(row, env)?;
+    if v.is_null() && call.func != AggFunc::ArrayAgg {
+        return Ok(());
+    }
+    if call.distinct && !st.seen.insert(v.clone()) {
+        return Ok(());
+    }
+    st.count += 1;
+    match call.func {
+        AggFunc::Count | AggFunc::CountStar => {}
+        AggFunc::Sum | AggFunc::Avg => {
+            let acc_ty = match (call.func, call.arg_ty) {
+                (_, t) if t.is_integer() => DataType::Numeric(None),
+                (_, DataType::Float4 | DataType::Float8) => DataType::Float8,
+                _ => DataType::Numeric(None),
+            };
+            st.sum = Some(match st.sum.take() {
+                None => match acc_ty {
+                    DataType::Float8 => Value::Float(v.as_f64()?),
+                    _ => Value::Numeric(v.as_decimal()?),
+                },
+                Some(acc) => crate::expr::arith(crate::expr::ArithOp::Add, acc, v, acc_ty)?,
+            });
+        }
+        AggFunc::Min | AggFunc::Max => {
+            let better = match &st.best {
+                None => true,
+                Some(b) => {
+                    let o = compare(&v, b);
+                    if call.func == AggFunc::Min {
+                        o == std::cmp::Ordering::Less
+                    } else {
+                        o == std::cmp::Ordering::Greater
+                    }
+                }
+            };
+            if better {
+                st.best = Some(v);
+            }
+        }
+        AggFunc::BoolAnd | AggFunc::BoolOr => {
+            let b = v.as_bool()?.unwrap_or(false);
+            st.bool_acc = Some(match st.bool_acc {
+                None => b,
+                Some(acc) => {
+                    if call.func == AggFunc::BoolAnd {
+                        acc && b
+                    } else {
+                        acc || b
+                    }
+                }
+            });
+        }
+        AggFunc::StringAgg => {
+            let sep = match &call.extra {
+                Some(e) => e
+                    .eval(row, env)?
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let s = v.to_pg_text(call.arg_ty).unwrap_or_default();
+            st.text = Some(match st.text.take() {
+                None => s,
+                Some(t) => t + &sep + &s,
+            });
+        }
+        AggFunc::ArrayAgg => st.items.push(v),
+    }
+    Ok(())
+}
+
+fn agg_final(call: &AggCall, st: AggState) -> SqlResult<Value> {
+    Ok(match call.func {
+        AggFunc::Count | AggFunc::CountStar => Value::Int(st.count),
+        AggFunc::Sum => match st.sum {
+            None => Value::Null,
+            Some(v) => crate::types::cast(v.clone(), value_type(&v), call.ty, false)?,
+        },
+        AggFunc::Avg => match st.sum {
+            None => Value::Null,
+            Some(Value::Float(f)) => Value::Float(f / st.count as f64),
+            Some(v) => Value::Numeric(crate::expr::numeric_div(
+                v.as_decimal()?,
+                rust_decimal::Decimal::from(st.count),
+            )?),
+        },
+        AggFunc::Min | AggFunc::Max => st.best.unwrap_or(Value::Null),
+        AggFunc::BoolAnd | AggFunc::BoolOr => st.bool_acc.map(Value::Bool).unwrap_or(Value::Null),
+        AggFunc::StringAgg => st.text.map(Value::Text).unwrap_or(Value::Null),
+        AggFunc::ArrayAgg => {
+            if st.items.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(st.items)
+            }
+        }
+    })
+}
+
+fn value_type(v: &Value) -> DataType {
+    match v {
+        Value::Float(_) => DataType::Float8,
+        Value::Int(_) => DataType::Int8,
+        _ => DataType::Numeric(None),
+    }
+}
+
+fn aggregate(input: &Plan, groups: &[Expr], aggs: &[AggCall], env: Env) -> SqlResult<Vec<Row>> {
+    let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
+    let mut states: Vec<(Vec<Value>, Vec<AggState>)> = Vec::new();
+    let mut n = 0usize;
+    for r in run(input, env)? {
+        let row = r?;
+        let key = groups
+            .iter()
+            .map(|g| g.eval(&row, &env))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let slot = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                states.push((
+                    key.clone(),
+                    aggs.iter().map(|_| AggState::default()).collect(),
+                ));
+                index.insert(key, states.len() - 1);
+                states.len() - 1
+            }
+        };
+        for (call, st) in aggs.iter().zip(states[slot].1.iter_mut()) {
+            agg_update(call, st, &row, &env)?;
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            env.ctx.session.check_cancel()?;
+        }
+    }
+    if states.is_empty() && groups.is_empty() {
+        states.push((vec![], aggs.iter().map(|_| AggState::default()).collect()));
+    }
+    let mut out = Vec::with_capacity(states.len());
+    for (key, sts) in states {
+        let mut row = key;
+        for (call, st) in aggs.iter().zip(sts) {
+            row.push(agg_final(call, st)?);
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn join(
+    left: &Plan,
+    right: &Plan,
+    kind: JoinKind,
+    equi: &[(Expr, Expr)],
+    on: Option<&Expr>,
+    width: usize,
+    env: Env,
+) -> SqlResult<Vec<Row>> {
+    let right_rows: Vec<Row> = run(right, env)?.collect::<SqlResult<_>>()?;
+    let rw = right.cols().len();
+    let lw = width - rw;
+    let mut matched = vec![false; right_rows.len()];
+    let mut out = Vec::new();
+    let table: Option<HashMap<Vec<Value>, Vec<usize>>> = if equi.is_empty() {
+        None
+    } else {
+        let mut m: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
+        for (i, r) in right_rows.iter().enumerate() {
+            let k = equi
+                .iter()
+                .map(|(_, re)| re.eval(r, &env))
+                .collect::<SqlResult<Vec<_>>>()?;
+            if k.iter().any(Value::is_null) {
+                continue;
+            }
+            m.entry(k).or_default().push(i);
+        }
+        Some(m)
+    };
+    let all: Vec<usize> = (0..right_rows.len()).collect();
+    let mut n = 0usize;
+    for l in run(left, env)? {
+        let l = l?;
+        let candidates: &[usize] = match &table {
+            None => &all,
+            Some(m) => {
+                let k = equi
+                    .iter()
+                    .map(|(le, _)| le.eval(&l, &env))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                if k.iter().any(Value::is_null) {
+                    &[]
+                } else {
+                    m.get(&k).map(Vec::as_slice).unwrap_or(&[])
+                }
+            }
+        };
+        let mut any = false;
+        for &i in candidates {
+            let mut row = l.clone();
+            row.extend(right_rows[i].iter().cloned());
+            if let Some(on) = on {
+                if !truthy(on.eval(&row, &env)?)? {
+                    continue;
+                }
+            }
+            any = true;
+            matched[i] = true;
+            out.push(row);
+            n += 1;
+            if n.is_multiple_of(4096) {
+                env.ctx.session.check_cancel()?;
+            }
+        }
+        if !any && matches!(kind, JoinKind::Left | JoinKind::Full) {
+            let mut row = l;
+            row.extend(std::iter::repeat_n(Value::Null, rw));
+            out.push(row);
+        }
+    }
+    if matches!(kind, JoinKind::Right | JoinKind::Full) {
+        for (i, r) in right_rows.into_iter().enumerate() {
+            if !matched[i] {
+                let mut row = vec![Value::Null; lw];
+                row.extend(r);
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn set_op(op: SetOpKind, all: bool, left: Vec<Row>, right: Vec<Row>) -> Vec<Row> {
+    match (op, all) {
+        (SetOpKind::Union, true) => left.into_iter().chain(right).collect(),
+        (SetOpKind::Union, false) => {
+            let mut seen = HashSet::new();
+            left.into_iter()
+                .chain(right)
+                .filter(|r| seen.insert(r.clone()))
+                .collect()
+        }
+        (SetOpKind::Intersect | SetOpKind::Except, _) => {
+            let mut counts: HashMap<Row, usize> = HashMap::new();
+            for r in right {
+                *counts.entry(r).or_default() += 1;
+            }
+            let mut out = Vec::new();
+            let mut emitted = HashSet::new();
+            for r in left {
+                let c = counts.get_mut(&r);
+                let in_right = c.as_ref().is_some_and(|c| **c > 0);
+                match (op, all) {
+                    (SetOpKind::Intersect, true) => {
+                        if in_right {
+                            *c.expect("present") -= 1;
+                            out.push(r);
+                        }
+                    }
+                    (SetOpKind::Intersect, false) => {
+                        if in_right && emitted.insert(r.clone()) {
+                            out.push(r);
+                        }
+                    }
+                    (SetOpKind::Except, true) => {
+                        if in_right {
+                            *c.expect("present") -= 1;
+                        } else {
+                            out.push(r);
+                        }
+                    }
+                    _ => {
+                        if !in_right && emitted.insert(r.clone()) {
+                            out.push(r);
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Evaluates a subquery expression.
+pub fn eval_subquery(
+    id: usize,
+    plan: &Plan,
+    kind: &SubqueryKind,
+    correlated: bool,
+    row: &[Value],
+    env: &Env,
+) -> SqlResult<Value> {
+    let rows: Arc<Vec<Row>> = if !correlated {
+        let cached = env.ctx.subquery_cache.borrow().get(&id).cloned();
+        if let Some(r) = cached {
+            r
+        } else {
+            let need = matches!(kind, SubqueryKind::Exists).then_some(1);
+            let r = Arc::new(collect_subquery(plan, kind, need, row, env)?);
+            env.ctx.subquery_cache.borrow_mut().insert(id, r.clone());
+            r
+        }
+    } else {
+        let need = match kind {
+            SubqueryKind::Exists => Some(1),
+            SubqueryKind::Scalar => Some(2),
+            _ => None,
+        };
+        Arc::new(collect_subquery(plan, kind, need, row, env)?)
+    };
+    match kind {
+        SubqueryKind::Exists => Ok(Value::Bool(!rows.is_empty())),
+        SubqueryKind::Array => Ok(Value::Array(rows.iter().map(|r| r[0].clone()).collect())),
+        SubqueryKind::Scalar => match rows.len() {
+            0 => Ok(Value::Null),
+            1 => Ok(rows[0][0].clone()),
+            _ => Err(SqlError::new(
+                code::CARDINALITY_VIOLATION,
+                "more than one row returned by a subquery used as an expression",
+            )),
+        },
+        SubqueryKind::Any(x, op) | SubqueryKind::All(x, op) => {
+            let any = matches!(kind, SubqueryKind::Any(..));
+            let v = x.eval(row, env)?;
+            if rows.is_empty() {
+                return Ok(Value::Bool(!any));
+            }
+            if v.is_null() {
+                return Ok(Value::Null);
+            }
+            let mut saw_null = false;
+            for r in rows.iter() {
+                let w = &r[0];
+                if w.is_null() {
+                    saw_null = true;
+                    continue;
+                }
+                let hit = cmp_holds(*op, &v, w);
+                if any && hit {
+                    return Ok(Value::Bool(true));
+                }
+                if !any && !hit {
+                    return Ok(Value::Bool(false));
+                }
+            }
+            Ok(if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(!any)
+            })
+        }
+    }
+}
+
+fn cmp_holds(op: CmpOp, a: &Value, b: &Value) -> bool {
+    let o = compare(a, b);
+    match op {
+        CmpOp::Eq => o.is_eq(),
+        CmpOp::NotEq => !o.is_eq(),
+        CmpOp::Lt => o.is_lt(),
+        CmpOp::LtEq => o.is_le(),
+        CmpOp::Gt => o.is_gt(),
+        CmpOp::GtEq => o.is_ge(),
+    }
+}
+
+fn collect_subquery(
+    plan: &Plan,
+    _kind: &SubqueryKind,
+    need: Option<usize>,
+    row: &[Value],
+    env: &Env,
+) -> SqlResult<Vec<Row>> {
+    let outer = Outer {
+        row,
+        parent: env.outer,
+    };
+    let sub_env = Env {
+        ctx: env.ctx,
+        outer: Some(&outer),
+    };
+    let it = run(plan, sub_env)?;
+    match need {
+        Some(n) => it.take(n).collect(),
+        None => it.collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Statements
+// ---------------------------------------------------------------------------
+
+/// Columns of a plan as the client sees them.
+pub fn plan_columns(plan: &Plan) -> Vec<Column> {
+    plan.cols()
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            ty: c.ty,
+            table_oid: c.table_oid,
+            column_id: c.column_id,
+        })
+        .collect()
+}
+
+/// Runs a query plan to completion.
+pub fn query_rows(
+    session: &Session,
+    snap: Arc<Snapshot>,
+    plan: &Plan,
+    params: &[Value],
+) -> SqlResult<Vec<Row>> {
+    let reader = Reader {
+        kv: session.engine.kv.as_ref(),
+        buffer: &session.txn.buffer,
+    };
+    let ctx = Ctx::new(session, snap, reader, params);
+    let env = Env {
+        ctx: &ctx,
+        outer: None,
+    };
+    let rows = run(plan, env)?.collect::<SqlResult<Vec<_>>>()?;
+    let seq = ctx.seq_values.into_inner();
+    let sets = ctx.deferred_sets.into_inner();
+    // The context borrowed the session immutably; hand back what changed.
+    session.pending.borrow_mut().seq_values = Some(seq);
+    session.pending.borrow_mut().sets.extend(sets);
+    Ok(rows)
+}
+
+/// Evaluates expressions against rows in a statement context (DML).
+pub fn with_ctx<T>(
+    session: &Session,
+    snap: Arc<Snapshot>,
+    params: &[Value],
+    f: impl FnOnce(&Env) -> SqlResult<T>,
+) -> SqlResult<T> {
+    let reader = Reader {
+        kv: session.engine.kv.as_ref(),
+        buffer: &session.txn.buffer,
+    };
+    let ctx = Ctx::new(session, snap, reader, params);
+    let env = Env {
+        ctx: &ctx,
+        outer: None,
+    };
+    let r = f(&env)?;
+    let seq = ctx.seq_values.into_inner();
+    session.pending.borrow_mut().seq_values = Some(seq);
+    Ok(r)
+}
+
+/// Describe: parameter types and result columns without executing.
+pub fn describe(
+    session: &mut Session,
+    stmt: &Statement,
+    param_types: &[Option<DataType>],
+) -> SqlResult<Described> {
+    let snap = session.engine.catalog.snapshot()?;
+    let db = session.vars.database().to_string();
+    let params: Vec<DataType> = param_types
+        .iter()
+        .map(|t| t.unwrap_or(DataType::Unknown))
+        .collect();
+    let mut binder = Binder::new(&snap, &db, params);
+    let columns = crate::statements::describe_statement(session, &mut binder, &stmt.inner)?;
+    let mut params = binder.param_types();
+    // Make sure every $n the client declared is reported.
+    if params.len() < param_types.len() {
+        params.extend(
+            param_types[params.len()..]
+                .iter()
+                .map(|t| t.unwrap_or(DataType::Text)),
+        );
+    }
+    Ok(Described { params, columns })
+}
+
+/// Executes a statement.
+pub fn execute(
+    session: &mut Session,
+    stmt: &Statement,
+    params: &[Value],
+) -> SqlResult<QueryResult> {
+    session.vars.start_statement();
+    if session.txn.failed && !crate::statements::ends_transaction(&stmt.inner) {
+        return Err(SqlError::new(
+            code::IN_FAILED_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    let implicit = !session.txn.in_block;
+    if implicit {
+        session.txn_start = Some(Utc::now());
+    }
+    let result = crate::statements::execute_statement(session, &stmt.inner, params);
+    session.absorb_pending();
+    match result {
+        Ok(r) => {
+            if implicit && !session.txn.in_block {
+                if let Err(e) = session.txn.flush(session.engine.kv.as_ref()) {
+                    session.txn.buffer.clear();
+                    return Err(e);
+                }
+                session.txn_start = None;
+            }
+            Ok(r)
+        }
+        Err(e) => {
+            if session.txn.in_block {
+                session.txn.failed = true;
+            } else {
+                session.txn.buffer.clear();
+                session.txn_start = None;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// COPY FROM STDIN data.
+pub fn copy_in(
+    session: &mut Session,
+    target: &crate::session::CopyTarget,
+    data: &[u8],
+) -> SqlResult<QueryResult> {
+    let implicit = !session.txn.in_block;
+    if session.txn.failed {
+        return Err(SqlError::new(
+            code::IN_FAILED_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    let r = crate::dml::copy_rows(session, target, data);
+    session.absorb_pending();
+    match r {
+        Ok(n) => {
+            if implicit {
+                session.txn.flush(session.engine.kv.as_ref())?;
+            }
+            Ok(QueryResult::Command {
+                tag: format!("COPY {n}"),
+            })
+        }
+        Err(e) => {
+            if session.txn.in_block {
+                session.txn.failed = true;
+            } else {
+                session.txn.buffer.clear();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Rows for a SHOW-like result.
+pub fn text_rows(columns: &[&str], rows: Vec<Vec<String>>, tag: &str) -> QueryResult {
+    QueryResult::Rows {
+        columns: columns
+            .iter()
+            .map(|c| Column::new(*c, DataType::Text))
+            .collect(),
+        rows: rows
+            .into_iter()
+            .map(|r| r.into_iter().map(Value::Text).collect())
+            .collect(),
+        tag: tag.to_string(),
+    }
+}
+
+/// The statement name for the tag of a plain query.
+pub fn select_tag(n: usize) -> String {
+    format!("SELECT {n}")
+}
+
+/// Checks a parsed statement is one we accept without running it (for parse).
+pub fn is_query(stmt: &ast::Statement) -> bool {
+    matches!(stmt, ast::Statement::Query(_))
+}

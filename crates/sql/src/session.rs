@@ -1,0 +1,281 @@
+//! Sessions: one per client connection. A session parses, describes and
+//! executes statements, and keeps the session variables and the transaction.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{SqlError, SqlResult};
+use crate::kv::Kv;
+use crate::types::{DataType, Value};
+
+/// A result column as RowDescription describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Column label.
+    pub name: String,
+    /// Its type.
+    pub ty: DataType,
+    /// OID of the table it comes from (0 if computed).
+    pub table_oid: u32,
+    /// Attribute number in that table (0 if computed).
+    pub column_id: i16,
+}
+
+impl Column {
+    /// A computed column.
+    pub fn new(name: impl Into<String>, ty: DataType) -> Self {
+        Self {
+            name: name.into(),
+            ty,
+            table_oid: 0,
+            column_id: 0,
+        }
+    }
+}
+
+/// The transaction state ReadyForQuery reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// 'I': not in a transaction block.
+    Idle,
+    /// 'T': in a transaction block.
+    InBlock,
+    /// 'E': in a failed transaction block; only ROLLBACK is accepted.
+    Failed,
+}
+
+/// COPY data format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFormat {
+    /// CSV rather than text format.
+    pub csv: bool,
+    /// Field delimiter.
+    pub delimiter: char,
+    /// The string that means NULL.
+    pub null: String,
+    /// CSV: the first line is a header to skip.
+    pub header: bool,
+    /// CSV quote character.
+    pub quote: char,
+}
+
+/// Where a `COPY ... FROM STDIN` goes; returned by [`Session::execute`] and
+/// handed back with the data to [`Session::copy_in`].
+#[derive(Debug, Clone)]
+pub struct CopyTarget {
+    /// Target table.
+    pub table: String,
+    /// Target columns, in data order.
+    pub columns: Vec<Column>,
+    /// Data format.
+    pub format: CopyFormat,
+}
+
+/// What a statement produced.
+#[derive(Debug, Clone)]
+pub enum QueryResult {
+    /// Rows, then a command tag such as `SELECT 3` or `INSERT 0 2`.
+    Rows {
+        /// Result columns.
+        columns: Vec<Column>,
+        /// The rows.
+        rows: Vec<Vec<Value>>,
+        /// Command tag.
+        tag: String,
+    },
+    /// A command tag only, such as `CREATE TABLE`.
+    Command {
+        /// Command tag.
+        tag: String,
+    },
+    /// The client must now send COPY data.
+    CopyIn(CopyTarget),
+    /// An empty query string.
+    Empty,
+}
+
+/// What Describe reports for a prepared statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    /// Types of `$1`, `$2`, ...
+    pub params: Vec<DataType>,
+    /// Result columns; None if the statement returns no rows.
+    pub columns: Option<Vec<Column>>,
+}
+
+/// A parsed statement.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub(crate) inner: crate::parser::Stmt,
+    /// The statement's text.
+    pub sql: String,
+}
+
+/// State shared by every session of a node: storage, schema cache, sequences.
+pub struct SqlEngine {
+    pub(crate) kv: Arc<dyn Kv>,
+    pub(crate) catalog: crate::catalog::Catalog,
+    rowid_salt: u64,
+    rowid_counter: AtomicU64,
+}
+
+impl SqlEngine {
+    /// An engine over `kv`.
+    pub fn new(kv: Arc<dyn Kv>) -> Arc<Self> {
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64 ^ std::process::id() as u64)
+            .unwrap_or(0);
+        Arc::new(Self {
+            catalog: crate::catalog::Catalog::new(kv.clone()),
+            kv,
+            rowid_salt: salt,
+            rowid_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A row id for tables without a primary key: microseconds since the
+    /// epoch in the high bits, a per-gateway salt and counter in the low 15.
+    pub(crate) fn unique_rowid(&self) -> i64 {
+        let micros = chrono::Utc::now().timestamp_micros() as u64;
+        let n = self.rowid_counter.fetch_add(1, Ordering::Relaxed);
+        (((micros << 15) | ((self.rowid_salt.wrapping_add(n)) & 0x7fff)) & (i64::MAX as u64)) as i64
+    }
+}
+
+/// Session state changed while a statement borrowed the session.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub seq_values: Option<HashMap<u32, i64>>,
+    pub sets: Vec<(String, String)>,
+}
+
+/// A cheap handle that cancels the statement a session is running.
+#[derive(Clone, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// Asks the running statement to stop with 57014.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// One client session.
+pub struct Session {
+    pub(crate) engine: Arc<SqlEngine>,
+    pub(crate) vars: crate::vars::Vars,
+    pub(crate) txn: crate::txn::TxnState,
+    pub(crate) cancel: CancelHandle,
+    /// When the current transaction started (now()).
+    pub(crate) txn_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// currval() values.
+    pub(crate) seq_values: HashMap<u32, i64>,
+    pub(crate) pending: RefCell<Pending>,
+}
+
+impl Session {
+    /// Opens a session on `database` for `user`; `options` are the startup
+    /// parameters (they set session variables). Fails with 3D000 if the
+    /// database does not exist.
+    pub fn new(
+        engine: Arc<SqlEngine>,
+        database: &str,
+        user: &str,
+        options: &[(String, String)],
+    ) -> SqlResult<Self> {
+        engine.catalog.ensure_database_exists(database)?;
+        let mut vars = crate::vars::Vars::new(database, user);
+        for (name, value) in options {
+            // Unknown startup parameters are ignored, as PostgreSQL ignores
+            // the ones it does not know in some client setups.
+            let _ = vars.set(name, value);
+        }
+        Ok(Self {
+            engine,
+            vars,
+            txn: crate::txn::TxnState::default(),
+            cancel: CancelHandle::default(),
+            txn_start: None,
+            seq_values: HashMap::new(),
+            pending: RefCell::new(Pending::default()),
+        })
+    }
+
+    /// The handle a cancel request uses.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// The ParameterStatus values to report at startup.
+    pub fn parameter_status(&self) -> Vec<(String, String)> {
+        self.vars.reported()
+    }
+
+    /// ReadyForQuery's transaction status.
+    pub fn transaction_status(&self) -> TxnStatus {
+        self.txn.status()
+    }
+
+    /// Splits and parses a query string into statements.
+    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
+        crate::parser::parse(sql)
+    }
+
+    /// Infers parameter types and result columns without executing.
+    /// `param_types` are the types the client fixed at Parse (None: infer).
+    pub fn describe(
+        &mut self,
+        stmt: &Statement,
+        param_types: &[Option<DataType>],
+    ) -> SqlResult<Described> {
+        crate::exec::describe(self, stmt, param_types)
+    }
+
+    /// Executes a statement with its parameter values.
+    pub fn execute(&mut self, stmt: &Statement, params: &[Value]) -> SqlResult<QueryResult> {
+        self.cancel.reset();
+        crate::exec::execute(self, stmt, params)
+    }
+
+    /// Loads the data of a `COPY ... FROM STDIN` and returns its `COPY n` tag.
+    pub fn copy_in(&mut self, target: &CopyTarget, data: &[u8]) -> SqlResult<QueryResult> {
+        crate::exec::copy_in(self, target, data)
+    }
+
+    /// The session's current database.
+    pub fn database(&self) -> &str {
+        self.vars.database()
+    }
+
+    /// Applies what a statement changed while it held the session.
+    pub(crate) fn absorb_pending(&mut self) {
+        let p = std::mem::take(&mut *self.pending.borrow_mut());
+        if let Some(v) = p.seq_values {
+            self.seq_values = v;
+        }
+        for (name, value) in p.sets {
+            let _ = self.vars.set(&name, &value);
+        }
+    }
+
+    pub(crate) fn check_cancel(&self) -> SqlResult<()> {
+        if self.cancel.take() {
+            return Err(SqlError::new(
+                crate::error::code::QUERY_CANCELED,
+                "canceling statement due to user request",
+            ));
+        }
+        self.vars.check_timeout()
+    }
+}
