@@ -149,7 +149,7 @@ impl KvService {
                 Some(mutation::Op::Delete(delete)) => &delete.key,
                 None => return Err(Status::invalid_argument("mutation without an operation")),
             };
-            if keys::is_system_key(key) {
+            if keys::is_reserved_key(key) {
                 return Err(Status::invalid_argument(format!(
                     "key {key:?} is reserved for the system (user keys start at 0x02)"
                 )));

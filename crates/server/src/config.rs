@@ -1,13 +1,21 @@
 //! Node configuration: a TOML file (serde) whose values command-line flags
 //! override.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The default gRPC port (SQL will be 5433, beside a local PostgreSQL on 5432).
+/// The default gRPC port.
 pub const DEFAULT_GRPC_PORT: u16 = 7433;
+
+/// The default SQL (PostgreSQL wire protocol) port: beside, not on, a local
+/// PostgreSQL's 5432.
+pub const DEFAULT_SQL_PORT: u16 = 5433;
+
+/// The database every cluster has, which `psql` connection strings name.
+pub const DEFAULT_DATABASE: &str = "tessera";
 
 /// One node's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,6 +36,13 @@ pub struct NodeConfig {
     pub replication_factor: usize,
     /// How long a KV request may wait for its range, in milliseconds.
     pub request_timeout_ms: u64,
+    /// The address the SQL (PostgreSQL wire protocol) server listens on.
+    pub sql_addr: String,
+    /// How SQL clients authenticate: `trust` (no password), `password`
+    /// (cleartext), `md5` or `scram-sha-256`.
+    pub sql_auth: String,
+    /// SQL user name -> password, for the password methods.
+    pub sql_users: BTreeMap<String, String>,
     /// Raft tuning.
     pub raft: RaftSection,
 }
@@ -56,6 +71,9 @@ impl Default for NodeConfig {
             join: Vec::new(),
             replication_factor: 3,
             request_timeout_ms: 5_000,
+            sql_addr: format!("127.0.0.1:{DEFAULT_SQL_PORT}"),
+            sql_auth: "trust".to_string(),
+            sql_users: BTreeMap::new(),
             raft: RaftSection::default(),
         }
     }
@@ -107,7 +125,25 @@ impl NodeConfig {
             self.raft.log_compact_threshold >= 2,
             "raft.log_compact_threshold must be at least 2"
         );
+        let auth = self.sql_auth_config()?;
+        anyhow::ensure!(
+            auth.method == tessera_pgwire::AuthMethod::Trust || !auth.users.is_empty(),
+            "sql_auth = \"{}\" needs at least one user in sql_users",
+            auth.method
+        );
         Ok(())
+    }
+
+    /// The SQL server's authentication settings.
+    pub fn sql_auth_config(&self) -> anyhow::Result<tessera_pgwire::AuthConfig> {
+        let method = self
+            .sql_auth
+            .parse::<tessera_pgwire::AuthMethod>()
+            .map_err(|e| anyhow::anyhow!("sql_auth: {e}"))?;
+        Ok(tessera_pgwire::AuthConfig {
+            method,
+            users: self.sql_users.clone(),
+        })
     }
 
     /// The store's Raft configuration.
@@ -143,7 +179,29 @@ mod tests {
         assert_eq!(config.raft.election_ticks, 20);
         assert_eq!(config.raft.heartbeat_ticks, 2);
         assert_eq!(config.advertise(), "127.0.0.1:7434");
+        assert_eq!(config.sql_addr, "127.0.0.1:5433");
         config.validate().unwrap();
         assert!(toml::from_str::<NodeConfig>("nodeid = 2").is_err());
+    }
+
+    #[test]
+    fn sql_settings() {
+        let config: NodeConfig = toml::from_str(
+            r#"
+            sql_addr = "0.0.0.0:26257"
+            sql_auth = "scram-sha-256"
+            [sql_users]
+            alice = "secret"
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let auth = config.sql_auth_config().unwrap();
+        assert_eq!(auth.method, tessera_pgwire::AuthMethod::ScramSha256);
+        assert_eq!(auth.users["alice"], "secret");
+        let no_users: NodeConfig = toml::from_str("sql_auth = \"md5\"").unwrap();
+        assert!(no_users.validate().is_err());
+        let unknown: NodeConfig = toml::from_str("sql_auth = \"ldap\"").unwrap();
+        assert!(unknown.validate().is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Node assembly for the `tessera` binary: configuration and the wiring of
-//! storage, the store loop and the gRPC services.
+//! storage, the store loop, the gRPC services and the SQL server.
 #![deny(missing_docs)]
 
+pub mod cluster_kv;
 pub mod config;
 pub mod node;

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use tessera_kv::{KvClient, KvClientConfig};
 use tessera_proto::node::node_client::NodeClient;
-use tessera_server::config::{NodeConfig, DEFAULT_GRPC_PORT};
+use tessera_server::config::{NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT};
 use tessera_server::node::{bind, Node};
 
 /// The allocator: the store loop and gRPC allocate and free many small
@@ -47,6 +47,9 @@ enum Command {
         /// gRPC port of node 1; node i listens on base + i - 1.
         #[arg(long, default_value_t = DEFAULT_GRPC_PORT)]
         base_port: u16,
+        /// SQL port of node 1; node i listens on base + i - 1.
+        #[arg(long, default_value_t = DEFAULT_SQL_PORT)]
+        sql_base_port: u16,
     },
     /// Debug KV client.
     Kv {
@@ -97,6 +100,16 @@ struct StartArgs {
     /// Applied log entries kept before compaction.
     #[arg(long)]
     raft_log_compact_threshold: Option<u64>,
+    /// SQL (PostgreSQL wire protocol) listen address [default: 127.0.0.1:5433].
+    #[arg(long)]
+    sql_addr: Option<String>,
+    /// SQL client authentication: trust, password, md5 or scram-sha-256.
+    #[arg(long)]
+    sql_auth: Option<String>,
+    /// A SQL user and password, NAME=PASSWORD (repeatable; adds to the
+    /// config file's sql_users).
+    #[arg(long, value_name = "NAME=PASSWORD")]
+    sql_user: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             nodes,
             data_dir,
             base_port,
-        } => demo(nodes, data_dir, base_port).await,
+            sql_base_port,
+        } => demo(nodes, data_dir, base_port, sql_base_port).await,
         Command::Kv { host, op } => kv(host, op).await,
         Command::Admin { host, op } => admin(&host, op).await,
         Command::Bench { workload } => match workload {
@@ -220,8 +234,26 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     if let Some(v) = args.raft_log_compact_threshold {
         config.raft.log_compact_threshold = v;
     }
+    if let Some(v) = args.sql_addr {
+        config.sql_addr = v;
+    }
+    if let Some(v) = args.sql_auth {
+        config.sql_auth = v;
+    }
+    for user in args.sql_user {
+        let Some((name, password)) = user.split_once('=') else {
+            bail!("--sql-user takes NAME=PASSWORD, not {user:?}");
+        };
+        config
+            .sql_users
+            .insert(name.to_string(), password.to_string());
+    }
     let listener = bind(&config.listen_addr).await?;
     let node = Node::start(&config, listener).await?;
+    tracing::info!(
+        "SQL: psql \"postgresql://root@{}/{DEFAULT_DATABASE}\"",
+        node.sql_address()
+    );
     if node.store().cluster_id() == 0 {
         tracing::info!("waiting for `tessera init --host {}`", node.address());
     }
@@ -260,7 +292,12 @@ async fn init(host: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(nodes: u64, data_dir: Option<PathBuf>, base_port: u16) -> anyhow::Result<()> {
+async fn demo(
+    nodes: u64,
+    data_dir: Option<PathBuf>,
+    base_port: u16,
+    sql_base_port: u16,
+) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -282,6 +319,7 @@ async fn demo(nodes: u64, data_dir: Option<PathBuf>, base_port: u16) -> anyhow::
             data_dir: root.join(format!("node{}", i + 1)),
             listen_addr: address.clone(),
             join: addresses.clone(),
+            sql_addr: format!("127.0.0.1:{}", u64::from(sql_base_port) + i as u64),
             ..Default::default()
         };
         let listener = bind(address).await.context("try another --base-port")?;
@@ -292,9 +330,19 @@ async fn demo(nodes: u64, data_dir: Option<PathBuf>, base_port: u16) -> anyhow::
     }
     println!();
     println!("Tessera demo: {nodes} node(s), data in {}", root.display());
-    for (i, address) in addresses.iter().enumerate() {
-        println!("  node {}: {address}", i + 1);
+    for (i, (address, node)) in addresses.iter().zip(&running).enumerate() {
+        println!(
+            "  node {}: gRPC {address}, SQL {}",
+            i + 1,
+            node.sql_address()
+        );
     }
+    println!();
+    println!("Connect with psql (any node):");
+    println!(
+        "  psql \"postgresql://root@{}/{DEFAULT_DATABASE}\"",
+        running[0].sql_address()
+    );
     println!();
     println!("Try:");
     println!("  tessera kv --host {} put hello world", addresses[0]);

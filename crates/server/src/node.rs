@@ -1,12 +1,14 @@
-//! Node assembly: storage, the store loop, the gRPC server.
+//! Node assembly: storage, the store loop, the gRPC server and the SQL
+//! (PostgreSQL wire protocol) server.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use prost::Message as _;
 use tessera_kv::services::{KvService, NodeContext, NodeService, RaftTransportService};
-use tessera_kv::{AddressBook, GrpcTransport};
+use tessera_kv::{AddressBook, GrpcTransport, KvClient, KvClientConfig};
 use tessera_proto::kv::kv_server::KvServer;
 use tessera_proto::meta::NodeRecord;
 use tessera_proto::node::node_server::NodeServer;
@@ -18,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
+use crate::cluster_kv::ClusterKv;
 use crate::config::NodeConfig;
 
 /// A running node.
@@ -26,6 +29,8 @@ pub struct Node {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     shutdown: oneshot::Sender<()>,
     address: String,
+    sql: JoinHandle<()>,
+    sql_address: SocketAddr,
 }
 
 /// Binds the node's gRPC listener, with a clear error when the port is
@@ -48,9 +53,16 @@ fn load_node_records(engine: &dyn Engine, addresses: &AddressBook) -> anyhow::Re
 }
 
 impl Node {
-    /// Starts a node on an already bound listener.
+    /// Starts a node on an already bound gRPC listener; binds the SQL
+    /// listener at `config.sql_addr` itself.
     pub async fn start(config: &NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
         config.validate()?;
+        let sql_auth = config.sql_auth_config()?;
+        // Bound first: a taken SQL port fails before storage is opened.
+        let sql_listener = bind(&config.sql_addr)
+            .await
+            .context("cannot start the SQL server (set another sql_addr)")?;
+        let sql_address = sql_listener.local_addr()?;
         let data_dir = &config.data_dir;
         let engine = RocksEngine::open(data_dir).with_context(|| {
             format!(
@@ -150,13 +162,32 @@ impl Node {
                 }
             });
         }
-        tracing::info!(node = config.node_id, address = %advertise, data_dir = %data_dir.display(), "node started");
+        // SQL: one engine per node over the cluster, this node's address
+        // first so that its own ranges answer without a hop.
+        let mut kv_nodes = vec![advertise.clone()];
+        kv_nodes.extend(config.join.iter().filter(|a| **a != advertise).cloned());
+        let kv = ClusterKv::new(
+            KvClient::new(kv_nodes, KvClientConfig::default()),
+            tokio::runtime::Handle::current(),
+        );
+        let engine = tessera_sql::SqlEngine::new(Arc::new(kv));
+        let sql = tokio::spawn(tessera_pgwire::serve(sql_listener, engine, sql_auth));
+
+        tracing::info!(node = config.node_id, address = %advertise, sql = %sql_address, data_dir = %data_dir.display(), "node started");
         Ok(Node {
             store,
             server,
             shutdown,
             address: advertise,
+            sql,
+            sql_address,
         })
+    }
+
+    /// The address the SQL server listens on (with the actual port if
+    /// `sql_addr` asked for port 0).
+    pub fn sql_address(&self) -> SocketAddr {
+        self.sql_address
     }
 
     /// The node's gRPC address.
@@ -171,6 +202,9 @@ impl Node {
 
     /// Stops serving, finishes the store loop's turn and closes storage.
     pub async fn shutdown(mut self) {
+        // Dropping the SQL server closes its connections.
+        self.sql.abort();
+        let _ = (&mut self.sql).await;
         let _ = self.shutdown.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
         let mut store = self.store;

@@ -8,7 +8,8 @@
 //! |----------------|-------------------------------------------------------|
 //! | `0x01 "meta"`  | range descriptors, indexed by the range's end key     |
 //! | `0x01 "node"`  | node records (node id -> address)                     |
-//! | `0x01 ...`     | other system state (timestamp oracle, schema, ...)   |
+//! | `0x01 "sql/"`  | SQL schema: databases, table descriptors, sequences   |
+//! | `0x01 ...`     | other system state (timestamp oracle, ...)           |
 //! | `0x02` ..      | user keys (SQL tables live at `/table/<id>/...`)      |
 //!
 //! The meta range covers `[MIN, USER_MIN)`; user ranges cover `[USER_MIN, MAX)`.
@@ -27,6 +28,10 @@ pub const META_PREFIX: &[u8] = b"\x01meta/";
 
 /// Prefix of node records in the meta range.
 pub const NODE_PREFIX: &[u8] = b"\x01node/";
+
+/// Prefix of the SQL layer's system state (schema descriptors, sequences).
+/// SQL gateways write it through the KV API like user keys.
+pub const SQL_PREFIX: &[u8] = b"\x01sql/";
 
 /// The range id of the meta range, created by bootstrap.
 pub const META_RANGE_ID: RangeId = 1;
@@ -54,10 +59,15 @@ pub fn node_key(node_id: NodeId) -> Vec<u8> {
     key
 }
 
-/// Whether `key` is reserved for the system (clients of the debug KV API may
-/// not write it).
+/// Whether `key` is in the system keyspace (below the user keys).
 pub fn is_system_key(key: &[u8]) -> bool {
     key < USER_MIN
+}
+
+/// Whether `key` is reserved for the system: clients of the KV API may not
+/// write it. That is every system key except the SQL schema's.
+pub fn is_reserved_key(key: &[u8]) -> bool {
+    is_system_key(key) && !key.starts_with(SQL_PREFIX)
 }
 
 /// Whether `key` lies in `[start, end)`, where an empty `end` is unbounded.
@@ -82,5 +92,8 @@ mod tests {
         assert!(span_contains(USER_MIN, b"", b"zzz"));
         assert!(is_system_key(&node_key(3)));
         assert!(!is_system_key(b"a"));
+        assert!(is_reserved_key(&meta_key(b"a")) && is_reserved_key(&node_key(1)));
+        assert!(!is_reserved_key(b"\x01sql/tbl/1") && !is_reserved_key(b"a"));
+        assert!(is_system_key(b"\x01sql/tbl/1"));
     }
 }
