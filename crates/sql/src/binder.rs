@@ -91,6 +91,105 @@ const AGGREGATES: &[&str] = &[
     "array_agg",
 ];
 
+/// PostgreSQL's reserved key words (those that cannot name a table);
+/// sqlparser accepts several of them where PostgreSQL's grammar does not.
+const RESERVED_KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// 42601 for a table named by an unquoted reserved key word
+/// (`SELECT FROM WHERE`).
+fn reject_reserved_table_name(name: &ast::ObjectName) -> SqlResult<()> {
+    for part in &name.0 {
+        if let ast::ObjectNamePart::Identifier(id) = part {
+            let lower = id.value.to_ascii_lowercase();
+            if id.quote_style.is_none() && RESERVED_KEYWORDS.contains(&lower.as_str()) {
+                return Err(SqlError::syntax(format!(
+                    "syntax error at or near \"{}\"",
+                    id.value
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn undefined_table(name: &str) -> SqlError {
     SqlError::new(
         code::UNDEFINED_TABLE,
@@ -1196,6 +1295,7 @@ impl<'a> Binder<'a> {
             ast::TableFactor::Table {
                 name, alias, args, ..
             } => {
+                reject_reserved_table_name(name)?;
                 if let Some(args) = args {
                     let fname = object_name(name).pop().unwrap_or_default();
                     let exprs: Vec<ast::Expr> = args
@@ -2407,12 +2507,15 @@ impl<'a> Binder<'a> {
                         ),
                     ));
                 }
-                let l = if lt == DataType::Unknown {
+                // Untyped literals become text; char(n) drops its padding.
+                let to_text =
+                    |t: DataType| t == DataType::Unknown || matches!(t, DataType::Char(_));
+                let l = if to_text(lt) {
                     self.coerce(l, lt, DataType::Text)?
                 } else {
                     l
                 };
-                let r = if rt == DataType::Unknown {
+                let r = if to_text(rt) {
                     self.coerce(r, rt, DataType::Text)?
                 } else {
                     r

@@ -15,7 +15,6 @@ use crate::types::DataType;
 /// Prefix of every SQL descriptor key.
 const DESC_PREFIX: &[u8] = b"\x01sql/";
 const VERSION_KEY: &[u8] = b"\x01sql/version";
-const OID_KEY: &[u8] = b"\x01sql/oid";
 const DB_PREFIX: &[u8] = b"\x01sql/db/";
 const TABLE_PREFIX: &[u8] = b"\x01sql/tbl/";
 const SEQ_PREFIX: &[u8] = b"\x01sql/seq/";
@@ -23,6 +22,15 @@ const SEQ_VALUE_PREFIX: &[u8] = b"\x01sql/seqval/";
 
 /// The first OID handed to user objects (PostgreSQL's FirstNormalObjectId).
 pub const FIRST_USER_OID: u32 = 16384;
+/// OIDs are allocated in aligned blocks of this many (a table takes one
+/// block for itself and its row type).
+pub const OID_BLOCK: u32 = 64;
+
+/// 64 random bits (from the OS, through uuid's v4 generator).
+fn random_u64() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+}
 /// Databases every cluster has.
 pub const DEFAULT_DATABASES: &[&str] = &["tessera", "postgres"];
 
@@ -144,6 +152,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Whether any database, table, index or sequence has an OID in
+    /// `first..=last`.
+    pub fn uses_oids(&self, first: u32, last: u32) -> bool {
+        let used = |oid: u32| (first..=last).contains(&oid);
+        self.databases.values().any(|d| used(d.oid))
+            || self
+                .tables
+                .values()
+                .any(|t| used(t.oid) || t.indexes.iter().any(|i| used(i.oid)))
+            || self.sequences.keys().any(|&oid| used(oid))
+    }
+
     /// A table of `database` by name.
     pub fn table(&self, database: &str, name: &str) -> Option<Arc<TableDesc>> {
         self.tables
@@ -194,6 +214,10 @@ impl Snapshot {
 pub struct Catalog {
     kv: Arc<dyn Kv>,
     cached: Mutex<Arc<Snapshot>>,
+    /// Serializes this gateway's read-modify-writes of counters (OIDs,
+    /// sequence values). Gateways do not exclude each other until the store
+    /// has transactions.
+    counters: Mutex<()>,
 }
 
 fn oid_key(prefix: &[u8], oid: u32) -> Vec<u8> {
@@ -227,6 +251,7 @@ impl Catalog {
                 version: u64::MAX,
                 ..Default::default()
             })),
+            counters: Mutex::new(()),
         }
     }
 
@@ -295,14 +320,26 @@ impl Catalog {
         }
     }
 
-    /// Allocates `n` OIDs.
+    /// Allocates `n` (at most [`OID_BLOCK`]) consecutive OIDs.
+    ///
+    /// Gateways allocate without talking to each other, and until the store
+    /// has transactions a shared counter would hand two gateways the same
+    /// OIDs (and two tables the same keys). So each allocation takes a
+    /// random block of [`OID_BLOCK`] OIDs that no object in the current
+    /// catalog uses: two gateways creating objects at the same moment pick
+    /// the same block with a chance of one in 2^26.
     pub fn allocate_oids(&self, n: u32) -> SqlResult<u32> {
-        let current = u64_value(self.kv.get(OID_KEY)?).max(FIRST_USER_OID as u64) as u32;
-        self.kv.write(vec![KvWrite::Put(
-            OID_KEY.to_vec(),
-            ((current + n) as u64).to_be_bytes().to_vec(),
-        )])?;
-        Ok(current)
+        assert!(n <= OID_BLOCK, "at most {OID_BLOCK} OIDs at a time");
+        let snap = self.snapshot()?;
+        let first_block = FIRST_USER_OID / OID_BLOCK;
+        let blocks = u32::MAX / OID_BLOCK - first_block;
+        loop {
+            let block = first_block + (random_u64() % blocks as u64) as u32;
+            let base = block * OID_BLOCK;
+            if !snap.uses_oids(base, base + (OID_BLOCK - 1)) {
+                return Ok(base);
+            }
+        }
     }
 
     /// Applies descriptor changes and bumps the schema version, atomically.
@@ -326,15 +363,25 @@ impl Catalog {
                 }
             });
         }
+        // The version is a token that every change replaces by a new random
+        // one, not a counter: two gateways changing the schema at once would
+        // both write version + 1, and a gateway that cached the first change
+        // would miss the second. (The top bit stays clear: the empty cache
+        // holds u64::MAX.)
+        let mut next = version;
+        while next == version {
+            next = random_u64() >> 1;
+        }
         writes.push(KvWrite::Put(
             VERSION_KEY.to_vec(),
-            (version + 1).to_be_bytes().to_vec(),
+            next.to_be_bytes().to_vec(),
         ));
         self.kv.write(writes)
     }
 
     /// nextval: advances a sequence outside any transaction, as PostgreSQL.
     pub fn next_value(&self, seq: &SequenceDesc) -> SqlResult<i64> {
+        let _counters = self.counters.lock();
         let key = oid_key(SEQ_VALUE_PREFIX, seq.oid);
         let current = self
             .kv
@@ -376,6 +423,7 @@ impl Catalog {
 
     /// setval.
     pub fn set_value(&self, seq: &SequenceDesc, value: i64) -> SqlResult<()> {
+        let _counters = self.counters.lock();
         if value < seq.min || value > seq.max {
             return Err(SqlError::out_of_range(format!(
                 "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",

@@ -547,10 +547,12 @@ fn bind_assignments(
             binder.expr(&a.value, scope)?
         };
         let x = binder.assign(x, t, col.ty, &col.name)?;
-        let t = if let Expr::Param(i) = &x {
-            binder.params[*i]
-        } else {
-            t
+        let (x, t) = match x {
+            Expr::Param(i) => (x, binder.params[i]),
+            // A constant is converted now, as PostgreSQL folds it while
+            // planning: a bad literal fails even when no row matches.
+            Expr::Const(v) => (Expr::Const(cast(v, t, col.ty, false)?), col.ty),
+            x => (x, t),
         };
         out.push((pos, x, t));
     }
@@ -777,6 +779,18 @@ pub fn bind_delete(binder: &mut Binder, del: &ast::Delete) -> SqlResult<ModifyPl
     let from = match &del.from {
         ast::FromTable::WithFromKeyword(v) | ast::FromTable::WithoutKeyword(v) => v,
     };
+    // sqlparser also accepts other dialects' forms (`DELETE t FROM ...`,
+    // several tables, ORDER BY, LIMIT); PostgreSQL has none of them.
+    if !del.tables.is_empty() || from.len() > 1 {
+        return Err(SqlError::syntax(
+            "syntax error: DELETE takes one table (DELETE FROM table [WHERE ...])",
+        ));
+    }
+    if !del.order_by.is_empty() || del.limit.is_some() || del.output.is_some() {
+        return Err(SqlError::syntax(
+            "syntax error: DELETE does not take ORDER BY, LIMIT or OUTPUT",
+        ));
+    }
     let twj = from
         .first()
         .ok_or_else(|| SqlError::syntax("DELETE needs a table"))?;

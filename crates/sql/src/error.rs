@@ -49,6 +49,7 @@ pub mod code {
     pub const INVALID_PARAMETER_NAME: &str = "42602";
     pub const UNRECOGNIZED_PARAMETER: &str = "42704";
     pub const INVALID_CURSOR_NAME: &str = "34000";
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const INTERNAL_ERROR: &str = "XX000";

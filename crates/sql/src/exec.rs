@@ -1109,14 +1109,14 @@ pub fn execute(
         ));
     }
     let implicit = !session.txn.in_block;
-    if implicit {
+    if implicit && (!session.txn.batch || session.txn_start.is_none()) {
         session.txn_start = Some(Utc::now());
     }
     let result = crate::statements::execute_statement(session, &stmt.inner, params);
     session.absorb_pending();
     match result {
         Ok(r) => {
-            if implicit && !session.txn.in_block {
+            if implicit && !session.txn.in_block && !session.txn.batch {
                 if let Err(e) = session.txn.flush(session.engine.kv.as_ref()) {
                     session.txn.buffer.clear();
                     return Err(e);
@@ -1154,7 +1154,7 @@ pub fn copy_in(
     session.absorb_pending();
     match r {
         Ok(n) => {
-            if implicit {
+            if implicit && !session.txn.batch {
                 session.txn.flush(session.engine.kv.as_ref())?;
             }
             Ok(QueryResult::Command {

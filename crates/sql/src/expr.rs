@@ -432,6 +432,7 @@ impl Expr {
                     }
                 }
                 Value::Float(f) => Value::Float(-f),
+                Value::Numeric(d) if d.is_zero() => Value::Numeric(d),
                 Value::Numeric(d) => Value::Numeric(-d),
                 other => {
                     return Err(SqlError::mismatch(format!(
@@ -749,7 +750,15 @@ pub fn arith(op: ArithOp, l: Value, r: Value, ty: DataType) -> SqlResult<Value> 
             let v = match op {
                 ArithOp::Add => a.checked_add(b).ok_or_else(overflow)?,
                 ArithOp::Sub => a.checked_sub(b).ok_or_else(overflow)?,
-                ArithOp::Mul => a.checked_mul(b).ok_or_else(overflow)?,
+                ArithOp::Mul => {
+                    let mut v = a.checked_mul(b).ok_or_else(overflow)?;
+                    if v.is_zero() {
+                        // A product has the sum of the scales, zero included
+                        // (Decimal drops the scale of a zero product).
+                        v.rescale((a.scale() + b.scale()).min(28));
+                    }
+                    v
+                }
                 ArithOp::Div => {
                     if b.is_zero() {
                         return Err(div_zero());

@@ -2,7 +2,7 @@
 //! executes statements, and keeps the session variables and the transaction.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -182,6 +182,11 @@ pub struct Session {
     /// currval() values.
     pub(crate) seq_values: HashMap<u32, i64>,
     pub(crate) pending: RefCell<Pending>,
+    /// Named prepared statements of the protocol level, which the frontend
+    /// holds: PostgreSQL gives them one namespace with SQL `DEALLOCATE`.
+    pub(crate) prepared: BTreeSet<String>,
+    /// Statements `DEALLOCATE` removed, for the frontend to drop.
+    pub(crate) deallocated: Vec<String>,
 }
 
 impl Session {
@@ -209,7 +214,25 @@ impl Session {
             txn_start: None,
             seq_values: HashMap::new(),
             pending: RefCell::new(Pending::default()),
+            prepared: BTreeSet::new(),
+            deallocated: Vec::new(),
         })
+    }
+
+    /// Records that the frontend holds the named prepared statement `name`.
+    pub fn statement_prepared(&mut self, name: &str) {
+        self.prepared.insert(name.to_string());
+    }
+
+    /// Records that the frontend closed the prepared statement `name`.
+    pub fn statement_closed(&mut self, name: &str) {
+        self.prepared.remove(name);
+    }
+
+    /// The prepared statements `DEALLOCATE` removed since the last call;
+    /// the frontend drops them.
+    pub fn take_deallocated(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.deallocated)
     }
 
     /// The handle a cancel request uses.
@@ -246,6 +269,31 @@ impl Session {
     pub fn execute(&mut self, stmt: &Statement, params: &[Value]) -> SqlResult<QueryResult> {
         self.cancel.reset();
         crate::exec::execute(self, stmt, params)
+    }
+
+    /// Starts a simple-query message of several statements. Outside a
+    /// transaction block they share one implicit transaction, as in
+    /// PostgreSQL: an error rolls back the statements before it. (A BEGIN
+    /// among them opens a block that takes in the earlier statements.)
+    pub fn begin_batch(&mut self) {
+        self.txn.batch = true;
+    }
+
+    /// Ends the message begun by [`Session::begin_batch`]: outside a block,
+    /// commits its writes if every statement succeeded, else drops them.
+    pub fn end_batch(&mut self, success: bool) -> SqlResult<()> {
+        self.txn.batch = false;
+        if self.txn.in_block {
+            return Ok(());
+        }
+        self.txn_start = None;
+        if !success {
+            self.txn.buffer.clear();
+            return Ok(());
+        }
+        let result = self.txn.flush(self.engine.kv.as_ref());
+        self.txn.buffer.clear();
+        result
     }
 
     /// Loads the data of a `COPY ... FROM STDIN` and returns its `COPY n` tag.

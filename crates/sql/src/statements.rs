@@ -337,9 +337,26 @@ pub fn execute_statement(
                 tag: "DISCARD ALL".into(),
             })
         }
-        ast::Statement::Deallocate { .. } => Ok(QueryResult::Command {
-            tag: "DEALLOCATE".into(),
-        }),
+        ast::Statement::Deallocate { name, .. } => {
+            if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+                let all = std::mem::take(&mut session.prepared);
+                session.deallocated.extend(all);
+                return Ok(QueryResult::Command {
+                    tag: "DEALLOCATE ALL".into(),
+                });
+            }
+            let name = crate::binder::ident(name);
+            if !session.prepared.remove(&name) {
+                return Err(SqlError::new(
+                    code::INVALID_SQL_STATEMENT_NAME,
+                    format!("prepared statement \"{name}\" does not exist"),
+                ));
+            }
+            session.deallocated.push(name);
+            Ok(QueryResult::Command {
+                tag: "DEALLOCATE".into(),
+            })
+        }
         ast::Statement::Comment { .. } => Ok(QueryResult::Command {
             tag: "COMMENT".into(),
         }),
@@ -354,11 +371,18 @@ fn first_words(s: &str) -> String {
     s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn no_ddl_in_block(session: &Session) -> SqlResult<()> {
+/// Schema changes are applied at once, outside the transaction: refused in
+/// a transaction block that has written. In a message of several statements
+/// (one implicit transaction) the writes before a schema change commit
+/// first, so that they never land after it.
+fn no_ddl_in_block(session: &mut Session) -> SqlResult<()> {
     if session.txn.in_block && !session.txn.buffer.is_empty() {
         return Err(SqlError::unsupported(
             "schema changes in a transaction that has written are not supported",
         ));
+    }
+    if session.txn.batch {
+        session.txn.flush(session.engine.kv.as_ref())?;
     }
     Ok(())
 }

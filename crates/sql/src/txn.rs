@@ -20,6 +20,9 @@ pub struct TxnState {
     pub failed: bool,
     /// Buffered writes: None deletes.
     pub buffer: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Running the statements of one simple-query message outside a block:
+    /// they share one implicit transaction, committed when the message ends.
+    pub batch: bool,
 }
 
 impl TxnState {

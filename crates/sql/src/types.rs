@@ -651,7 +651,11 @@ fn format_shortest(v: f64, sci: String, max_exp: i32) -> String {
 }
 
 /// numeric output: the digits with the value's own scale.
-pub fn format_numeric(d: Decimal) -> String {
+pub fn format_numeric(mut d: Decimal) -> String {
+    // Decimal has a negative zero; PostgreSQL's numeric does not.
+    if d.is_zero() {
+        d.set_sign_positive(true);
+    }
     d.to_string()
 }
 
@@ -871,10 +875,52 @@ fn parse_timestamp(s: &str, ty: &str) -> SqlResult<(NaiveDateTime, Option<i32>)>
         let m: i32 = m.parse().map_err(|_| bad())?;
         offset = Some(sign * (h * 3600 + m * 60));
     }
-    let time = NaiveTime::parse_from_str(time_s, "%H:%M:%S%.f")
-        .or_else(|_| NaiveTime::parse_from_str(time_s, "%H:%M"))
-        .map_err(|_| bad())?;
+    let Some((h, m, sec, nanos)) = time_fields(time_s) else {
+        return Err(bad());
+    };
+    let out_of_range = || {
+        SqlError::new(
+            code::DATETIME_FIELD_OVERFLOW,
+            format!("date/time field value out of range: \"{s}\""),
+        )
+    };
+    // 24:00:00 is the end of the day, as in PostgreSQL.
+    if h == 24 && m == 0 && sec == 0 && nanos == 0 {
+        let next = date.succ_opt().ok_or_else(out_of_range)?;
+        return Ok((next.and_time(NaiveTime::MIN), offset));
+    }
+    let time = NaiveTime::from_hms_nano_opt(h, m, sec, nanos).ok_or_else(out_of_range)?;
     Ok((date.and_time(time), offset))
+}
+
+/// `hh:mm[:ss[.fraction]]` as (hours, minutes, seconds, nanoseconds);
+/// None unless it has that shape (the values are not range-checked).
+fn time_fields(s: &str) -> Option<(u32, u32, u32, u32)> {
+    let number = |p: &str| {
+        (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    let mut parts = s.split(':');
+    let h = number(parts.next()?)?;
+    let m = number(parts.next()?)?;
+    let (sec, nanos) = match parts.next() {
+        None => (0, 0),
+        Some(p) => {
+            let (whole, frac) = p.split_once('.').unwrap_or((p, ""));
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Nanoseconds from the first nine digits (PostgreSQL keeps
+            // microseconds; the value is rounded where it is stored).
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            (number(whole)?, digits.parse().ok()?)
+        }
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((h, m, sec, nanos))
 }
 
 /// Parses `s` as the text input of type `ty`.
