@@ -5,12 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
+# psycopg for the Python driver smoke test, in a virtualenv of its own
+# (the test skips with a notice if this fails, e.g. offline).
+if [ -z "${TESSERA_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
+    venv="$HOME/.cache/tessera-venv"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import psycopg' 2>/dev/null ||
+        { python3 -m venv "$venv" && "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4'; }; then
+        export TESSERA_PYTHON="$venv/bin/python"
+    else
+        echo "warning: could not install psycopg; the psycopg smoke test will be skipped" >&2
+    fi
+fi
 # Always the whole workspace with all its test targets: selecting packages or
 # targets changes the resolved feature set, and with it RocksDB's C++ build.
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace -- --test-threads 2 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast -- --test-threads 2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run, summed over every test binary.

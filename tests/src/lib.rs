@@ -1,4 +1,10 @@
 //! Helpers for end-to-end tests: real `tessera` processes on 127.0.0.1.
+//!
+//! [`NodeProcess`] runs one `tessera start`, [`Cluster`] a bootstrapped
+//! cluster of them, and [`pg::Postgres`] a throwaway PostgreSQL server that
+//! the SQL suites compare Tessera with.
+
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,12 +30,24 @@ pub fn tessera_bin() -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
+///
+/// The port is free when chosen and never handed out twice by this process:
+/// the kernel may offer a port again once its probe socket closes, before
+/// the node it was meant for binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// One `tessera start` process.
@@ -38,6 +56,8 @@ pub struct NodeProcess {
     pub id: u64,
     /// gRPC address.
     pub address: String,
+    /// PostgreSQL wire protocol address (`--sql-addr`).
+    pub sql_address: String,
     /// Arguments it was started with.
     pub args: Vec<String>,
     log: PathBuf,
@@ -45,8 +65,9 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts `tessera start` for node `id`.
+    /// Starts `tessera start` for node `id`, serving SQL on a free port.
     pub fn start(id: u64, address: &str, data_dir: &Path, join: &[String], log_dir: &Path) -> Self {
+        let sql_address = format!("127.0.0.1:{}", free_port());
         let args = vec![
             "start".to_string(),
             "--node-id".into(),
@@ -57,10 +78,13 @@ impl NodeProcess {
             address.into(),
             "--join".into(),
             join.join(","),
+            "--sql-addr".into(),
+            sql_address.clone(),
         ];
         let mut node = Self {
             id,
             address: address.to_string(),
+            sql_address,
             args,
             log: log_dir.join(format!("node{id}.log")),
             child: None,
@@ -151,5 +175,101 @@ pub async fn leader_of(
         }
         anyhow::ensure!(Instant::now() < deadline, "no leader for range {range}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A bootstrapped cluster of `tessera start` processes on 127.0.0.1, each
+/// serving SQL. Dropping it kills the processes, then removes the data.
+pub struct Cluster {
+    /// The nodes, node id `i + 1` at index `i`.
+    pub nodes: Vec<NodeProcess>,
+    // Declared after `nodes`, so that it is removed after they are killed.
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes that join each other, runs `tessera init` and waits
+    /// until every node accepts connections on its SQL port.
+    pub async fn start(n: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("tessera-e2e").tempdir()?;
+        let addresses: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let nodes = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, address)| {
+                let id = i as u64 + 1;
+                let data = dir.path().join(format!("n{id}"));
+                NodeProcess::start(id, address, &data, &addresses, dir.path())
+            })
+            .collect();
+        let cluster = Self { nodes, dir };
+        for address in &addresses {
+            if let Err(err) = node_client(address, Duration::from_secs(30)).await {
+                anyhow::bail!("{err}\n{}", cluster.log_tails(30));
+            }
+        }
+        let init = Command::new(tessera_bin())
+            .args(["init", "--host", &addresses[0]])
+            .output()?;
+        anyhow::ensure!(
+            init.status.success(),
+            "tessera init failed: {}\n{}",
+            String::from_utf8_lossy(&init.stderr),
+            cluster.log_tails(30)
+        );
+        for node in &cluster.nodes {
+            if let Err(err) = wait_for_port(&node.sql_address, Duration::from_secs(30)).await {
+                anyhow::bail!("{err}\n{}", cluster.log_tails(30));
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// The nodes' gRPC addresses.
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.address.clone()).collect()
+    }
+
+    /// The nodes' SQL (pgwire) addresses.
+    pub fn sql_addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.sql_address.clone()).collect()
+    }
+
+    /// The directory that holds the nodes' data dirs and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last `lines` lines of every node's log, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let log = node.log();
+            let all: Vec<&str> = log.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            out.push_str(&format!(
+                "--- node {} log (last {} lines) ---\n{}\n",
+                node.id,
+                tail.len(),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+}
+
+/// Waits until something accepts TCP connections on `address`.
+pub async fn wait_for_port(address: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match tokio::net::TcpStream::connect(address).await {
+            Ok(_) => return Ok(()),
+            Err(err) if Instant::now() > deadline => {
+                anyhow::bail!("nothing listens on {address}: {err}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
