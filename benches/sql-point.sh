@@ -3,8 +3,9 @@
 # PostgreSQL wire protocol, with 8 connections (pgbench, prepared statements),
 # against a 3-node cluster (three nodes in one `tessera demo` process on
 # 127.0.0.1, RocksDB with fsync). With PostgreSQL 15 running locally
-# (TESSERA_PG, default "host=/var/run/postgresql user=postgres"), the same
-# load runs against it as the baseline.
+# (TESSERA_PG, default "host=/var/run/postgresql dbname=postgres": the
+# local socket as the current OS user, which needs a PostgreSQL role of that
+# name), the same load runs against it as the baseline.
 #
 #   bash benches/sql-point.sh [seconds per run, default 15] [rows, default 10000]
 set -euo pipefail
@@ -62,7 +63,7 @@ setup "$TESSERA"
 run tessera "$TESSERA" "$DATA/select.sql"
 run tessera "$TESSERA" "$DATA/insert.sql"
 
-PG="${TESSERA_PG:-host=/var/run/postgresql user=postgres}"
+PG="${TESSERA_PG:-host=/var/run/postgresql dbname=postgres}"
 if psql "$PG" -qAtc 'SELECT 1' >/dev/null 2>&1; then
     setup "$PG"
     run postgres "$PG" "$DATA/select.sql"
