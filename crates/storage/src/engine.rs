@@ -9,22 +9,31 @@ pub enum Cf {
     /// Per-replica Raft state: log entries, hard state, apply state,
     /// descriptors. Local to the node, never replicated as data.
     Raft,
-    /// Replicated data: user and system keys (Percolator's data column).
+    /// Replicated key-values outside transactions: bootstrap records, the
+    /// timestamp oracle's mark, the debug `kv` API. Raw keys.
+    Raw,
+    /// Percolator values too long to inline in their lock or write record:
+    /// encoded key + start timestamp -> value.
     Default,
-    /// Percolator locks: key -> lock.
+    /// Percolator locks: raw key -> lock.
     Lock,
-    /// Percolator commit records: key + commit timestamp -> start timestamp.
+    /// Percolator commit records: encoded key + commit timestamp -> start
+    /// timestamp, kind and short value.
     Write,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 4] = [Cf::Raft, Cf::Default, Cf::Lock, Cf::Write];
+    pub const ALL: [Cf; 5] = [Cf::Raft, Cf::Raw, Cf::Default, Cf::Lock, Cf::Write];
+
+    /// The families replicated through Raft: a range's data.
+    pub const REPLICATED: [Cf; 4] = [Cf::Raw, Cf::Default, Cf::Lock, Cf::Write];
 
     /// The column family's name on disk.
     pub fn name(self) -> &'static str {
         match self {
             Cf::Raft => "raft",
+            Cf::Raw => "raw",
             Cf::Default => "default",
             Cf::Lock => "lock",
             Cf::Write => "write",
@@ -34,6 +43,16 @@ impl Cf {
     /// The column family's position in `Cf::ALL`.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The bounds, in this family, of the entries for the user keys in
+    /// `[start, end)` (an empty `end` is unbounded): the keys themselves in
+    /// the raw-keyed families, their encodings in the versioned ones.
+    pub fn span_bounds(self, start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        match self {
+            Cf::Raft | Cf::Raw | Cf::Lock => (start.to_vec(), end.to_vec()),
+            Cf::Default | Cf::Write => crate::mvcc::span_bounds(start, end),
+        }
     }
 }
 

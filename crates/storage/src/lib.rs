@@ -7,6 +7,10 @@
 //! reads see either the latest state or a consistent `Snapshot`. Scans are
 //! paged (`ScanIter`) so that no scan holds an engine iterator across calls or
 //! buffers a whole range.
+//!
+//! `mvcc` keeps multiple versions of every key in the Percolator layout and
+//! implements the transaction protocol's steps as pure functions over a
+//! snapshot.
 #![deny(missing_docs)]
 
 mod batch;
@@ -14,6 +18,8 @@ pub mod conformance;
 mod engine;
 mod error;
 mod memory;
+pub mod mvcc;
+mod overlay;
 mod rocks;
 mod scan;
 
@@ -21,5 +27,6 @@ pub use batch::{BatchOp, WriteBatch};
 pub use engine::{Cf, Engine, Snapshot};
 pub use error::{Error, Result};
 pub use memory::MemoryEngine;
+pub use overlay::Overlay;
 pub use rocks::RocksEngine;
 pub use scan::ScanIter;

@@ -6,7 +6,7 @@ use parking_lot::RwLock;
 
 use crate::{BatchOp, Cf, Engine, Result, Snapshot, WriteBatch};
 
-type Families = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
+type Families = [BTreeMap<Vec<u8>, Vec<u8>>; Cf::ALL.len()];
 
 /// An in-memory engine for tests. Snapshots share the maps copy-on-write: a
 /// write clones the maps only while a snapshot of them is still alive.

@@ -6,6 +6,9 @@
 
 pub mod encoding;
 pub mod keys;
+pub mod time;
+
+pub use time::Timestamp;
 
 /// Identifies a node (one `tessera start` process with its own data dir).
 pub type NodeId = u64;

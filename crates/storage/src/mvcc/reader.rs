@@ -1,0 +1,289 @@
+//! Reading the MVCC families at a timestamp.
+
+use tessera_types::Timestamp;
+
+use super::key::{span_bounds, split_version_key, version_bounds, version_key};
+use super::record::{Lock, Write, WriteKind};
+use super::MvccError;
+use crate::{Cf, Error, Result, Snapshot};
+
+/// How many write records a scan reads from the engine at a time.
+const WRITE_PAGE: usize = 256;
+
+/// The fate of a transaction on one key, from its write records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnRecord {
+    /// Committed at the timestamp, leaving a record of the kind.
+    Committed(Timestamp, WriteKind),
+    /// Rolled back.
+    RolledBack,
+    /// Neither: the transaction never wrote here, or its lock is still on
+    /// the key.
+    None,
+}
+
+/// Reads MVCC data from a consistent view of the engine.
+pub struct MvccReader<'a> {
+    snapshot: &'a dyn Snapshot,
+}
+
+impl<'a> MvccReader<'a> {
+    /// A reader over `snapshot`.
+    pub fn new(snapshot: &'a dyn Snapshot) -> Self {
+        MvccReader { snapshot }
+    }
+
+    /// The lock on `key`, if any.
+    pub fn lock(&self, key: &[u8]) -> Result<Option<Lock>> {
+        self.snapshot
+            .get(Cf::Lock, key)?
+            .map(|bytes| Lock::decode(&bytes))
+            .transpose()
+    }
+
+    /// Up to `limit` locks in `[start, end)` (an empty `end` is unbounded)
+    /// whose start timestamp is at most `max_start_ts` (a `limit` of 0 is
+    /// unlimited).
+    pub fn locks(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        max_start_ts: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Lock)>> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let mut found = Vec::new();
+        let mut cursor = start.to_vec();
+        loop {
+            let page = self
+                .snapshot
+                .scan_chunk(Cf::Lock, &cursor, end, WRITE_PAGE)?;
+            let full = page.len() == WRITE_PAGE;
+            if let Some((last, _)) = page.last() {
+                cursor.clone_from(last);
+                cursor.push(0);
+            }
+            for (key, value) in page {
+                let lock = Lock::decode(&value)?;
+                if lock.start_ts <= max_start_ts {
+                    if found.len() == limit {
+                        return Ok(found);
+                    }
+                    found.push((key, lock));
+                }
+            }
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Visits the write records of `key` from the newest at or below `ts`
+    /// down, until `visit` returns false.
+    fn versions(
+        &self,
+        key: &[u8],
+        ts: Timestamp,
+        mut visit: impl FnMut(Timestamp, Write) -> bool,
+    ) -> Result<()> {
+        let (mut cursor, end) = version_bounds(key, ts);
+        // Most lookups stop at the first record: start with a small page.
+        let mut page_size = 4;
+        loop {
+            let page = self
+                .snapshot
+                .scan_chunk(Cf::Write, &cursor, &end, page_size)?;
+            let full = page.len() == page_size;
+            for (versioned, value) in page {
+                let (_, commit_ts) = split_version_key(&versioned)?;
+                if !visit(commit_ts, Write::decode(&value)?) {
+                    return Ok(());
+                }
+                cursor = versioned;
+            }
+            if !full {
+                return Ok(());
+            }
+            cursor.push(0);
+            page_size = WRITE_PAGE;
+        }
+    }
+
+    /// The newest record of `key` that gives it a value (a `Put` or a
+    /// `Delete`) committed at or below `ts`.
+    pub fn data_write(&self, key: &[u8], ts: Timestamp) -> Result<Option<(Timestamp, Write)>> {
+        let mut found = None;
+        self.versions(key, ts, |commit_ts, write| {
+            if write.kind.is_data() {
+                found = Some((commit_ts, write));
+                false
+            } else {
+                true
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// The newest `Put` or `Delete` of `key` committed after `after`.
+    pub fn data_write_after(
+        &self,
+        key: &[u8],
+        after: Timestamp,
+    ) -> Result<Option<(Timestamp, Write)>> {
+        Ok(self
+            .data_write(key, Timestamp::MAX)?
+            .filter(|(commit_ts, _)| *commit_ts > after))
+    }
+
+    /// What became of the transaction that started at `start_ts` on `key`.
+    pub fn txn_record(&self, key: &[u8], start_ts: Timestamp) -> Result<TxnRecord> {
+        let mut record = TxnRecord::None;
+        self.versions(key, Timestamp::MAX, |commit_ts, write| {
+            if commit_ts < start_ts {
+                return false;
+            }
+            if write.start_ts == start_ts {
+                record = match write.kind {
+                    WriteKind::Rollback => TxnRecord::RolledBack,
+                    kind => TxnRecord::Committed(commit_ts, kind),
+                };
+                return false;
+            }
+            if commit_ts == start_ts && write.overlapped_rollback {
+                record = TxnRecord::RolledBack;
+                return false;
+            }
+            true
+        })?;
+        Ok(record)
+    }
+
+    /// The record at exactly `(key, ts)`, if any.
+    pub fn write_at(&self, key: &[u8], ts: Timestamp) -> Result<Option<Write>> {
+        self.snapshot
+            .get(Cf::Write, &version_key(key, ts))?
+            .map(|bytes| Write::decode(&bytes))
+            .transpose()
+    }
+
+    /// The value a `Put` record stands for.
+    pub fn value_of(&self, key: &[u8], write: &Write) -> Result<Vec<u8>> {
+        if let Some(value) = &write.short_value {
+            return Ok(value.clone());
+        }
+        self.snapshot
+            .get(Cf::Default, &version_key(key, write.start_ts))?
+            .ok_or_else(|| {
+                Error::Corruption(format!(
+                    "no value for {key:02x?} written by transaction {}",
+                    write.start_ts
+                ))
+            })
+    }
+
+    /// Fails if a lock on `key` hides what a read at `ts` must see.
+    fn check_lock(&self, key: &[u8], ts: Timestamp) -> std::result::Result<(), MvccError> {
+        match self.lock(key)? {
+            Some(lock) if lock.start_ts <= ts && lock.kind.blocks_readers() => {
+                Err(MvccError::KeyIsLocked {
+                    key: key.to_vec(),
+                    lock,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The value of `key` at `ts`: the newest version committed at or below
+    /// `ts`. Fails with `KeyIsLocked` if a transaction that started at or
+    /// below `ts` holds a lock that will change the key: it may commit below
+    /// `ts`, and the caller must resolve the lock first.
+    pub fn get(
+        &self,
+        key: &[u8],
+        ts: Timestamp,
+    ) -> std::result::Result<Option<Vec<u8>>, MvccError> {
+        self.check_lock(key, ts)?;
+        Ok(self.get_committed(key, ts)?)
+    }
+
+    /// The value of `key` committed at or below `ts`, ignoring locks.
+    pub fn get_committed(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>> {
+        match self.data_write(key, ts)? {
+            Some((_, write)) if write.kind == WriteKind::Put => {
+                Ok(Some(self.value_of(key, &write)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Up to `limit` keys of `[start, end)` (an empty `end` is unbounded)
+    /// with their values at `ts`, in key order, and whether the span may
+    /// hold more (a `limit` of 0 is unlimited). Fails with `KeyIsLocked` on the first lock that hides a
+    /// key the scan returns or skips.
+    #[allow(clippy::type_complexity)]
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        ts: Timestamp,
+        limit: usize,
+    ) -> std::result::Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), MvccError> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let (mut cursor, encoded_end) = span_bounds(start, end);
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // The key whose visible version was found (or that has none): its
+        // older versions are skipped.
+        let mut decided: Option<Vec<u8>> = None;
+        let mut more = false;
+        'pages: loop {
+            let page = self
+                .snapshot
+                .scan_chunk(Cf::Write, &cursor, &encoded_end, WRITE_PAGE)?;
+            let full = page.len() == WRITE_PAGE;
+            for (versioned, value) in page {
+                cursor.clone_from(&versioned);
+                let (key, commit_ts) = split_version_key(&versioned)?;
+                if decided.as_deref() == Some(key.as_slice()) || commit_ts > ts {
+                    continue;
+                }
+                let write = Write::decode(&value)?;
+                if !write.kind.is_data() {
+                    continue;
+                }
+                if write.kind == WriteKind::Put {
+                    if out.len() == limit {
+                        more = true;
+                        break 'pages;
+                    }
+                    let value = self.value_of(&key, &write)?;
+                    out.push((key.clone(), value));
+                }
+                decided = Some(key);
+            }
+            if !full {
+                break;
+            }
+            cursor.push(0);
+        }
+        // Locks matter up to where the scan stopped.
+        let lock_end = if more {
+            out.last().map(|(key, _)| {
+                let mut next = key.clone();
+                next.push(0);
+                next
+            })
+        } else {
+            None
+        };
+        let lock_end = lock_end.as_deref().unwrap_or(end);
+        if let Some((key, lock)) = self
+            .locks(start, lock_end, ts, usize::MAX)?
+            .into_iter()
+            .find(|(_, lock)| lock.kind.blocks_readers())
+        {
+            return Err(MvccError::KeyIsLocked { key, lock });
+        }
+        Ok((out, more))
+    }
+}

@@ -1,0 +1,188 @@
+//! [`Overlay`]: a snapshot with a batch's writes on top, for code that must
+//! read its own writes before the batch is written (the Raft apply path
+//! stages several commands into one batch, and a later command must see an
+//! earlier one's effects).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::{BatchOp, Cf, Result, Snapshot, WriteBatch};
+
+type Pending = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A snapshot overlaid with pending writes.
+pub struct Overlay {
+    base: Arc<dyn Snapshot>,
+    /// Per family: key -> new value, or `None` for a deletion.
+    pending: [Pending; Cf::ALL.len()],
+    /// Per family: spans removed by `DeleteRange` (before any pending write
+    /// in them, which wins).
+    removed: [Vec<(Vec<u8>, Vec<u8>)>; Cf::ALL.len()],
+}
+
+fn in_span(start: &[u8], end: &[u8], key: &[u8]) -> bool {
+    key >= start && (end.is_empty() || key < end)
+}
+
+impl Overlay {
+    /// `base` with nothing on top.
+    pub fn new(base: Arc<dyn Snapshot>) -> Self {
+        Overlay {
+            base,
+            pending: Default::default(),
+            removed: Default::default(),
+        }
+    }
+
+    /// Puts `batch`'s writes on top.
+    pub fn apply(&mut self, batch: &WriteBatch) {
+        for op in batch.ops() {
+            match op {
+                BatchOp::Put { cf, key, value } => {
+                    self.pending[cf.index()].insert(key.clone(), Some(value.clone()));
+                }
+                BatchOp::Delete { cf, key } => {
+                    self.pending[cf.index()].insert(key.clone(), None);
+                }
+                BatchOp::DeleteRange { cf, start, end } => {
+                    self.pending[cf.index()].retain(|key, _| !in_span(start, end, key));
+                    self.removed[cf.index()].push((start.clone(), end.clone()));
+                }
+            }
+        }
+    }
+
+    fn is_removed(&self, cf: Cf, key: &[u8]) -> bool {
+        self.removed[cf.index()]
+            .iter()
+            .any(|(start, end)| in_span(start, end, key))
+    }
+}
+
+impl Snapshot for Overlay {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.pending[cf.index()].get(key) {
+            return Ok(value.clone());
+        }
+        if self.is_removed(cf, key) {
+            return Ok(None);
+        }
+        self.base.get(cf, key)
+    }
+
+    fn scan_chunk(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        if limit == 0 || (!end.is_empty() && start >= end) {
+            return Ok(out);
+        }
+        let pending = &self.pending[cf.index()];
+        let mut cursor = start.to_vec();
+        loop {
+            let base = self.base.scan_chunk(cf, &cursor, end, limit)?;
+            let base_full = base.len() == limit;
+            // Pending writes are merged up to what the base page covers.
+            let upper: Bound<&[u8]> = match base.last() {
+                Some((last, _)) if base_full => Bound::Included(last.as_slice()),
+                _ if end.is_empty() => Bound::Unbounded,
+                _ => Bound::Excluded(end),
+            };
+            let mut merged: BTreeMap<&[u8], &[u8]> = base
+                .iter()
+                .filter(|(key, _)| !pending.contains_key(key) && !self.is_removed(cf, key))
+                .map(|(key, value)| (key.as_slice(), value.as_slice()))
+                .collect();
+            for (key, value) in
+                pending.range::<[u8], _>((Bound::Included(cursor.as_slice()), upper))
+            {
+                if let Some(value) = value {
+                    merged.insert(key, value);
+                }
+            }
+            for (key, value) in merged {
+                out.push((key.to_vec(), value.to_vec()));
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+            match base.last() {
+                Some((last, _)) if base_full => {
+                    cursor.clone_from(last);
+                    cursor.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, MemoryEngine};
+
+    #[test]
+    fn pending_writes_shadow_the_base() {
+        let engine = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        for key in [b"a", b"b", b"c", b"d", b"e"] {
+            batch.put(Cf::Default, key.to_vec(), b"base".to_vec());
+        }
+        engine.write(&batch, false).unwrap();
+        let mut overlay = Overlay::new(engine.snapshot());
+        let mut pending = WriteBatch::new();
+        pending.delete(Cf::Default, b"b".to_vec());
+        pending.put(Cf::Default, b"bb".to_vec(), b"new".to_vec());
+        pending.put(Cf::Default, b"c".to_vec(), b"new".to_vec());
+        pending.delete_range(Cf::Default, b"d".to_vec(), b"e".to_vec());
+        pending.put(Cf::Lock, b"x".to_vec(), b"lock".to_vec());
+        overlay.apply(&pending);
+
+        assert_eq!(overlay.get(Cf::Default, b"b").unwrap(), None);
+        assert_eq!(
+            overlay.get(Cf::Default, b"c").unwrap(),
+            Some(b"new".to_vec())
+        );
+        assert_eq!(overlay.get(Cf::Default, b"d").unwrap(), None);
+        assert_eq!(
+            overlay.get(Cf::Default, b"a").unwrap(),
+            Some(b"base".to_vec())
+        );
+        let keys = |limit| {
+            let mut keys = Vec::new();
+            let mut cursor = Vec::new();
+            loop {
+                let chunk = overlay
+                    .scan_chunk(Cf::Default, &cursor, b"", limit)
+                    .unwrap();
+                let done = chunk.len() < limit;
+                for (key, value) in chunk {
+                    cursor = key.clone();
+                    cursor.push(0);
+                    keys.push((
+                        String::from_utf8(key).unwrap(),
+                        String::from_utf8(value).unwrap(),
+                    ));
+                }
+                if done {
+                    return keys;
+                }
+            }
+        };
+        let expected: Vec<(String, String)> =
+            [("a", "base"), ("bb", "new"), ("c", "new"), ("e", "base")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        for limit in 1..6 {
+            assert_eq!(keys(limit), expected, "limit {limit}");
+        }
+        assert_eq!(overlay.scan_chunk(Cf::Lock, b"", b"", 10).unwrap().len(), 1);
+    }
+}
