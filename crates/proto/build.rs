@@ -7,6 +7,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let protos = [
+        "txn.proto",
         "meta.proto",
         "raft_transport.proto",
         "kv.proto",

@@ -4,6 +4,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tessera_proto::kv::{self as pb, kv_client::KvClient as PbKvClient, route_error, RouteError};
 use tessera_proto::meta::Mutation;
+use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
+use tessera_types::Timestamp;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{ClientError, ClientResult};
@@ -66,7 +68,11 @@ routed!(
     pb::PutResponse,
     pb::DeleteResponse,
     pb::BatchResponse,
-    pb::ScanResponse
+    pb::ScanResponse,
+    pb::TxnResponse,
+    pb::MvccGetResponse,
+    pb::MvccScanResponse,
+    pb::TimestampsResponse
 );
 
 impl KvClient {
@@ -218,6 +224,90 @@ impl KvClient {
         })
         .await?;
         Ok(())
+    }
+
+    /// Runs a transactional command on the range holding its keys.
+    /// Conflicts are part of the result (`TxnResult::error`).
+    pub async fn txn(&self, command: TxnCommand) -> ClientResult<TxnResult> {
+        let response = self
+            .call(|mut c| {
+                let command = Some(command.clone());
+                async move { c.txn(pb::TxnRequest { command }).await }
+            })
+            .await?;
+        response
+            .result
+            .ok_or_else(|| ClientError::Server("a transactional response without a result".into()))
+    }
+
+    /// Reads a key at `ts`; a lock that hides it is the inner error.
+    pub async fn mvcc_get(
+        &self,
+        key: &[u8],
+        ts: Timestamp,
+    ) -> ClientResult<Result<Option<Vec<u8>>, TxnError>> {
+        let response = self
+            .call(|mut c| {
+                let key = key.to_vec();
+                async move { c.mvcc_get(pb::MvccGetRequest { key, ts: ts.0 }).await }
+            })
+            .await?;
+        Ok(match response.txn_error {
+            Some(err) => Err(err),
+            None => Ok(response.found.then_some(response.value)),
+        })
+    }
+
+    /// Scans `[start, end)` at `ts` within the range holding `start`: at
+    /// most `limit` entries, and the key to resume from (the next range's
+    /// start, or past the last entry). A lock that hides a key is the inner
+    /// error.
+    #[allow(clippy::type_complexity)]
+    pub async fn mvcc_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        ts: Timestamp,
+        limit: u32,
+    ) -> ClientResult<Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>), TxnError>> {
+        let response = self
+            .call(|mut c| {
+                let (start, end) = (start.to_vec(), end.to_vec());
+                async move {
+                    c.mvcc_scan(pb::MvccScanRequest {
+                        start,
+                        end,
+                        ts: ts.0,
+                        limit,
+                    })
+                    .await
+                }
+            })
+            .await?;
+        if let Some(err) = response.txn_error {
+            return Ok(Err(err));
+        }
+        let kvs = response
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, kv.value))
+            .collect();
+        let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
+        Ok(Ok((kvs, resume)))
+    }
+
+    /// `count` new timestamps from the oracle: the first of them and how
+    /// many there are.
+    pub async fn timestamps(&self, count: u32) -> ClientResult<(Timestamp, u32)> {
+        let response = self
+            .call(|mut c| async move { c.timestamps(pb::TimestampsRequest { count }).await })
+            .await?;
+        Ok((Timestamp(response.first), response.count))
+    }
+
+    /// One new timestamp from the oracle.
+    pub async fn timestamp(&self) -> ClientResult<Timestamp> {
+        Ok(self.timestamps(1).await?.0)
     }
 
     /// Scans `[start, end)` (an empty end is unbounded) across ranges,

@@ -6,6 +6,7 @@
 //!   by each range's leader) and the node service (hello, bootstrap, status).
 //! - `KvClient`: a client that follows not-leader hints and retries across
 //!   nodes, a bounded number of times.
+//! - `tso`: the timestamp oracle, served by the meta range's leader.
 #![deny(missing_docs)]
 
 mod address_book;
@@ -13,6 +14,7 @@ mod client;
 mod error;
 pub mod services;
 mod transport;
+pub mod tso;
 
 pub use address_book::AddressBook;
 pub use client::{KvClient, KvClientConfig};

@@ -1,6 +1,7 @@
 //! gRPC servers: the Raft transport, the KV service and the node service.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::kv::{self as pb, kv_server::Kv, route_error, RouteError};
@@ -9,13 +10,15 @@ use tessera_proto::meta::{
 };
 use tessera_proto::node::{self as node_pb, node_client::NodeClient, node_server::Node};
 use tessera_proto::raft::{raft_transport_server::RaftTransport, RaftBatch, RaftStreamDone};
+use tessera_proto::txn::{txn_command, TxnCommand, TxnResult};
 use tessera_raft::bootstrap_layout;
 use tessera_raft::StoreHandle;
 use tessera_types::keys;
-use tessera_types::NodeId;
+use tessera_types::{NodeId, Timestamp};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::tso::TsoService;
 use crate::AddressBook;
 
 /// What the services of one node share.
@@ -82,12 +85,68 @@ impl RaftTransport for RaftTransportService {
 /// The KV service.
 pub struct KvService {
     ctx: NodeContext,
+    /// This node's timestamp oracle, which serves while the node leads the
+    /// meta range.
+    tso: Arc<TsoService>,
 }
 
 impl KvService {
     /// The service for one node.
     pub fn new(ctx: NodeContext) -> Self {
-        Self { ctx }
+        let tso = Arc::new(TsoService::new(ctx.store.clone()));
+        Self { ctx, tso }
+    }
+
+    /// A timestamp from the oracle, wherever it is served.
+    async fn fresh_timestamp(&self) -> Result<Timestamp, Status> {
+        match self.tso.timestamps(1).await {
+            Ok((ts, _)) => return Ok(ts),
+            Err(tessera_raft::Error::NotLeader { .. }) => {}
+            Err(err) => return Err(Status::unavailable(format!("timestamp oracle: {err}"))),
+        }
+        let nodes = self
+            .ctx
+            .addresses
+            .all()
+            .into_iter()
+            .map(|(_, address)| address)
+            .collect();
+        let client = crate::KvClient::new(nodes, crate::KvClientConfig::default());
+        client
+            .timestamp()
+            .await
+            .map_err(|err| Status::unavailable(format!("timestamp oracle: {err}")))
+    }
+
+    /// Proposes a transactional command. A one-phase commit that reaches a
+    /// leader new to its term gets it a timestamp from the oracle first.
+    async fn txn(&self, command: TxnCommand) -> Result<Result<TxnResult, RouteError>, Status> {
+        let store = &self.ctx.store;
+        let mut need = None;
+        let outcome = self
+            .run(async {
+                match store.txn(command.clone()).await {
+                    Err(tessera_raft::Error::NeedTimestamp { term, .. }) => {
+                        need = Some(term);
+                        Ok(TxnResult::default())
+                    }
+                    other => other,
+                }
+            })
+            .await?;
+        let Some(term) = need else {
+            return Ok(outcome);
+        };
+        let ts = self.fresh_timestamp().await?;
+        let key = tessera_raft::txn_command_keys(&command)
+            .first()
+            .map(|key| key.to_vec())
+            .unwrap_or_default();
+        self.run(async {
+            store.observe_timestamp(key, ts, term).await?;
+            store.txn(command).await
+        })
+        .await
     }
 
     /// Runs a store request under the request timeout, turning routing
@@ -134,6 +193,11 @@ impl KvService {
             Err(Error::ProposalDropped) => Ok(Err(route(route_error::Kind::Unavailable(
                 pb::Unavailable {
                     reason: "proposal dropped by a leadership change".into(),
+                },
+            )))),
+            Err(Error::NeedTimestamp { .. }) => Ok(Err(route(route_error::Kind::Unavailable(
+                pb::Unavailable {
+                    reason: "a new leader is learning the time; retry".into(),
                 },
             )))),
             Err(Error::InvalidInput(msg)) => Err(Status::invalid_argument(msg)),
@@ -246,6 +310,131 @@ impl Kv for KvService {
             },
         };
         Ok(Response::new(response))
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let command = request
+            .into_inner()
+            .command
+            .ok_or_else(|| Status::invalid_argument("a transactional request needs a command"))?;
+        check_txn_command(&command)?;
+        let response = match KvService::txn(self, command).await? {
+            Ok(result) => pb::TxnResponse {
+                error: None,
+                result: Some(result),
+            },
+            Err(error) => pb::TxnResponse {
+                error: Some(error),
+                result: None,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn mvcc_get(
+        &self,
+        request: Request<pb::MvccGetRequest>,
+    ) -> Result<Response<pb::MvccGetResponse>, Status> {
+        let pb::MvccGetRequest { key, ts } = request.into_inner();
+        let read = self.ctx.store.mvcc_get(key, Timestamp(ts));
+        let response = match self.run(read).await? {
+            Ok(Ok(value)) => pb::MvccGetResponse {
+                found: value.is_some(),
+                value: value.unwrap_or_default(),
+                ..Default::default()
+            },
+            Ok(Err(txn_error)) => pb::MvccGetResponse {
+                txn_error: Some(txn_error),
+                ..Default::default()
+            },
+            Err(error) => pb::MvccGetResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn mvcc_scan(
+        &self,
+        request: Request<pb::MvccScanRequest>,
+    ) -> Result<Response<pb::MvccScanResponse>, Status> {
+        let pb::MvccScanRequest {
+            start,
+            end,
+            ts,
+            limit,
+        } = request.into_inner();
+        let limit = match limit {
+            0 => 1000,
+            n => n.min(100_000) as usize,
+        };
+        let read = self.ctx.store.mvcc_scan(start, end, Timestamp(ts), limit);
+        let response = match self.run(read).await? {
+            Ok(Ok((kvs, resume_key))) => pb::MvccScanResponse {
+                kvs: kvs
+                    .into_iter()
+                    .map(|(key, value)| tessera_proto::meta::KeyValue { key, value })
+                    .collect(),
+                resume_key: resume_key.unwrap_or_default(),
+                ..Default::default()
+            },
+            Ok(Err(txn_error)) => pb::MvccScanResponse {
+                txn_error: Some(txn_error),
+                ..Default::default()
+            },
+            Err(error) => pb::MvccScanResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn timestamps(
+        &self,
+        request: Request<pb::TimestampsRequest>,
+    ) -> Result<Response<pb::TimestampsResponse>, Status> {
+        let count = request.into_inner().count;
+        let response = match self.run(self.tso.timestamps(count)).await? {
+            Ok((first, count)) => pb::TimestampsResponse {
+                error: None,
+                first: first.0,
+                count,
+            },
+            Err(error) => pb::TimestampsResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+}
+
+/// Refuses transactional writes to the system's reserved keys.
+fn check_txn_command(command: &TxnCommand) -> Result<(), Status> {
+    let writes: Vec<&[u8]> = match &command.kind {
+        Some(txn_command::Kind::Prewrite(p)) => {
+            p.mutations.iter().map(|m| m.key.as_slice()).collect()
+        }
+        Some(txn_command::Kind::AcquirePessimisticLocks(l)) => {
+            l.keys.iter().map(Vec::as_slice).collect()
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "transactional command without a kind",
+            ))
+        }
+        _ => Vec::new(),
+    };
+    match writes.into_iter().find(|key| keys::is_reserved_key(key)) {
+        Some(key) => Err(Status::invalid_argument(format!(
+            "key {key:?} is reserved for the system (user keys start at 0x02)"
+        ))),
+        None => Ok(()),
     }
 }
 

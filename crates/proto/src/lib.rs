@@ -9,6 +9,11 @@ pub mod meta {
     tonic::include_proto!("tessera.meta");
 }
 
+/// Transactional commands, MVCC reads and their outcomes.
+pub mod txn {
+    tonic::include_proto!("tessera.txn");
+}
+
 /// Node-to-node Raft message transport.
 pub mod raft {
     tonic::include_proto!("tessera.raft");

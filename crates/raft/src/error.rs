@@ -27,6 +27,17 @@ pub enum Error {
     /// it was not applied. Retry.
     #[error("proposal dropped by a leadership change")]
     ProposalDropped,
+    /// A one-phase commit reached a leader that has not yet learned a
+    /// timestamp from the oracle since it took over: take one now, hand it
+    /// to the leader with the term (`StoreHandle::observe_timestamp`), and
+    /// retry.
+    #[error("range {range_id}: the new leader needs a timestamp before a one-phase commit")]
+    NeedTimestamp {
+        /// The range.
+        range_id: RangeId,
+        /// The leader's term.
+        term: u64,
+    },
     /// The store has stopped.
     #[error("store stopped")]
     Stopped,

@@ -28,10 +28,13 @@ mod logger;
 mod replica;
 mod store;
 mod transport;
+mod txn;
 
 pub use bootstrap::{bootstrap_layout, initial_meta_data};
 pub use error::{Error, Result};
 pub use log::{INIT_INDEX, INIT_TERM};
 pub use replica::ReplicaChange;
+pub use replica::ScanChunk;
 pub use store::{RaftConfig, ReadResult, ReplicaInfo, Store, StoreHandle};
 pub use transport::Transport;
+pub use txn::{command_keys as txn_command_keys, lock_info, txn_error};

@@ -14,7 +14,7 @@ use prost::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use tessera_proto::meta::{ApplyState, KeyValue, RangeDescriptor, RangeSnapshot};
-use tessera_storage::{Cf, Engine, WriteBatch};
+use tessera_storage::{Cf, Engine, ScanIter, WriteBatch};
 use tessera_types::RangeId;
 
 use crate::keys;
@@ -66,6 +66,11 @@ fn storage_error(err: Error) -> raft::Error {
 }
 
 impl ReplicaStorage {
+    /// The engine the replica's state and data live in.
+    pub(crate) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
     /// An uninitialized replica: no descriptor, empty log, waiting for a
     /// snapshot from its leader.
     pub fn uninitialized(engine: Arc<dyn Engine>, range_id: RangeId) -> Self {
@@ -273,14 +278,23 @@ impl ReplicaStorage {
             .descriptor
             .ok_or_else(|| Error::InvalidInput("snapshot without a range descriptor".into()))?;
         // Clear what this replica knew of its span (before and after), then load.
-        for cf in [Cf::Default, Cf::Lock, Cf::Write] {
+        for cf in Cf::REPLICATED {
             if let Some(old) = &self.descriptor {
-                batch.delete_range(cf, old.start_key.clone(), old.end_key.clone());
+                let (start, end) = cf.span_bounds(&old.start_key, &old.end_key);
+                batch.delete_range(cf, start, end);
             }
-            batch.delete_range(cf, descriptor.start_key.clone(), descriptor.end_key.clone());
+            let (start, end) = cf.span_bounds(&descriptor.start_key, &descriptor.end_key);
+            batch.delete_range(cf, start, end);
         }
-        for KeyValue { key, value } in data.data {
-            batch.put(Cf::Default, key, value);
+        for (cf, entries) in [
+            (Cf::Raw, data.data),
+            (Cf::Lock, data.locks),
+            (Cf::Write, data.writes),
+            (Cf::Default, data.values),
+        ] {
+            for KeyValue { key, value } in entries {
+                batch.put(cf, key, value);
+            }
         }
         batch.delete_range(
             Cf::Raft,
@@ -384,17 +398,21 @@ impl ReplicaStorage {
             .descriptor
             .clone()
             .ok_or_else(|| Error::InvalidInput("snapshot of an uninitialized replica".into()))?;
-        let mut data = Vec::new();
-        for item in self
-            .engine
-            .scan(Cf::Default, &descriptor.start_key, &descriptor.end_key)
-        {
-            let (key, value) = item?;
-            data.push(KeyValue { key, value });
-        }
+        // One engine snapshot for every family, so they agree.
+        let view = self.engine.snapshot();
+        let entries = |cf: Cf| -> Result<Vec<KeyValue>> {
+            let (start, end) = cf.span_bounds(&descriptor.start_key, &descriptor.end_key);
+            ScanIter::new(view.clone(), cf, &start, &end)
+                .map(|item| item.map(|(key, value)| KeyValue { key, value }))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Into::into)
+        };
         let body = RangeSnapshot {
+            data: entries(Cf::Raw)?,
+            locks: entries(Cf::Lock)?,
+            writes: entries(Cf::Write)?,
+            values: entries(Cf::Default)?,
             descriptor: Some(descriptor),
-            data,
         };
         let mut snapshot = Snapshot {
             data: body.encode_to_vec().into(),

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use raft::{RawNode, StateRole};
-use tessera_proto::meta::{mutation, RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole};
-use tessera_storage::{Cf, Engine, WriteBatch};
-use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId};
+use tessera_proto::meta::{
+    mutation, raft_command, RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole,
+};
+use tessera_proto::txn::{TxnError, TxnResult};
+use tessera_storage::mvcc::{MvccError, MvccReader};
+use tessera_storage::{Cf, Engine, Overlay, WriteBatch};
+use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::log::ReplicaStorage;
@@ -19,6 +23,9 @@ use crate::{Error, Result};
 pub(crate) struct PendingRead {
     pub op: ReadOp,
     pub callback: oneshot::Sender<Result<ReadResult>>,
+    /// The read is served only once this index is applied (besides its
+    /// ReadIndex): the one-phase commits it must see.
+    pub min_applied: u64,
 }
 
 /// What a read does once it may be served.
@@ -31,6 +38,28 @@ pub(crate) enum ReadOp {
         end: Vec<u8>,
         limit: usize,
     },
+    /// A key's value at a timestamp.
+    MvccGet {
+        key: Vec<u8>,
+        ts: Timestamp,
+    },
+    /// The keys of a span at a timestamp.
+    MvccScan {
+        start: Vec<u8>,
+        end: Vec<u8>,
+        ts: Timestamp,
+        limit: usize,
+    },
+}
+
+impl ReadOp {
+    /// The timestamp of an MVCC read.
+    fn ts(&self) -> Option<Timestamp> {
+        match self {
+            ReadOp::MvccGet { ts, .. } | ReadOp::MvccScan { ts, .. } => Some(*ts),
+            ReadOp::Get { .. } | ReadOp::Scan { .. } => None,
+        }
+    }
 }
 
 /// The answer to a read.
@@ -46,7 +75,21 @@ pub enum ReadResult {
         /// The key to continue from, if the scan is not complete.
         resume_key: Option<Vec<u8>>,
     },
+    /// A key's value at a timestamp, or the lock that hides it.
+    MvccGet(std::result::Result<Option<Vec<u8>>, TxnError>),
+    /// Keys of an MVCC scan, as for `Scan`, or the lock that hides them.
+    MvccScan(std::result::Result<ScanChunk, TxnError>),
 }
+
+/// Entries of a scan, and the key to resume from if it is not complete.
+pub type ScanChunk = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
+
+/// What an applied proposal answers: nothing for raw writes and membership
+/// changes, the outcome of a transactional command.
+pub type Applied = Option<TxnResult>;
+
+/// Where a proposal's answer goes.
+pub(crate) type ProposalCallback = oneshot::Sender<Result<Applied>>;
 
 /// A single-step change to a range's membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +104,7 @@ pub enum ReplicaChange {
 
 struct Proposal {
     term: u64,
-    callback: oneshot::Sender<Result<()>>,
+    callback: ProposalCallback,
 }
 
 /// An answer to deliver once the apply batch holding its effects is written.
@@ -79,6 +122,25 @@ pub(crate) struct Replica {
     reads_waiting: HashMap<u64, PendingRead>,
     /// Reads whose ReadIndex is known, waiting for apply to reach it.
     reads_ready: Vec<(u64, PendingRead)>,
+    /// One-phase commits proposed and not yet applied: log index -> commit
+    /// timestamp. An MVCC read at or above such a timestamp waits for it.
+    pending_commits: BTreeMap<u64, Timestamp>,
+    /// The MVCC reads this replica has served as leader in the current term.
+    reads_served: ReadsServed,
+}
+
+/// What a leader knows of the MVCC reads served in its range, for one term.
+#[derive(Default)]
+struct ReadsServed {
+    /// The term this record belongs to.
+    term: u64,
+    /// The highest timestamp of the MVCC reads served in the term; a
+    /// one-phase commit must commit above it.
+    max_ts: Timestamp,
+    /// Whether `max_ts` also covers the reads of earlier terms (and leaders):
+    /// set by a timestamp from the oracle taken in this term. One-phase
+    /// commits wait for it.
+    covers_earlier_terms: bool,
 }
 
 impl Replica {
@@ -91,6 +153,8 @@ impl Replica {
             proposals: BTreeMap::new(),
             reads_waiting: HashMap::new(),
             reads_ready: Vec::new(),
+            pending_commits: BTreeMap::new(),
+            reads_served: ReadsServed::default(),
         };
         replica.refresh_peers();
         replica
@@ -133,23 +197,88 @@ impl Replica {
     }
 
     /// Proposes a command; `callback` is answered when it applies.
-    pub fn propose(&mut self, command: RaftCommand, callback: oneshot::Sender<Result<()>>) {
+    pub fn propose(&mut self, mut command: RaftCommand, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
             return;
         }
+        let one_phase_commit = self.prepare_one_phase_commit(&mut command);
+        let commit_ts = match one_phase_commit {
+            Ok(commit_ts) => commit_ts,
+            Err(err) => {
+                let _ = callback.send(Err(err));
+                return;
+            }
+        };
         let proposed = self.raw.propose(Vec::new(), command.encode_to_vec());
+        let accepted = proposed.is_ok();
         self.track_proposal(proposed, callback);
+        if let (true, Some(commit_ts)) = (accepted, commit_ts) {
+            self.pending_commits
+                .insert(self.raw.raft.raft_log.last_index(), commit_ts);
+        }
+    }
+
+    /// A one-phase commit writes committed versions directly, with no lock
+    /// before it: it must commit above every MVCC read this range has
+    /// served, or a read could see the key change below its timestamp. The
+    /// commit timestamp is raised above the reads (it stays below the
+    /// oracle's next timestamp, as every read's timestamp came from it).
+    /// Returns the commit timestamp of a one-phase commit.
+    fn prepare_one_phase_commit(&mut self, command: &mut RaftCommand) -> Result<Option<Timestamp>> {
+        use tessera_proto::txn::txn_command::Kind;
+        let Some(raft_command::Kind::Txn(txn)) = &mut command.kind else {
+            return Ok(None);
+        };
+        let Some(Kind::Prewrite(prewrite)) = &mut txn.kind else {
+            return Ok(None);
+        };
+        if prewrite.commit_ts == 0 {
+            return Ok(None);
+        }
+        let range_id = self.range_id;
+        let reads = self.reads_served();
+        if !reads.covers_earlier_terms {
+            return Err(Error::NeedTimestamp {
+                range_id,
+                term: reads.term,
+            });
+        }
+        prewrite.commit_ts = prewrite.commit_ts.max(reads.max_ts.next().0);
+        Ok(Some(Timestamp(prewrite.commit_ts)))
+    }
+
+    /// The record of reads served in the current term, reset when the term
+    /// changes: the reads of earlier terms (possibly served by other
+    /// leaders) are unknown until a timestamp from the oracle covers them.
+    fn reads_served(&mut self) -> &mut ReadsServed {
+        let term = self.raw.raft.term;
+        if self.reads_served.term != term {
+            self.reads_served = ReadsServed {
+                term,
+                ..ReadsServed::default()
+            };
+        }
+        &mut self.reads_served
+    }
+
+    /// Records a timestamp taken from the oracle after this leader answered
+    /// `NeedTimestamp` in `term`: it is above every read served before the
+    /// term began (each read's timestamp came from the oracle before its
+    /// leader confirmed its leadership, which was before this term). Ignored
+    /// if the term has changed since.
+    pub fn observe_timestamp(&mut self, ts: Timestamp, term: u64) {
+        let reads = self.reads_served();
+        if reads.term == term {
+            reads.max_ts = reads.max_ts.max(ts);
+            reads.covers_earlier_terms = true;
+        }
     }
 
     /// Records a proposal raft-rs accepted at the end of the log, to answer
     /// when its entry applies; answers at once if raft-rs refused it (not
     /// leader, a leadership transfer, or a conf change already pending).
-    fn track_proposal(
-        &mut self,
-        proposed: raft::Result<()>,
-        callback: oneshot::Sender<Result<()>>,
-    ) {
+    fn track_proposal(&mut self, proposed: raft::Result<()>, callback: ProposalCallback) {
         if let Err(err) = proposed {
             let err = match err {
                 raft::Error::ProposalDropped if !self.is_leader() => self.not_leader(),
@@ -167,10 +296,23 @@ impl Replica {
     }
 
     /// Starts a linearizable read.
-    pub fn read(&mut self, read_id: u64, read: PendingRead) {
+    pub fn read(&mut self, read_id: u64, mut read: PendingRead) {
         if !self.is_leader() {
             let _ = read.callback.send(Err(self.not_leader()));
             return;
+        }
+        if let Some(ts) = read.op.ts() {
+            // One-phase commits proposed from now on commit above `ts`;
+            // those already proposed at or below it must apply first.
+            let reads = self.reads_served();
+            reads.max_ts = reads.max_ts.max(ts);
+            read.min_applied = self
+                .pending_commits
+                .iter()
+                .filter(|(_, commit_ts)| **commit_ts <= ts)
+                .map(|(index, _)| *index)
+                .max()
+                .unwrap_or(0);
         }
         self.raw.read_index(read_id.to_be_bytes().to_vec());
         self.reads_waiting.insert(read_id, read);
@@ -183,7 +325,8 @@ impl Replica {
                 continue;
             };
             if let Some(read) = self.reads_waiting.remove(&u64::from_be_bytes(id)) {
-                self.reads_ready.push((state.index, read));
+                let index = state.index.max(read.min_applied);
+                self.reads_ready.push((index, read));
             }
         }
     }
@@ -222,7 +365,7 @@ impl Replica {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &key) {
                     return Err(Error::RangeNotFound { key });
                 }
-                Ok(ReadResult::Get(engine.get(Cf::Default, &key)?))
+                Ok(ReadResult::Get(engine.get(Cf::Raw, &key)?))
             }
             ReadOp::Scan { start, end, limit } => {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
@@ -238,7 +381,7 @@ impl Replica {
                     };
                 let mut kvs = Vec::new();
                 let mut resume_key = resume_key;
-                for item in engine.scan(Cf::Default, &start, &scan_end) {
+                for item in engine.scan(Cf::Raw, &start, &scan_end) {
                     let (key, value) = item?;
                     if kvs.len() == limit {
                         resume_key = Some(key);
@@ -247,6 +390,51 @@ impl Replica {
                     kvs.push((key, value));
                 }
                 Ok(ReadResult::Scan { kvs, resume_key })
+            }
+            ReadOp::MvccGet { key, ts } => {
+                if !span_contains(&descriptor.start_key, &descriptor.end_key, &key) {
+                    return Err(Error::RangeNotFound { key });
+                }
+                let snapshot = engine.snapshot();
+                match MvccReader::new(snapshot.as_ref()).get(&key, ts) {
+                    Ok(value) => Ok(ReadResult::MvccGet(Ok(value))),
+                    Err(MvccError::Storage(err)) => Err(err.into()),
+                    Err(err) => Ok(ReadResult::MvccGet(Err(crate::txn::txn_error(err)))),
+                }
+            }
+            ReadOp::MvccScan {
+                start,
+                end,
+                ts,
+                limit,
+            } => {
+                if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
+                    return Err(Error::RangeNotFound { key: start });
+                }
+                let range_end = &descriptor.end_key;
+                let (scan_end, past_range) =
+                    if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
+                        (range_end.clone(), Some(range_end.clone()))
+                    } else {
+                        (end, None)
+                    };
+                let snapshot = engine.snapshot();
+                match MvccReader::new(snapshot.as_ref()).scan(&start, &scan_end, ts, limit) {
+                    Ok((kvs, more)) => {
+                        let resume_key = if more {
+                            kvs.last().map(|(key, _)| {
+                                let mut next = key.clone();
+                                next.push(0);
+                                next
+                            })
+                        } else {
+                            past_range
+                        };
+                        Ok(ReadResult::MvccScan(Ok((kvs, resume_key))))
+                    }
+                    Err(MvccError::Storage(err)) => Err(err.into()),
+                    Err(err) => Ok(ReadResult::MvccScan(Err(crate::txn::txn_error(err)))),
+                }
             }
         }
     }
@@ -262,6 +450,9 @@ impl Replica {
         if entries.is_empty() {
             return Ok(replies);
         }
+        // Transactional commands read the data: through this overlay they
+        // see the effects of the entries staged before them.
+        let mut view: Option<Overlay> = None;
         for entry in entries {
             let applied = self.raw.store().apply.applied_index;
             if entry.index <= applied {
@@ -275,11 +466,11 @@ impl Replica {
                 entry.index
             );
             let result = match entry.get_entry_type() {
-                EntryType::EntryNormal => self.apply_normal(&entry, batch),
+                EntryType::EntryNormal => self.apply_normal(&entry, batch, &mut view)?,
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)
                         .map_err(|e| Error::InvalidInput(format!("conf change: {e}")))?;
-                    self.apply_conf_change(cc, batch)
+                    self.apply_conf_change(cc, batch).map(|()| None)
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)
@@ -288,14 +479,16 @@ impl Replica {
                     if result.is_ok() && !entry.context.is_empty() {
                         self.apply_descriptor(&entry.context, batch)?;
                     }
-                    result
+                    result.map(|()| None)
                 }
             };
             let storage = self.raw.mut_store();
             storage.apply.applied_index = entry.index;
             storage.apply.applied_term = entry.term;
+            self.pending_commits.remove(&entry.index);
             // Answer every proposal up to this index: earlier ones were
             // overwritten by another leader's log.
+            let mut result = Some(result);
             while let Some(entry_proposal) = self.proposals.first_entry() {
                 if *entry_proposal.key() > entry.index {
                     break;
@@ -303,9 +496,9 @@ impl Replica {
                 let (index, proposal) = entry_proposal.remove_entry();
                 let reply = if index == entry.index && proposal.term == entry.term {
                     result
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|e| Error::InvalidInput(e.to_string()))
+                        .take()
+                        .unwrap_or(Err(String::from("answered twice")))
+                        .map_err(Error::InvalidInput)
                 } else {
                     Err(Error::ProposalDropped)
                 };
@@ -319,37 +512,66 @@ impl Replica {
     }
 
     /// Applies a normal entry. A command that cannot be decoded is rejected
-    /// the same way on every replica, so the replicas stay identical.
+    /// the same way on every replica, so the replicas stay identical. The
+    /// outer `Err` is a storage failure; the inner one a rejected command.
     fn apply_normal(
         &mut self,
         entry: &Entry,
         batch: &mut WriteBatch,
-    ) -> std::result::Result<(), String> {
+        view: &mut Option<Overlay>,
+    ) -> Result<std::result::Result<Applied, String>> {
         if entry.data.is_empty() {
             // The empty entry a new leader appends to commit its term.
-            return Ok(());
+            return Ok(Ok(None));
         }
-        let command = RaftCommand::decode(&entry.data[..])
-            .map_err(|e| format!("undecodable command: {e}"))?;
+        let command = match RaftCommand::decode(&entry.data[..]) {
+            Ok(command) => command,
+            Err(e) => return Ok(Err(format!("undecodable command: {e}"))),
+        };
         match command.kind {
-            Some(tessera_proto::meta::raft_command::Kind::Write(write)) => {
+            Some(raft_command::Kind::Write(write)) => {
                 // Validate the whole command before staging any of it.
                 let mut effects = WriteBatch::new();
                 for m in write.mutations {
                     match m.op {
-                        Some(mutation::Op::Put(put)) => {
-                            effects.put(Cf::Default, put.key, put.value)
-                        }
-                        Some(mutation::Op::Delete(delete)) => {
-                            effects.delete(Cf::Default, delete.key)
-                        }
-                        None => return Err("mutation without an operation".into()),
+                        Some(mutation::Op::Put(put)) => effects.put(Cf::Raw, put.key, put.value),
+                        Some(mutation::Op::Delete(delete)) => effects.delete(Cf::Raw, delete.key),
+                        None => return Ok(Err("mutation without an operation".into())),
                     }
                 }
+                if let Some(view) = view.as_mut() {
+                    view.apply(&effects);
+                }
                 batch.extend(effects);
-                Ok(())
+                Ok(Ok(None))
             }
-            None => Err("command without a kind".into()),
+            Some(raft_command::Kind::Txn(txn)) => {
+                let Some(descriptor) = self.descriptor().cloned() else {
+                    return Ok(Err(
+                        "transactional command on an uninitialized replica".into()
+                    ));
+                };
+                if let Some(key) = crate::txn::command_keys(&txn)
+                    .into_iter()
+                    .find(|key| !span_contains(&descriptor.start_key, &descriptor.end_key, key))
+                {
+                    return Ok(Err(format!(
+                        "key {key:02x?} is outside range {}",
+                        self.range_id
+                    )));
+                }
+                let view = view.get_or_insert_with(|| {
+                    let mut overlay = Overlay::new(self.raw.store().engine().snapshot());
+                    overlay.apply(batch);
+                    overlay
+                });
+                let (result, effects) =
+                    crate::txn::execute(txn, view, (&descriptor.start_key, &descriptor.end_key))?;
+                view.apply(&effects);
+                batch.extend(effects);
+                Ok(Ok(Some(result)))
+            }
+            None => Ok(Err("command without a kind".into())),
         }
     }
 
@@ -369,7 +591,7 @@ impl Replica {
 
     /// Proposes a single-step membership change. The new descriptor rides in
     /// the entry's context and is installed when the change applies.
-    pub fn propose_change(&mut self, change: ReplicaChange, callback: oneshot::Sender<Result<()>>) {
+    pub fn propose_change(&mut self, change: ReplicaChange, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
             return;

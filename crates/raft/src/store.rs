@@ -12,14 +12,17 @@ use raft::prelude::{Message, MessageType};
 use raft::{RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 use tessera_proto::meta::{mutation, Mutation, RaftCommand, RangeDescriptor, StoreIdent};
 use tessera_proto::raft::RaftEnvelope;
+use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
 use tessera_storage::{Cf, Engine, WriteBatch};
-use tessera_types::{ClusterId, NodeId, RangeId, ReplicaId};
+use tessera_types::{ClusterId, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::keys;
 use crate::log::{encode_pb, ReplicaStorage};
 use crate::logger::replica_logger;
-use crate::replica::{PendingRead, ReadOp, Replica, ReplicaChange, Reply};
+use crate::replica::{
+    Applied, PendingRead, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply, ScanChunk,
+};
 use crate::transport::Transport;
 use crate::{Error, Result};
 
@@ -83,6 +86,16 @@ enum StoreMsg {
     Raft(Vec<RaftEnvelope>),
     Write {
         mutations: Vec<Mutation>,
+        callback: ProposalCallback,
+    },
+    Txn {
+        command: TxnCommand,
+        callback: ProposalCallback,
+    },
+    ObserveTimestamp {
+        key: Vec<u8>,
+        ts: Timestamp,
+        term: u64,
         callback: oneshot::Sender<Result<()>>,
     },
     Read {
@@ -102,7 +115,7 @@ enum StoreMsg {
     ChangeReplicas {
         range_id: RangeId,
         change: ReplicaChange,
-        callback: oneshot::Sender<Result<()>>,
+        callback: ProposalCallback,
     },
     Stop,
 }
@@ -250,6 +263,80 @@ impl StoreHandle {
             callback,
         })
         .await
+        .map(|_| ())
+    }
+
+    /// Replicates a transactional command, whose keys must all fall in one
+    /// range, and returns its outcome once it is applied here. Conflicts are
+    /// outcomes (`TxnResult::error`), not errors.
+    pub async fn txn(&self, command: TxnCommand) -> Result<TxnResult> {
+        let applied: Applied = self
+            .request(|callback| StoreMsg::Txn { command, callback })
+            .await?;
+        applied
+            .ok_or_else(|| Error::InvalidInput("a transactional command without an outcome".into()))
+    }
+
+    /// Hands the leader of the range holding `key` a timestamp taken from
+    /// the oracle after it answered `Error::NeedTimestamp` in `term`.
+    pub async fn observe_timestamp(&self, key: Vec<u8>, ts: Timestamp, term: u64) -> Result<()> {
+        self.request(|callback| StoreMsg::ObserveTimestamp {
+            key,
+            ts,
+            term,
+            callback,
+        })
+        .await
+    }
+
+    /// Reads a key's value at `ts` (at the range's leader, after
+    /// ReadIndex). A lock that hides the value is returned as the inner
+    /// error, to be resolved by the caller.
+    pub async fn mvcc_get(
+        &self,
+        key: Vec<u8>,
+        ts: Timestamp,
+    ) -> Result<std::result::Result<Option<Vec<u8>>, TxnError>> {
+        let op = ReadOp::MvccGet {
+            key: key.clone(),
+            ts,
+        };
+        match self
+            .request(|callback| StoreMsg::Read { key, op, callback })
+            .await?
+        {
+            ReadResult::MvccGet(result) => Ok(result),
+            other => unreachable!("an MVCC get answered with {other:?}"),
+        }
+    }
+
+    /// Scans `[start, end)` at `ts` within the range holding `start`: at
+    /// most `limit` entries (0: no limit), and the key to resume from. A
+    /// lock that hides a key is returned as the inner error.
+    pub async fn mvcc_scan(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        ts: Timestamp,
+        limit: usize,
+    ) -> Result<std::result::Result<ScanChunk, TxnError>> {
+        let op = ReadOp::MvccScan {
+            start: start.clone(),
+            end,
+            ts,
+            limit,
+        };
+        match self
+            .request(|callback| StoreMsg::Read {
+                key: start,
+                op,
+                callback,
+            })
+            .await?
+        {
+            ReadResult::MvccScan(result) => Ok(result),
+            other => unreachable!("an MVCC scan answered with {other:?}"),
+        }
     }
 
     /// Reads a key linearizably (at the range's leader, after ReadIndex).
@@ -260,7 +347,7 @@ impl StoreHandle {
             .await?
         {
             ReadResult::Get(value) => Ok(value),
-            ReadResult::Scan { .. } => unreachable!("a get answered with a scan"),
+            other => unreachable!("a get answered with {other:?}"),
         }
     }
 
@@ -286,7 +373,7 @@ impl StoreHandle {
             .await?
         {
             ReadResult::Scan { kvs, resume_key } => Ok((kvs, resume_key)),
-            ReadResult::Get(_) => unreachable!("a scan answered with a get"),
+            other => unreachable!("a scan answered with {other:?}"),
         }
     }
 
@@ -323,6 +410,7 @@ impl StoreHandle {
             callback,
         })
         .await
+        .map(|_| ())
     }
 }
 
@@ -437,11 +525,39 @@ impl StoreLoop {
                 mutations,
                 callback,
             } => self.on_write(mutations, callback),
+            StoreMsg::Txn { command, callback } => self.on_txn(command, callback),
+            StoreMsg::ObserveTimestamp {
+                key,
+                ts,
+                term,
+                callback,
+            } => {
+                let result = match self.replica_for_key(&key) {
+                    Some(range_id) => {
+                        let replica = self.replicas.get_mut(&range_id).expect("found above");
+                        if replica.is_leader() {
+                            replica.observe_timestamp(ts, term);
+                            Ok(())
+                        } else {
+                            Err(replica.not_leader())
+                        }
+                    }
+                    None => Err(Error::RangeNotFound { key }),
+                };
+                let _ = callback.send(result);
+            }
             StoreMsg::Read { key, op, callback } => match self.replica_for_key(&key) {
                 Some(range_id) => {
                     let read_id = self.next_id();
                     let replica = self.replicas.get_mut(&range_id).expect("found above");
-                    replica.read(read_id, PendingRead { op, callback });
+                    replica.read(
+                        read_id,
+                        PendingRead {
+                            op,
+                            callback,
+                            min_applied: 0,
+                        },
+                    );
                 }
                 None => {
                     let _ = callback.send(Err(Error::RangeNotFound { key }));
@@ -489,7 +605,36 @@ impl StoreLoop {
             .map(|replica| replica.range_id)
     }
 
-    fn on_write(&mut self, mutations: Vec<Mutation>, callback: oneshot::Sender<Result<()>>) {
+    fn on_txn(&mut self, command: TxnCommand, callback: ProposalCallback) {
+        let keys = crate::txn::command_keys(&command);
+        let route_key = match (&command.kind, keys.first()) {
+            (Some(tessera_proto::txn::txn_command::Kind::Gc(gc)), _) => gc.start.clone(),
+            (_, Some(key)) => key.to_vec(),
+            (_, None) => {
+                let _ = callback.send(Err(Error::InvalidInput(
+                    "a transactional command needs at least one key".into(),
+                )));
+                return;
+            }
+        };
+        let Some(range_id) = self.replica_for_key(&route_key) else {
+            let _ = callback.send(Err(Error::RangeNotFound { key: route_key }));
+            return;
+        };
+        let replica = self.replicas.get_mut(&range_id).expect("found above");
+        if let Some(key) = keys.iter().find(|key| !replica.contains(key)) {
+            let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
+            return;
+        }
+        self.next_id += 1;
+        let command = RaftCommand {
+            proposal_id: self.next_id,
+            kind: Some(tessera_proto::meta::raft_command::Kind::Txn(command)),
+        };
+        replica.propose(command, callback);
+    }
+
+    fn on_write(&mut self, mutations: Vec<Mutation>, callback: ProposalCallback) {
         let Some(first) = mutations.first().and_then(mutation_key) else {
             let _ = callback.send(Err(Error::InvalidInput(
                 "a write needs at least one mutation".into(),
@@ -649,7 +794,7 @@ impl StoreLoop {
                     &descriptor.end_key,
                     key,
                 ) {
-                    batch.put(Cf::Default, key.clone(), value.clone());
+                    batch.put(Cf::Raw, key.clone(), value.clone());
                 }
             }
             mine.push((descriptor.clone(), me.replica_id));

@@ -44,7 +44,7 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 fn load_node_records(engine: &dyn Engine, addresses: &AddressBook) -> anyhow::Result<()> {
     let prefix = tessera_types::keys::NODE_PREFIX;
     let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
-    for item in engine.scan(Cf::Default, prefix, &end) {
+    for item in engine.scan(Cf::Raw, prefix, &end) {
         let (_, value) = item?;
         let record = NodeRecord::decode(&value[..]).context("corrupt node record")?;
         addresses.insert(record.node_id, record.address);

@@ -15,7 +15,7 @@ fn key(i: usize) -> Vec<u8> {
 fn local_user_data(cluster: &Cluster, node: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     cluster
         .engine(node)
-        .scan(Cf::Default, tessera_types::keys::USER_MIN, b"")
+        .scan(Cf::Raw, tessera_types::keys::USER_MIN, b"")
         .collect::<Result<_, _>>()
         .unwrap()
 }

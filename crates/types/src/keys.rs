@@ -9,7 +9,7 @@
 //! | `0x01 "meta"`  | range descriptors, indexed by the range's end key     |
 //! | `0x01 "node"`  | node records (node id -> address)                     |
 //! | `0x01 "sql/"`  | SQL schema: databases, table descriptors, sequences   |
-//! | `0x01 ...`     | other system state (timestamp oracle, ...)           |
+//! | `0x01 "tso"`   | the timestamp oracle's high-water mark                |
 //! | `0x02` ..      | user keys (SQL tables live at `/table/<id>/...`)      |
 //!
 //! The meta range covers `[MIN, USER_MIN)`; user ranges cover `[USER_MIN, MAX)`.
@@ -32,6 +32,10 @@ pub const NODE_PREFIX: &[u8] = b"\x01node/";
 /// Prefix of the SQL layer's system state (schema descriptors, sequences).
 /// SQL gateways write it through the KV API like user keys.
 pub const SQL_PREFIX: &[u8] = b"\x01sql/";
+
+/// The timestamp oracle's high-water mark (8 bytes, big-endian): no
+/// timestamp above it has been handed out.
+pub const TSO_MARK_KEY: &[u8] = b"\x01tso";
 
 /// The range id of the meta range, created by bootstrap.
 pub const META_RANGE_ID: RangeId = 1;

@@ -1,0 +1,283 @@
+//! Transactional commands through Raft on in-process clusters: outcomes
+//! reach the proposer, every replica applies the same effects, snapshots
+//! carry the MVCC families, and one-phase commits respect the reads served.
+
+use std::time::Duration;
+
+use tessera_proto::txn::{
+    self as pb, mutation::Op, txn_command::Kind, txn_error, TxnCommand, TxnResult,
+};
+use tessera_storage::Cf;
+use tessera_testkit::{Cluster, ClusterOptions, EngineKind, USER_RANGE};
+use tessera_types::Timestamp;
+
+fn key(i: usize) -> Vec<u8> {
+    format!("\x02key/{i:06}").into_bytes()
+}
+
+fn prewrite(start_ts: u64, commit_ts: u64, puts: &[(Vec<u8>, &str)]) -> TxnCommand {
+    TxnCommand {
+        kind: Some(Kind::Prewrite(pb::Prewrite {
+            start_ts,
+            primary: puts[0].0.clone(),
+            ttl_ms: 3000,
+            for_update_ts: 0,
+            mutations: puts
+                .iter()
+                .map(|(key, value)| pb::Mutation {
+                    key: key.clone(),
+                    op: Some(Op::Put(value.as_bytes().to_vec())),
+                    pessimistic: false,
+                })
+                .collect(),
+            commit_ts,
+        })),
+    }
+}
+
+fn commit(start_ts: u64, commit_ts: u64, keys: Vec<Vec<u8>>) -> TxnCommand {
+    TxnCommand {
+        kind: Some(Kind::Commit(pb::Commit {
+            start_ts,
+            commit_ts,
+            keys,
+        })),
+    }
+}
+
+/// Runs a command at the user range's leader, retrying routing errors.
+async fn run(cluster: &Cluster, command: TxnCommand) -> TxnResult {
+    for _ in 0..100 {
+        let leader = cluster.leader(USER_RANGE).await;
+        match cluster.store(leader).txn(command.clone()).await {
+            Ok(result) => return result,
+            Err(err) if err.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    panic!("no leader took the command");
+}
+
+/// Every entry of one MVCC family on a node, read directly.
+fn family(cluster: &Cluster, node: u64, cf: Cf) -> Vec<(Vec<u8>, Vec<u8>)> {
+    cluster
+        .engine(node)
+        .scan(cf, b"", b"")
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phase_commit_replicates_and_reports_conflicts() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let keys = vec![key(1), key(2)];
+    let result = run(&cluster, prewrite(10, 0, &[(key(1), "a"), (key(2), "b")])).await;
+    assert_eq!(result.error, None);
+
+    // A second transaction meets the locks; the outcome names the holder.
+    let result = run(&cluster, prewrite(11, 0, &[(key(2), "c")])).await;
+    match result.error.and_then(|e| e.kind) {
+        Some(txn_error::Kind::Locked(lock)) => {
+            assert_eq!(
+                (lock.key, lock.primary, lock.start_ts),
+                (key(2), key(1), 10)
+            );
+        }
+        other => panic!("expected a lock, got {other:?}"),
+    }
+
+    // A reader above the start must resolve; below it sees nothing.
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    assert!(store
+        .mvcc_get(key(1), Timestamp(20))
+        .await
+        .unwrap()
+        .is_err());
+    assert_eq!(
+        store.mvcc_get(key(1), Timestamp(5)).await.unwrap().unwrap(),
+        None
+    );
+
+    assert_eq!(
+        run(&cluster, commit(10, 12, keys.clone())).await.error,
+        None
+    );
+    assert_eq!(
+        store
+            .mvcc_get(key(2), Timestamp(20))
+            .await
+            .unwrap()
+            .unwrap(),
+        Some(b"b".to_vec())
+    );
+    let (kvs, resume) = store
+        .mvcc_scan(key(0), key(9), Timestamp(12), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kvs, vec![(key(1), b"a".to_vec()), (key(2), b"b".to_vec())]);
+    assert_eq!(resume, None);
+
+    // Transaction 11 started before 10 committed: first committer wins.
+    let result = run(&cluster, prewrite(11, 0, &[(key(2), "c")])).await;
+    match result.error.and_then(|e| e.kind) {
+        Some(txn_error::Kind::Conflict(conflict)) => {
+            assert_eq!(
+                (conflict.conflict_start_ts, conflict.conflict_commit_ts),
+                (10, 12)
+            );
+        }
+        other => panic!("expected a write conflict, got {other:?}"),
+    }
+
+    // Every replica holds the same MVCC data.
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    for cf in [Cf::Lock, Cf::Write, Cf::Default] {
+        let leader_data = family(&cluster, leader, cf);
+        for id in cluster.node_ids() {
+            assert_eq!(family(&cluster, id, cf), leader_data, "node {id}, {cf:?}");
+        }
+    }
+    assert!(family(&cluster, leader, Cf::Lock).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    // A new leader does not know what earlier leaders served.
+    let err = store
+        .txn(prewrite(100, 101, &[(key(1), "x")]))
+        .await
+        .unwrap_err();
+    let tessera_raft::Error::NeedTimestamp { term, .. } = err else {
+        panic!("expected NeedTimestamp, got {err}");
+    };
+    store
+        .observe_timestamp(key(1), Timestamp(100), term)
+        .await
+        .unwrap();
+    // A read at 500 was served: a one-phase commit at 101 must land above.
+    store
+        .mvcc_get(key(1), Timestamp(500))
+        .await
+        .unwrap()
+        .unwrap();
+    let result = store
+        .txn(prewrite(100, 101, &[(key(1), "x")]))
+        .await
+        .unwrap();
+    assert_eq!(result.error, None);
+    assert!(result.commit_ts > 500, "committed at {}", result.commit_ts);
+    assert_eq!(
+        store
+            .mvcc_get(key(1), Timestamp(500))
+            .await
+            .unwrap()
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .mvcc_get(key(1), Timestamp(result.commit_ts))
+            .await
+            .unwrap()
+            .unwrap(),
+        Some(b"x".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_carry_locks_versions_and_values() {
+    let mut options = ClusterOptions {
+        engine: EngineKind::Rocks,
+        ..Default::default()
+    };
+    options.raft.log_compact_threshold = 50;
+    let cluster = Cluster::start(3, options).await;
+    let leader = cluster.leader(USER_RANGE).await;
+    let lagging = cluster
+        .node_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    cluster.isolate(lagging);
+    let long = "v".repeat(1000);
+    for n in 0..150u64 {
+        let ts = 10 + 3 * n;
+        let k = key(n as usize % 20);
+        let result = run(&cluster, prewrite(ts, 0, &[(k.clone(), &long)])).await;
+        assert_eq!(result.error, None);
+        if n < 149 {
+            assert_eq!(run(&cluster, commit(ts, ts + 1, vec![k])).await.error, None);
+        }
+    }
+    cluster.heal();
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(20))
+        .await;
+    let leader = cluster.leader(USER_RANGE).await;
+    for cf in [Cf::Lock, Cf::Write, Cf::Default] {
+        let expected = family(&cluster, leader, cf);
+        assert!(!expected.is_empty(), "{cf:?}");
+        assert_eq!(family(&cluster, lagging, cf), expected, "{cf:?}");
+    }
+    let info = cluster.replica(lagging, USER_RANGE).await.unwrap();
+    assert!(
+        info.first_index > 2,
+        "the lagging replica was not sent a snapshot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_never_goes_backwards_across_leaders() {
+    use tessera_kv::tso::TsoService;
+    use tessera_types::keys::META_RANGE_ID;
+
+    let mut options = ClusterOptions {
+        engine: EngineKind::Rocks,
+        ..Default::default()
+    };
+    options.raft.log_compact_threshold = 1000;
+    let mut cluster = Cluster::start(3, options).await;
+    let mut last = Timestamp::ZERO;
+    for round in 0..3 {
+        let leader = cluster.leader(META_RANGE_ID).await;
+        let tso = TsoService::new(cluster.store(leader));
+        for _ in 0..20 {
+            let (first, count) = loop {
+                match tso.timestamps(7).await {
+                    Ok(batch) => break batch,
+                    Err(err) if err.is_retryable() => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    Err(err) => panic!("round {round}: {err}"),
+                }
+            };
+            assert_eq!(count, 7);
+            assert!(first > last, "round {round}: {first} after {last}");
+            last = Timestamp(first.0 + u64::from(count) - 1);
+        }
+        // A follower's oracle refuses: only the leader hands out time.
+        let follower = cluster
+            .node_ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .unwrap();
+        assert!(TsoService::new(cluster.store(follower))
+            .timestamps(1)
+            .await
+            .is_err());
+        // Move the leadership by restarting the leader's node.
+        cluster.restart_node(leader);
+    }
+}
