@@ -1,0 +1,69 @@
+use tessera_kv::ClientError;
+use tessera_types::Timestamp;
+
+/// Why a transaction failed, named by what its caller does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// Another transaction committed a change to a key this one writes after
+    /// this one's snapshot: retry the whole transaction (SQLSTATE 40001).
+    #[error(
+        "write conflict on key {key:02x?}: transaction {start_ts} lost to transaction \
+         {conflict_start_ts}, committed at {conflict_commit_ts}"
+    )]
+    WriteConflict {
+        /// The key.
+        key: Vec<u8>,
+        /// This transaction.
+        start_ts: Timestamp,
+        /// The transaction it lost to.
+        conflict_start_ts: Timestamp,
+        /// When that one committed.
+        conflict_commit_ts: Timestamp,
+    },
+    /// The transaction was rolled back by another that found it expired:
+    /// retry it (SQLSTATE 40001).
+    #[error("transaction {start_ts} was rolled back by a concurrent transaction (key {key:02x?})")]
+    Aborted {
+        /// The key.
+        key: Vec<u8>,
+        /// This transaction.
+        start_ts: Timestamp,
+    },
+    /// A lock held by a live transaction did not go away in time.
+    #[error("key {key:02x?} stayed locked by transaction {holder}")]
+    LockTimeout {
+        /// The key.
+        key: Vec<u8>,
+        /// The transaction holding the lock.
+        holder: Timestamp,
+    },
+    /// The cluster could not be reached or did not answer; a commit may or
+    /// may not have happened.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl TxnError {
+    /// Whether retrying the transaction from the start may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TxnError::WriteConflict { .. } | TxnError::Aborted { .. }
+        )
+    }
+}
+
+impl From<ClientError> for TxnError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::Unavailable(msg) => TxnError::Unavailable(msg),
+            other => TxnError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A transaction result.
+pub type TxnResult<T> = Result<T, TxnError>;

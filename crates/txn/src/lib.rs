@@ -1,0 +1,23 @@
+//! Transactions over the cluster, Percolator style.
+//!
+//! - [`TsoClient`]: timestamps from the oracle, with concurrent requests
+//!   coalesced into one batch per round trip.
+//! - [`RangeCache`]: the range descriptors of the meta range, to group a
+//!   transaction's writes by range.
+//! - [`TxnClient`] and [`Transaction`]: a transaction reads at its start
+//!   timestamp (resolving the locks it meets through their primaries),
+//!   buffers its writes, and commits them with two-phase commit: prewrite
+//!   every range's writes in parallel, take a commit timestamp, commit the
+//!   primary key (the commit point), answer, and commit the other keys in
+//!   the background. Writes that fall in one range commit in one step.
+#![deny(missing_docs)]
+
+mod error;
+mod ranges;
+mod transaction;
+mod tso;
+
+pub use error::{TxnError, TxnResult};
+pub use ranges::RangeCache;
+pub use transaction::{Transaction, TxnClient, TxnOptions};
+pub use tso::TsoClient;

@@ -1,0 +1,234 @@
+//! End-to-end transactions through the coordinator (`tessera-txn`) on three
+//! real `tessera start` processes. The meta range and the user range are
+//! two Raft groups, so a transaction writing keys under `0x01 "sql/"` (meta
+//! range) and ordinary user keys commits with two-phase commit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_e2e::Cluster;
+use tessera_kv::{KvClient, KvClientConfig};
+use tessera_proto::txn::{self as pb, mutation::Op, txn_command::Kind, TxnCommand};
+use tessera_txn::{TxnClient, TxnError, TxnOptions};
+use tessera_types::Timestamp;
+
+const ACCOUNTS: usize = 20;
+const INITIAL: i64 = 100;
+
+/// Half the accounts in the meta range, half in the user range.
+fn account(i: usize) -> Vec<u8> {
+    if i.is_multiple_of(2) {
+        format!("\x01sql/test-bank/{i:03}").into_bytes()
+    } else {
+        format!("bank/{i:03}").into_bytes()
+    }
+}
+
+fn balance(value: Option<Vec<u8>>) -> i64 {
+    let bytes = value.expect("every account exists");
+    String::from_utf8(bytes).unwrap().parse().unwrap()
+}
+
+async fn start() -> (Cluster, KvClient) {
+    let cluster = Cluster::start(3).await.expect("cluster");
+    let kv = KvClient::new(cluster.addresses(), KvClientConfig::default());
+    (cluster, kv)
+}
+
+/// Sums every account in one transaction.
+async fn total(client: &TxnClient) -> Result<i64, TxnError> {
+    let txn = client.begin().await?;
+    let mut sum = 0;
+    for i in 0..ACCOUNTS {
+        sum += balance(txn.get(&account(i)).await?);
+    }
+    Ok(sum)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_keep_the_total() {
+    let (cluster, kv) = start().await;
+    let client = TxnClient::new(kv.clone(), TxnOptions::default());
+    let mut setup = client.begin().await.unwrap();
+    for i in 0..ACCOUNTS {
+        setup.put(account(i), INITIAL.to_string().into_bytes());
+    }
+    setup.commit().await.unwrap();
+    assert_eq!(total(&client).await.unwrap(), INITIAL * ACCOUNTS as i64);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (client, done) = (client.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut sums = 0;
+            while !done.load(Ordering::Relaxed) {
+                assert_eq!(total(&client).await.unwrap(), INITIAL * ACCOUNTS as i64);
+                sums += 1;
+            }
+            sums
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let client = client.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut committed, mut retried) = (0, 0);
+            let mut state = w * 7919 + 1;
+            while committed < 25 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let from = (state >> 33) as usize % ACCOUNTS;
+                let to = (from + 1 + (state >> 45) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
+                let amount = (state >> 20) as i64 % 30;
+                let attempt = async {
+                    let mut txn = client.begin().await?;
+                    let a = balance(txn.get(&account(from)).await?);
+                    let b = balance(txn.get(&account(to)).await?);
+                    txn.put(account(from), (a - amount).to_string().into_bytes());
+                    txn.put(account(to), (b + amount).to_string().into_bytes());
+                    txn.commit().await
+                };
+                match attempt.await {
+                    Ok(_) => committed += 1,
+                    Err(err) if err.is_retryable() => retried += 1,
+                    Err(err) => panic!("transfer failed: {err}"),
+                }
+            }
+            (committed, retried)
+        }));
+    }
+    let mut conflicts = 0;
+    for writer in writers {
+        conflicts += writer.await.unwrap().1;
+    }
+    done.store(true, Ordering::Relaxed);
+    let sums = reader.await.unwrap();
+    assert!(sums > 0);
+    assert_eq!(total(&client).await.unwrap(), INITIAL * ACCOUNTS as i64);
+    println!("100 transfers, {conflicts} retried on conflicts, {sums} consistent sums");
+
+    // Every lock is gone once the background commits finish: a scan at a
+    // fresh timestamp meets none.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = client.timestamp().await.unwrap();
+    for (start, end) in [
+        (&b"\x01sql/test-bank/"[..], &b"\x01sql/test-bank0"[..]),
+        (b"bank/", b"bank0"),
+    ] {
+        let scan = kv.mvcc_scan(start, end, now, 1000).await.unwrap();
+        let (kvs, _) = scan.expect("no locks left");
+        assert_eq!(kvs.len(), ACCOUNTS / 2);
+    }
+    drop(cluster);
+}
+
+fn prewrite(
+    start_ts: Timestamp,
+    primary: &[u8],
+    key: &[u8],
+    value: &str,
+    ttl_ms: u64,
+) -> TxnCommand {
+    TxnCommand {
+        kind: Some(Kind::Prewrite(pb::Prewrite {
+            start_ts: start_ts.0,
+            primary: primary.to_vec(),
+            ttl_ms,
+            for_update_ts: 0,
+            mutations: vec![pb::Mutation {
+                key: key.to_vec(),
+                op: Some(Op::Put(value.as_bytes().to_vec())),
+                pessimistic: false,
+            }],
+            commit_ts: 0,
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_clean_up_after_a_dead_coordinator() {
+    let (cluster, kv) = start().await;
+    let client = TxnClient::new(kv.clone(), TxnOptions::default());
+    let (primary, secondary) = (b"\x01sql/test-dead/p".to_vec(), b"dead/s".to_vec());
+    let mut setup = client.begin().await.unwrap();
+    setup.put(primary.clone(), b"old".to_vec());
+    setup.put(secondary.clone(), b"old".to_vec());
+    setup.commit().await.unwrap();
+
+    // A coordinator prewrites both keys, then dies before the commit point:
+    // once its locks expire, a reader rolls them back.
+    let start_ts = client.timestamp().await.unwrap();
+    for key in [&primary, &secondary] {
+        let result = kv
+            .txn(prewrite(start_ts, &primary, key, "new", 300))
+            .await
+            .unwrap();
+        assert_eq!(result.error, None);
+    }
+    let txn = client.begin().await.unwrap();
+    assert_eq!(txn.get(&secondary).await.unwrap(), Some(b"old".to_vec()));
+    assert_eq!(txn.get(&primary).await.unwrap(), Some(b"old".to_vec()));
+
+    // Another dies just after its commit point: a reader rolls the
+    // secondary forward at the primary's commit timestamp.
+    let start_ts = client.timestamp().await.unwrap();
+    for key in [&primary, &secondary] {
+        let result = kv
+            .txn(prewrite(start_ts, &primary, key, "newer", 60_000))
+            .await
+            .unwrap();
+        assert_eq!(result.error, None);
+    }
+    let commit_ts = client.timestamp().await.unwrap();
+    let commit = TxnCommand {
+        kind: Some(Kind::Commit(pb::Commit {
+            start_ts: start_ts.0,
+            commit_ts: commit_ts.0,
+            keys: vec![primary.clone()],
+        })),
+    };
+    assert_eq!(kv.txn(commit).await.unwrap().error, None);
+    let txn = client.begin().await.unwrap();
+    assert_eq!(txn.get(&secondary).await.unwrap(), Some(b"newer".to_vec()));
+    assert_eq!(txn.get(&primary).await.unwrap(), Some(b"newer".to_vec()));
+    let now = client.timestamp().await.unwrap();
+    assert!(
+        kv.mvcc_get(&secondary, now).await.unwrap().is_ok(),
+        "the lock is gone"
+    );
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_conflicts_name_the_winner_and_two_phase_commit_on_one_range() {
+    let (cluster, kv) = start().await;
+    let options = TxnOptions {
+        one_phase_commit: false,
+        ..TxnOptions::default()
+    };
+    let client = TxnClient::new(kv, options);
+    let mut first = client.begin().await.unwrap();
+    let mut second = client.begin().await.unwrap();
+    first.put(b"conflict/k".to_vec(), b"1".to_vec());
+    second.put(b"conflict/k".to_vec(), b"2".to_vec());
+    let first_start = first.start_ts();
+    let committed = first.commit().await.unwrap().unwrap();
+    match second.commit().await {
+        Err(TxnError::WriteConflict {
+            conflict_start_ts,
+            conflict_commit_ts,
+            ..
+        }) => assert_eq!(
+            (conflict_start_ts, conflict_commit_ts),
+            (first_start, committed)
+        ),
+        other => panic!("expected a write conflict, got {other:?}"),
+    }
+    let txn = client.begin().await.unwrap();
+    assert_eq!(txn.get(b"conflict/k").await.unwrap(), Some(b"1".to_vec()));
+    let rows = txn.scan(b"conflict/", b"conflict0", 0).await.unwrap();
+    assert_eq!(rows, vec![(b"conflict/k".to_vec(), b"1".to_vec())]);
+    drop(cluster);
+}
