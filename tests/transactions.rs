@@ -232,3 +232,42 @@ async fn write_conflicts_name_the_winner_and_two_phase_commit_on_one_range() {
     assert_eq!(rows, vec![(b"conflict/k".to_vec(), b"1".to_vec())]);
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_stops_at_live_transactions_and_refuses_old_snapshots() {
+    let (cluster, kv) = start().await;
+    let client = TxnClient::new(kv.clone(), TxnOptions::default());
+    let key = b"gc/hot".to_vec();
+    let mut before_last = Timestamp::ZERO;
+    for i in 0..5 {
+        before_last = client.timestamp().await.unwrap();
+        let mut txn = client.begin().await.unwrap();
+        txn.put(key.clone(), format!("v{i}").into_bytes());
+        txn.commit().await.unwrap();
+    }
+    // A live transaction (long TTL) holds a lock: the pass must stop below
+    // its start.
+    let live = client.timestamp().await.unwrap();
+    let result = kv
+        .txn(prewrite(live, b"gc/live", b"gc/live", "x", 600_000))
+        .await
+        .unwrap();
+    assert_eq!(result.error, None);
+    // The pass's safe point is a whole millisecond: make it pass `live`'s.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = client.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.safe_point, live);
+    assert!(report.removed >= 4, "{report:?}");
+
+    // Reads at or above the safe point see the newest version; below it,
+    // the snapshot is refused rather than answered from collected history.
+    let txn = client.begin().await.unwrap();
+    assert_eq!(txn.get(&key).await.unwrap(), Some(b"v4".to_vec()));
+    match kv.mvcc_get(&key, before_last).await.unwrap() {
+        Err(pb::TxnError {
+            kind: Some(pb::txn_error::Kind::TooOld(too_old)),
+        }) => assert_eq!(too_old.threshold, live.0),
+        other => panic!("expected a too-old snapshot, got {other:?}"),
+    }
+    drop(cluster);
+}

@@ -72,7 +72,8 @@ routed!(
     pb::TxnResponse,
     pb::MvccGetResponse,
     pb::MvccScanResponse,
-    pb::TimestampsResponse
+    pb::TimestampsResponse,
+    pb::ScanLocksResponse
 );
 
 impl KvClient {
@@ -294,6 +295,34 @@ impl KvClient {
             .collect();
         let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
         Ok(Ok((kvs, resume)))
+    }
+
+    /// Locks in `[start, end)` within the range holding `start`, of
+    /// transactions that started at or below `max_ts`: at most `limit`, and
+    /// the key to resume from.
+    pub async fn scan_locks(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        max_ts: Timestamp,
+        limit: u32,
+    ) -> ClientResult<(Vec<tessera_proto::txn::LockInfo>, Option<Vec<u8>>)> {
+        let response = self
+            .call(|mut c| {
+                let (start, end) = (start.to_vec(), end.to_vec());
+                async move {
+                    c.scan_locks(pb::ScanLocksRequest {
+                        start,
+                        end,
+                        max_ts: max_ts.0,
+                        limit,
+                    })
+                    .await
+                }
+            })
+            .await?;
+        let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
+        Ok((response.locks, resume))
     }
 
     /// `count` new timestamps from the oracle: the first of them and how

@@ -394,6 +394,38 @@ impl Kv for KvService {
         Ok(Response::new(response))
     }
 
+    async fn scan_locks(
+        &self,
+        request: Request<pb::ScanLocksRequest>,
+    ) -> Result<Response<pb::ScanLocksResponse>, Status> {
+        let pb::ScanLocksRequest {
+            start,
+            end,
+            max_ts,
+            limit,
+        } = request.into_inner();
+        let limit = match limit {
+            0 => 1000,
+            n => n.min(100_000) as usize,
+        };
+        let scan = self
+            .ctx
+            .store
+            .scan_locks(start, end, Timestamp(max_ts), limit);
+        let response = match self.run(scan).await? {
+            Ok((locks, resume_key)) => pb::ScanLocksResponse {
+                error: None,
+                locks,
+                resume_key: resume_key.unwrap_or_default(),
+            },
+            Err(error) => pb::ScanLocksResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+
     async fn timestamps(
         &self,
         request: Request<pb::TimestampsRequest>,

@@ -108,6 +108,7 @@ impl ReplicaStorage {
             applied_term: INIT_TERM,
             truncated_index: INIT_INDEX,
             truncated_term: INIT_TERM,
+            gc_threshold: 0,
         };
         batch.put(Cf::Raft, keys::hard_state(range_id), encode_pb(&hard_state));
         batch.put(Cf::Raft, keys::conf_state(range_id), encode_pb(&conf_state));
@@ -306,6 +307,7 @@ impl ReplicaStorage {
             applied_term: meta.term,
             truncated_index: meta.index,
             truncated_term: meta.term,
+            gc_threshold: data.gc_threshold,
         };
         self.stage_apply_state(batch);
         self.stage_conf_state(meta.get_conf_state().clone(), batch);
@@ -413,6 +415,7 @@ impl ReplicaStorage {
             writes: entries(Cf::Write)?,
             values: entries(Cf::Default)?,
             descriptor: Some(descriptor),
+            gc_threshold: self.apply.gc_threshold,
         };
         let mut snapshot = Snapshot {
             data: body.encode_to_vec().into(),

@@ -10,7 +10,7 @@ use raft::{RawNode, StateRole};
 use tessera_proto::meta::{
     mutation, raft_command, RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole,
 };
-use tessera_proto::txn::{TxnError, TxnResult};
+use tessera_proto::txn::{LockInfo, TxnError, TxnResult};
 use tessera_storage::mvcc::{MvccError, MvccReader};
 use tessera_storage::{Cf, Engine, Overlay, WriteBatch};
 use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId, Timestamp};
@@ -50,6 +50,14 @@ pub(crate) enum ReadOp {
         ts: Timestamp,
         limit: usize,
     },
+    /// The locks of a span from transactions that started at or below
+    /// `max_ts`.
+    ScanLocks {
+        start: Vec<u8>,
+        end: Vec<u8>,
+        max_ts: Timestamp,
+        limit: usize,
+    },
 }
 
 impl ReadOp {
@@ -57,7 +65,7 @@ impl ReadOp {
     fn ts(&self) -> Option<Timestamp> {
         match self {
             ReadOp::MvccGet { ts, .. } | ReadOp::MvccScan { ts, .. } => Some(*ts),
-            ReadOp::Get { .. } | ReadOp::Scan { .. } => None,
+            ReadOp::Get { .. } | ReadOp::Scan { .. } | ReadOp::ScanLocks { .. } => None,
         }
     }
 }
@@ -79,6 +87,8 @@ pub enum ReadResult {
     MvccGet(std::result::Result<Option<Vec<u8>>, TxnError>),
     /// Keys of an MVCC scan, as for `Scan`, or the lock that hides them.
     MvccScan(std::result::Result<ScanChunk, TxnError>),
+    /// Locks of a span, and the key to resume from.
+    Locks(Vec<LockInfo>, Option<Vec<u8>>),
 }
 
 /// Entries of a scan, and the key to resume from if it is not complete.
@@ -360,6 +370,7 @@ impl Replica {
         let Some(descriptor) = self.descriptor() else {
             return Err(self.not_leader());
         };
+        let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
         match op {
             ReadOp::Get { key } => {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &key) {
@@ -395,12 +406,49 @@ impl Replica {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &key) {
                     return Err(Error::RangeNotFound { key });
                 }
+                if ts < gc_threshold {
+                    return Ok(ReadResult::MvccGet(Err(crate::txn::too_old(
+                        ts,
+                        gc_threshold,
+                    ))));
+                }
                 let snapshot = engine.snapshot();
                 match MvccReader::new(snapshot.as_ref()).get(&key, ts) {
                     Ok(value) => Ok(ReadResult::MvccGet(Ok(value))),
                     Err(MvccError::Storage(err)) => Err(err.into()),
                     Err(err) => Ok(ReadResult::MvccGet(Err(crate::txn::txn_error(err)))),
                 }
+            }
+            ReadOp::ScanLocks {
+                start,
+                end,
+                max_ts,
+                limit,
+            } => {
+                if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
+                    return Err(Error::RangeNotFound { key: start });
+                }
+                let range_end = &descriptor.end_key;
+                let (scan_end, past_range) =
+                    if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
+                        (range_end.clone(), Some(range_end.clone()))
+                    } else {
+                        (end, None)
+                    };
+                let snapshot = engine.snapshot();
+                let reader = MvccReader::new(snapshot.as_ref());
+                // One more than asked, to know whether the span has more.
+                let mut locks = reader.locks(&start, &scan_end, max_ts, limit.saturating_add(1))?;
+                let resume_key = if locks.len() > limit {
+                    locks.pop().map(|(key, _)| key)
+                } else {
+                    past_range
+                };
+                let locks = locks
+                    .into_iter()
+                    .map(|(key, lock)| crate::txn::lock_info(key, &lock))
+                    .collect();
+                Ok(ReadResult::Locks(locks, resume_key))
             }
             ReadOp::MvccScan {
                 start,
@@ -410,6 +458,12 @@ impl Replica {
             } => {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
                     return Err(Error::RangeNotFound { key: start });
+                }
+                if ts < gc_threshold {
+                    return Ok(ReadResult::MvccScan(Err(crate::txn::too_old(
+                        ts,
+                        gc_threshold,
+                    ))));
                 }
                 let range_end = &descriptor.end_key;
                 let (scan_end, past_range) =
@@ -565,10 +619,24 @@ impl Replica {
                     overlay.apply(batch);
                     overlay
                 });
-                let (result, effects) =
-                    crate::txn::execute(txn, view, (&descriptor.start_key, &descriptor.end_key))?;
+                let gc_safe_point = match &txn.kind {
+                    Some(tessera_proto::txn::txn_command::Kind::Gc(gc)) => Some(gc.safe_point),
+                    _ => None,
+                };
+                let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
+                let (result, effects) = crate::txn::execute(
+                    txn,
+                    view,
+                    (&descriptor.start_key, &descriptor.end_key),
+                    gc_threshold,
+                )?;
                 view.apply(&effects);
                 batch.extend(effects);
+                if let (Some(safe_point), None) = (gc_safe_point, &result.error) {
+                    // From now on nothing may read below the safe point.
+                    let apply = &mut self.raw.mut_store().apply;
+                    apply.gc_threshold = apply.gc_threshold.max(safe_point);
+                }
                 Ok(Ok(Some(result)))
             }
             None => Ok(Err("command without a kind".into())),

@@ -377,6 +377,35 @@ impl StoreHandle {
         }
     }
 
+    /// The locks in `[start, end)` within the range holding `start` of
+    /// transactions that started at or below `max_ts`: at most `limit`, and
+    /// the key to resume from.
+    pub async fn scan_locks(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        max_ts: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<tessera_proto::txn::LockInfo>, Option<Vec<u8>>)> {
+        let op = ReadOp::ScanLocks {
+            start: start.clone(),
+            end,
+            max_ts,
+            limit: limit.max(1),
+        };
+        match self
+            .request(|callback| StoreMsg::Read {
+                key: start,
+                op,
+                callback,
+            })
+            .await?
+        {
+            ReadResult::Locks(locks, resume_key) => Ok((locks, resume_key)),
+            other => unreachable!("a lock scan answered with {other:?}"),
+        }
+    }
+
     /// Writes the bootstrap state: the node joins cluster `ident.cluster_id`
     /// and starts the replicas it holds among `ranges`, with `data` as their
     /// initial contents. Idempotent for the same cluster.

@@ -74,6 +74,17 @@ pub fn txn_error(err: MvccError) -> TxnError {
     TxnError { kind: Some(kind) }
 }
 
+/// The error of a read or transaction at `ts`, below the range's GC
+/// threshold.
+pub fn too_old(ts: Timestamp, threshold: Timestamp) -> TxnError {
+    TxnError {
+        kind: Some(txn_error::Kind::TooOld(pb::SnapshotTooOld {
+            ts: ts.0,
+            threshold: threshold.0,
+        })),
+    }
+}
+
 /// The protobuf form of a lock met at `key`.
 pub fn lock_info(key: Vec<u8>, lock: &Lock) -> pb::LockInfo {
     let kind = match lock.kind {
@@ -117,9 +128,21 @@ pub(crate) fn execute(
     command: TxnCommand,
     view: &dyn Snapshot,
     span: (&[u8], &[u8]),
+    gc_threshold: Timestamp,
 ) -> tessera_storage::Result<(TxnResult, WriteBatch)> {
     let reader = MvccReader::new(view);
     let mut result = TxnResult::default();
+    // A transaction that started below the GC threshold may have read
+    // versions that are gone: it must not write.
+    let new_writes_at = match &command.kind {
+        Some(Kind::Prewrite(p)) => Some(p.start_ts),
+        Some(Kind::AcquirePessimisticLocks(l)) => Some(l.start_ts),
+        _ => None,
+    };
+    if let Some(start_ts) = new_writes_at.filter(|ts| Timestamp(*ts) < gc_threshold) {
+        result.error = Some(too_old(Timestamp(start_ts), gc_threshold));
+        return Ok((result, WriteBatch::new()));
+    }
     let outcome: Result<WriteBatch, MvccError> = match command.kind {
         Some(Kind::Prewrite(p)) => {
             match p

@@ -45,6 +45,29 @@ pub struct NodeConfig {
     pub sql_users: BTreeMap<String, String>,
     /// Raft tuning.
     pub raft: RaftSection,
+    /// Garbage collection of old MVCC versions.
+    pub gc: GcSection,
+}
+
+/// The `[gc]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcSection {
+    /// Versions stay readable this many seconds after they are overwritten
+    /// or deleted; transactions older than that cannot read or write.
+    pub ttl_secs: u64,
+    /// Seconds between collection passes (run by the node that leads the
+    /// meta range); 0 turns collection off.
+    pub interval_secs: u64,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 600,
+            interval_secs: 60,
+        }
+    }
 }
 
 /// The `[raft]` table.
@@ -75,6 +98,7 @@ impl Default for NodeConfig {
             sql_auth: "trust".to_string(),
             sql_users: BTreeMap::new(),
             raft: RaftSection::default(),
+            gc: GcSection::default(),
         }
     }
 }
@@ -172,10 +196,13 @@ mod tests {
             join = ["127.0.0.1:7433", "127.0.0.1:7434"]
             [raft]
             election_ticks = 20
+            [gc]
+            ttl_secs = 60
             "#,
         )
         .unwrap();
         assert_eq!(config.node_id, 2);
+        assert_eq!((config.gc.ttl_secs, config.gc.interval_secs), (60, 60));
         assert_eq!(config.raft.election_ticks, 20);
         assert_eq!(config.raft.heartbeat_ticks, 2);
         assert_eq!(config.advertise(), "127.0.0.1:7434");

@@ -15,6 +15,8 @@ use tessera_proto::node::node_server::NodeServer;
 use tessera_proto::raft::raft_transport_server::RaftTransportServer;
 use tessera_raft::{Store, StoreHandle};
 use tessera_storage::{Cf, Engine, RocksEngine};
+use tessera_txn::{TxnClient, TxnOptions};
+use tessera_types::keys::META_RANGE_ID;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,6 +33,40 @@ pub struct Node {
     address: String,
     sql: JoinHandle<()>,
     sql_address: SocketAddr,
+    /// The garbage collection loop, if collection is on.
+    gc: Option<JoinHandle<()>>,
+}
+
+/// Runs a garbage collection pass every `interval` while this node leads
+/// the meta range (one collector per cluster; passes are idempotent, so a
+/// brief overlap after a leadership change does no harm).
+async fn collect_garbage(store: StoreHandle, client: TxnClient, ttl: Duration, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let leads_meta = store
+            .replicas()
+            .await
+            .map(|replicas| {
+                replicas
+                    .iter()
+                    .any(|r| r.range_id == META_RANGE_ID && r.is_leader)
+            })
+            .unwrap_or(false);
+        if !leads_meta {
+            continue;
+        }
+        match client.collect_garbage(ttl).await {
+            Ok(report) => tracing::info!(
+                safe_point = %report.safe_point,
+                ranges = report.ranges,
+                locks_resolved = report.locks_resolved,
+                examined = report.examined,
+                removed = report.removed,
+                "garbage collection pass"
+            ),
+            Err(err) => tracing::warn!(%err, "garbage collection pass failed"),
+        }
+    }
 }
 
 /// Binds the node's gRPC listener, with a clear error when the port is
@@ -166,6 +202,18 @@ impl Node {
         // first so that its own ranges answer without a hop.
         let mut kv_nodes = vec![advertise.clone()];
         kv_nodes.extend(config.join.iter().filter(|a| **a != advertise).cloned());
+        let gc = (config.gc.interval_secs > 0).then(|| {
+            let client = TxnClient::new(
+                KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
+                TxnOptions::default(),
+            );
+            tokio::spawn(collect_garbage(
+                store.handle(),
+                client,
+                Duration::from_secs(config.gc.ttl_secs),
+                Duration::from_secs(config.gc.interval_secs),
+            ))
+        });
         let kv = ClusterKv::new(
             KvClient::new(kv_nodes, KvClientConfig::default()),
             tokio::runtime::Handle::current(),
@@ -181,6 +229,7 @@ impl Node {
             address: advertise,
             sql,
             sql_address,
+            gc,
         })
     }
 
@@ -202,6 +251,9 @@ impl Node {
 
     /// Stops serving, finishes the store loop's turn and closes storage.
     pub async fn shutdown(mut self) {
+        if let Some(gc) = self.gc.take() {
+            gc.abort();
+        }
         // Dropping the SQL server closes its connections.
         self.sql.abort();
         let _ = (&mut self.sql).await;

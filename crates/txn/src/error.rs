@@ -37,6 +37,15 @@ pub enum TxnError {
         /// The transaction holding the lock.
         holder: Timestamp,
     },
+    /// The transaction's snapshot is older than a range's GC threshold: the
+    /// versions it needs may be gone. Retry with a new transaction.
+    #[error("snapshot at {ts} is too old: versions below {threshold} have been garbage-collected")]
+    SnapshotTooOld {
+        /// The snapshot.
+        ts: Timestamp,
+        /// The range's GC threshold.
+        threshold: Timestamp,
+    },
     /// The cluster could not be reached or did not answer; a commit may or
     /// may not have happened.
     #[error("cluster unavailable: {0}")]

@@ -10,14 +10,19 @@
 //!   every range's writes in parallel, take a commit timestamp, commit the
 //!   primary key (the commit point), answer, and commit the other keys in
 //!   the background. Writes that fall in one range commit in one step.
+//! - [`TxnClient::collect_garbage`]: removes the versions that no read
+//!   above a safe point needs, in every range, after resolving the locks of
+//!   the transactions that started below it.
 #![deny(missing_docs)]
 
 mod error;
+mod gc;
 mod ranges;
 mod transaction;
 mod tso;
 
 pub use error::{TxnError, TxnResult};
+pub use gc::GcReport;
 pub use ranges::RangeCache;
 pub use transaction::{Transaction, TxnClient, TxnOptions};
 pub use tso::TsoClient;

@@ -41,6 +41,11 @@ impl RangeCache {
         Ok(())
     }
 
+    /// Every cached descriptor, in key order.
+    pub fn all(&self) -> Vec<RangeDescriptor> {
+        self.ranges.read().values().cloned().collect()
+    }
+
     /// The cached descriptor of the range holding `key`.
     pub fn lookup(&self, key: &[u8]) -> Option<RangeDescriptor> {
         let ranges = self.ranges.read();

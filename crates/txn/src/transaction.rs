@@ -39,13 +39,13 @@ impl Default for TxnOptions {
 /// Starts transactions; one per gateway, shared by its sessions.
 #[derive(Clone)]
 pub struct TxnClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    kv: KvClient,
+pub(crate) struct Inner {
+    pub(crate) kv: KvClient,
     tso: TsoClient,
-    ranges: RangeCache,
+    pub(crate) ranges: RangeCache,
     options: TxnOptions,
 }
 
@@ -369,7 +369,7 @@ impl TxnClient {
     /// Resolves `lock` if its transaction is over (committed: roll the lock
     /// forward; rolled back or expired: remove it). Returns false if the
     /// transaction is alive and the caller should wait.
-    async fn resolve_lock(&self, lock: &LockInfo) -> TxnResult<bool> {
+    pub(crate) async fn resolve_lock(&self, lock: &LockInfo) -> TxnResult<bool> {
         let now = self.timestamp().await?;
         let lock_start = Timestamp(lock.start_ts);
         let expired = now.physical_ms() >= lock_start.physical_ms().saturating_add(lock.ttl_ms);
@@ -408,7 +408,7 @@ impl TxnClient {
 }
 
 /// The transaction error for an MVCC outcome.
-fn unexpected(kind: Option<txn_error::Kind>, start_ts: Timestamp) -> TxnError {
+pub(crate) fn unexpected(kind: Option<txn_error::Kind>, start_ts: Timestamp) -> TxnError {
     match kind {
         Some(txn_error::Kind::Conflict(c)) => TxnError::WriteConflict {
             key: c.key,
@@ -422,6 +422,10 @@ fn unexpected(kind: Option<txn_error::Kind>, start_ts: Timestamp) -> TxnError {
                 start_ts,
             }
         }
+        Some(txn_error::Kind::TooOld(e)) => TxnError::SnapshotTooOld {
+            ts: Timestamp(e.ts),
+            threshold: Timestamp(e.threshold),
+        },
         Some(txn_error::Kind::Locked(lock)) => TxnError::LockTimeout {
             key: lock.key,
             holder: Timestamp(lock.start_ts),
