@@ -1,113 +1,143 @@
 //! [`ClusterKv`]: the SQL layer's storage interface over the replicated
-//! cluster, through a [`KvClient`].
+//! cluster, through the transaction coordinator ([`TxnClient`]).
 
-use tessera_kv::{ClientError, KvClient};
-use tessera_proto::meta::{mutation, Delete, Mutation, Put};
-use tessera_sql::kv::{Kv, KvWrite};
+use tessera_sql::kv::{conflict_error, Kv, KvTxn, KvWrite};
 use tessera_sql::{code, SqlError, SqlResult};
-use tessera_types::keys::USER_MIN;
+use tessera_txn::{Transaction, TxnClient, TxnError};
 use tokio::runtime::Handle;
+
+/// How often a blind write is retried after losing a conflict.
+const BLIND_WRITE_ATTEMPTS: usize = 100;
 
 /// [`Kv`] over the cluster. The SQL layer is synchronous, so each call
 /// blocks on the runtime; it must run on a blocking thread
 /// (`spawn_blocking`), as the pgwire frontend's session calls do.
 pub struct ClusterKv {
-    client: KvClient,
+    client: TxnClient,
     runtime: Handle,
 }
 
 impl ClusterKv {
-    /// A store that sends requests with `client` on `runtime`.
-    pub fn new(client: KvClient, runtime: Handle) -> Self {
+    /// A store that runs transactions with `client` on `runtime`.
+    pub fn new(client: TxnClient, runtime: Handle) -> Self {
         Self { client, runtime }
     }
 
-    /// Applies one batch, splitting it where a range ends: `KvClient::batch`
-    /// needs every key in one range. The parts are applied one after the
-    /// other, so a batch over several ranges is not atomic; that waits for
-    /// transactions (2PC).
-    async fn apply(&self, mut mutations: Vec<Mutation>) -> Result<(), ClientError> {
-        let mut pending = Vec::new();
-        loop {
-            match self.client.batch(mutations.clone()).await {
-                Ok(()) => {}
-                Err(ClientError::CrossRange(key)) => {
-                    let (below, rest): (Vec<_>, Vec<_>) = mutations
-                        .into_iter()
-                        .partition(|m| mutation_key(m) < key.as_slice());
-                    if below.is_empty() || rest.is_empty() {
-                        // The split key does not divide the batch: give up
-                        // rather than loop.
-                        return Err(ClientError::CrossRange(key));
-                    }
-                    mutations = below;
-                    pending.push(rest);
-                    continue;
-                }
-                Err(err) => return Err(err),
-            }
-            match pending.pop() {
-                Some(next) => mutations = next,
-                None => return Ok(()),
-            }
-        }
+    fn begin_txn(&self) -> SqlResult<Transaction> {
+        self.runtime
+            .block_on(self.client.begin())
+            .map_err(sql_error)
     }
 }
 
-fn mutation_key(m: &Mutation) -> &[u8] {
-    match &m.op {
-        Some(mutation::Op::Put(put)) => &put.key,
-        Some(mutation::Op::Delete(delete)) => &delete.key,
-        None => &[],
-    }
-}
-
-fn to_mutation(write: KvWrite) -> Mutation {
-    Mutation {
-        op: Some(match write {
-            KvWrite::Put(key, value) => mutation::Op::Put(Put { key, value }),
-            KvWrite::Delete(key) => mutation::Op::Delete(Delete { key }),
-        }),
-    }
-}
-
-/// Maps a client error to the SQLSTATE the SQL client sees.
-fn sql_error(err: ClientError) -> SqlError {
+/// Maps a transaction error to the SQLSTATE the SQL client sees.
+fn sql_error(err: TxnError) -> SqlError {
     match err {
-        ClientError::Unavailable(msg) => {
+        TxnError::WriteConflict {
+            key,
+            start_ts,
+            conflict_start_ts,
+            conflict_commit_ts,
+        } => conflict_error(
+            &key,
+            format!(
+                "transaction {start_ts} lost to transaction {conflict_start_ts}, \
+                 committed at {conflict_commit_ts}"
+            ),
+        ),
+        TxnError::Aborted { key, start_ts } => conflict_error(
+            &key,
+            format!("transaction {start_ts} was rolled back by a concurrent transaction"),
+        ),
+        TxnError::LockTimeout { key, holder } => SqlError::new(
+            code::LOCK_NOT_AVAILABLE,
+            "could not obtain lock: the key stayed locked by another transaction",
+        )
+        .with_detail(format!("key {key:02x?} is locked by transaction {holder}")),
+        TxnError::SnapshotTooOld { ts, threshold } => {
+            SqlError::new(code::SNAPSHOT_TOO_OLD, "snapshot too old").with_detail(format!(
+                "the snapshot at {ts} is below the garbage collection threshold {threshold}"
+            ))
+        }
+        TxnError::Unavailable(msg) => {
             SqlError::new(code::CONNECTION_FAILURE, "the cluster is unavailable").with_detail(msg)
         }
-        other => SqlError::internal(format!("storage error: {other}")),
+        TxnError::Internal(msg) => SqlError::internal(format!("storage error: {msg}")),
     }
 }
 
 impl Kv for ClusterKv {
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>> {
+        let txn = self.begin_txn()?;
+        self.runtime.block_on(txn.get(key)).map_err(sql_error)
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let txn = self.begin_txn()?;
         self.runtime
-            .block_on(self.client.get(key))
+            .block_on(txn.scan(start, end, limit))
             .map_err(sql_error)
+    }
+
+    /// A blind write read nothing, so a conflict cannot have invalidated
+    /// it: it is retried at a new timestamp (the last writer wins, as for
+    /// concurrent schema changes on the schema version key).
+    fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()> {
+        let mut attempts = 0;
+        loop {
+            let mut txn = self.begin_txn()?;
+            for write in writes.iter().cloned() {
+                match write {
+                    KvWrite::Put(key, value) => txn.put(key, value),
+                    KvWrite::Delete(key) => txn.delete(key),
+                }
+            }
+            match self.runtime.block_on(txn.commit()) {
+                Ok(_) => return Ok(()),
+                Err(err) if err.is_retryable() && attempts < BLIND_WRITE_ATTEMPTS => {
+                    attempts += 1;
+                }
+                Err(err) => return Err(sql_error(err)),
+            }
+        }
+    }
+
+    fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {
+        Ok(Box::new(ClusterTxn {
+            txn: self.begin_txn()?,
+            runtime: self.runtime.clone(),
+        }))
+    }
+}
+
+/// One SQL transaction's KV transaction.
+struct ClusterTxn {
+    txn: Transaction,
+    runtime: Handle,
+}
+
+impl KvTxn for ClusterTxn {
+    fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>> {
+        self.runtime.block_on(self.txn.get(key)).map_err(sql_error)
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.runtime
-            .block_on(self.client.scan(start, end, limit))
+            .block_on(self.txn.scan(start, end, limit))
             .map_err(sql_error)
     }
 
-    fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()> {
-        // The system keyspace (the SQL catalog) and user keys are different
-        // ranges: one batch for each side.
-        let (system, user): (Vec<_>, Vec<_>) = writes
-            .into_iter()
-            .map(to_mutation)
-            .partition(|m| mutation_key(m) < USER_MIN);
-        self.runtime.block_on(async {
-            for batch in [system, user] {
-                if !batch.is_empty() {
-                    self.apply(batch).await.map_err(sql_error)?;
-                }
+    fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
+        let ClusterTxn { mut txn, runtime } = *self;
+        for write in writes {
+            match write {
+                KvWrite::Put(key, value) => txn.put(key, value),
+                KvWrite::Delete(key) => txn.delete(key),
             }
-            Ok(())
-        })
+        }
+        runtime
+            .block_on(txn.commit())
+            .map(|_| ())
+            .map_err(sql_error)
     }
 }

@@ -215,7 +215,10 @@ impl Node {
             ))
         });
         let kv = ClusterKv::new(
-            KvClient::new(kv_nodes, KvClientConfig::default()),
+            TxnClient::new(
+                KvClient::new(kv_nodes, KvClientConfig::default()),
+                TxnOptions::default(),
+            ),
             tokio::runtime::Handle::current(),
         );
         let engine = tessera_sql::SqlEngine::new(Arc::new(kv));

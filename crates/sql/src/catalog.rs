@@ -379,46 +379,25 @@ impl Catalog {
         self.kv.write(writes)
     }
 
-    /// nextval: advances a sequence outside any transaction, as PostgreSQL.
+    /// nextval: advances a sequence outside any transaction, as PostgreSQL:
+    /// in a KV transaction of its own, retried when a concurrent nextval on
+    /// another gateway wins the race.
     pub fn next_value(&self, seq: &SequenceDesc) -> SqlResult<i64> {
         let _counters = self.counters.lock();
         let key = oid_key(SEQ_VALUE_PREFIX, seq.oid);
-        let current = self
-            .kv
-            .get(&key)?
-            .and_then(|b| b.try_into().ok())
-            .map(i64::from_be_bytes);
-        let next = match current {
-            None => seq.start,
-            Some(v) => match v.checked_add(seq.increment) {
-                Some(n) if n >= seq.min && n <= seq.max => n,
-                _ if seq.cycle => {
-                    if seq.increment > 0 {
-                        seq.min
-                    } else {
-                        seq.max
-                    }
-                }
-                _ => {
-                    return Err(SqlError::new(
-                        code::SEQUENCE_LIMIT,
-                        format!(
-                            "nextval: reached {} value of sequence \"{}\" ({})",
-                            if seq.increment > 0 {
-                                "maximum"
-                            } else {
-                                "minimum"
-                            },
-                            seq.name,
-                            if seq.increment > 0 { seq.max } else { seq.min }
-                        ),
-                    ))
-                }
-            },
-        };
-        self.kv
-            .write(vec![KvWrite::Put(key, next.to_be_bytes().to_vec())])?;
-        Ok(next)
+        loop {
+            let txn = self.kv.begin()?;
+            let current = txn
+                .get(&key)?
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes);
+            let next = advance_sequence(seq, current)?;
+            match txn.commit(vec![KvWrite::Put(key.clone(), next.to_be_bytes().to_vec())]) {
+                Ok(()) => return Ok(next),
+                Err(err) if err.code == code::SERIALIZATION_FAILURE => continue,
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// setval.
@@ -445,4 +424,36 @@ pub enum Change {
     DeleteSequence(u32),
     PutDatabase(DatabaseDesc),
     DeleteDatabase(String),
+}
+
+/// The value after `current` (None: the sequence's first value).
+fn advance_sequence(seq: &SequenceDesc, current: Option<i64>) -> SqlResult<i64> {
+    Ok(match current {
+        None => seq.start,
+        Some(v) => match v.checked_add(seq.increment) {
+            Some(n) if n >= seq.min && n <= seq.max => n,
+            _ if seq.cycle => {
+                if seq.increment > 0 {
+                    seq.min
+                } else {
+                    seq.max
+                }
+            }
+            _ => {
+                return Err(SqlError::new(
+                    code::SEQUENCE_LIMIT,
+                    format!(
+                        "nextval: reached {} value of sequence \"{}\" ({})",
+                        if seq.increment > 0 {
+                            "maximum"
+                        } else {
+                            "minimum"
+                        },
+                        seq.name,
+                        if seq.increment > 0 { seq.max } else { seq.min }
+                    ),
+                ))
+            }
+        },
+    })
 }

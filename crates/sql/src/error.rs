@@ -52,6 +52,8 @@ pub mod code {
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    pub const SNAPSHOT_TOO_OLD: &str = "72000";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const IO_ERROR: &str = "58030";
     pub const CONNECTION_FAILURE: &str = "08006";

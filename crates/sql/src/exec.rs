@@ -1030,7 +1030,7 @@ pub fn query_rows(
     params: &[Value],
 ) -> SqlResult<Vec<Row>> {
     let reader = Reader {
-        kv: session.engine.kv.as_ref(),
+        kv: session.txn.kv_txn(session.engine.kv.as_ref())?,
         buffer: &session.txn.buffer,
     };
     let ctx = Ctx::new(session, snap, reader, params);
@@ -1055,7 +1055,7 @@ pub fn with_ctx<T>(
     f: impl FnOnce(&Env) -> SqlResult<T>,
 ) -> SqlResult<T> {
     let reader = Reader {
-        kv: session.engine.kv.as_ref(),
+        kv: session.txn.kv_txn(session.engine.kv.as_ref())?,
         buffer: &session.txn.buffer,
     };
     let ctx = Ctx::new(session, snap, reader, params);
@@ -1118,7 +1118,7 @@ pub fn execute(
         Ok(r) => {
             if implicit && !session.txn.in_block && !session.txn.batch {
                 if let Err(e) = session.txn.flush(session.engine.kv.as_ref()) {
-                    session.txn.buffer.clear();
+                    session.txn.abort();
                     return Err(e);
                 }
                 session.txn_start = None;
@@ -1129,7 +1129,7 @@ pub fn execute(
             if session.txn.in_block {
                 session.txn.failed = true;
             } else {
-                session.txn.buffer.clear();
+                session.txn.abort();
                 session.txn_start = None;
             }
             Err(e)
@@ -1155,7 +1155,10 @@ pub fn copy_in(
     match r {
         Ok(n) => {
             if implicit && !session.txn.batch {
-                session.txn.flush(session.engine.kv.as_ref())?;
+                if let Err(e) = session.txn.flush(session.engine.kv.as_ref()) {
+                    session.txn.abort();
+                    return Err(e);
+                }
             }
             Ok(QueryResult::Command {
                 tag: format!("COPY {n}"),
@@ -1165,7 +1168,7 @@ pub fn copy_in(
             if session.txn.in_block {
                 session.txn.failed = true;
             } else {
-                session.txn.buffer.clear();
+                session.txn.abort();
             }
             Err(e)
         }

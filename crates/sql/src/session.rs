@@ -288,11 +288,11 @@ impl Session {
         }
         self.txn_start = None;
         if !success {
-            self.txn.buffer.clear();
+            self.txn.abort();
             return Ok(());
         }
         let result = self.txn.flush(self.engine.kv.as_ref());
-        self.txn.buffer.clear();
+        self.txn.abort();
         result
     }
 

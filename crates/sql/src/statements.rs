@@ -121,12 +121,15 @@ fn end_block(session: &mut Session, commit: bool) -> SqlResult<QueryResult> {
         .unwrap_or_default();
     let _ = session.vars.set("transaction_isolation", &default_iso);
     if commit && !was_failed {
-        session.txn.flush(session.engine.kv.as_ref())?;
+        if let Err(e) = session.txn.flush(session.engine.kv.as_ref()) {
+            session.txn.abort();
+            return Err(e);
+        }
         Ok(QueryResult::Command {
             tag: "COMMIT".into(),
         })
     } else {
-        session.txn.buffer.clear();
+        session.txn.abort();
         Ok(QueryResult::Command {
             tag: "ROLLBACK".into(),
         })
@@ -383,6 +386,10 @@ fn no_ddl_in_block(session: &mut Session) -> SqlResult<()> {
     }
     if session.txn.batch {
         session.txn.flush(session.engine.kv.as_ref())?;
+    } else {
+        // The change commits at once; the block's next statements read a
+        // snapshot that includes it (its buffer is empty).
+        session.txn.abort();
     }
     Ok(())
 }

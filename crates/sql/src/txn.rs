@@ -1,14 +1,17 @@
-//! The session's transaction: a write buffer over the KV store.
+//! The session's transaction: a KV transaction and a write buffer over it.
 //!
-//! Writes are buffered until the statement (implicit transaction) or the
-//! transaction block ends, then applied as one batch; reads see the buffer
-//! over the store (read-your-own-writes).
+//! The KV transaction starts at the first read and reads one snapshot
+//! (every isolation level currently runs as snapshot isolation). Writes are
+//! buffered until the statement (implicit transaction) or the transaction
+//! block ends, then committed atomically with it; reads see the buffer over
+//! the snapshot (read-your-own-writes).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::error::SqlResult;
-use crate::kv::{Kv, KvWrite};
+use crate::kv::{Kv, KvTxn, KvWrite};
 use crate::session::TxnStatus;
 
 /// Transaction state of a session.
@@ -23,6 +26,8 @@ pub struct TxnState {
     /// Running the statements of one simple-query message outside a block:
     /// they share one implicit transaction, committed when the message ends.
     pub batch: bool,
+    /// The KV transaction, started by the first read.
+    kv_txn: OnceCell<Box<dyn KvTxn>>,
 }
 
 impl TxnState {
@@ -35,19 +40,39 @@ impl TxnState {
         }
     }
 
-    /// Writes the buffer to the store and empties it.
-    pub fn flush(&mut self, kv: &dyn Kv) -> SqlResult<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+    /// The KV transaction, started now if it has not been.
+    pub fn kv_txn(&self, kv: &dyn Kv) -> SqlResult<&dyn KvTxn> {
+        if self.kv_txn.get().is_none() {
+            let _ = self.kv_txn.set(kv.begin()?);
         }
-        let writes = std::mem::take(&mut self.buffer)
+        Ok(self
+            .kv_txn
+            .get()
+            .map(|txn| txn.as_ref())
+            .expect("set just above"))
+    }
+
+    /// Commits the buffer with the KV transaction (or, if nothing was read,
+    /// as a transaction of its own), and starts afresh.
+    pub fn flush(&mut self, kv: &dyn Kv) -> SqlResult<()> {
+        let writes: Vec<KvWrite> = std::mem::take(&mut self.buffer)
             .into_iter()
             .map(|(k, v)| match v {
                 Some(v) => KvWrite::Put(k, v),
                 None => KvWrite::Delete(k),
             })
             .collect();
-        kv.write(writes)
+        match self.kv_txn.take() {
+            Some(txn) => txn.commit(writes),
+            None if writes.is_empty() => Ok(()),
+            None => kv.write(writes),
+        }
+    }
+
+    /// Drops the buffer and abandons the KV transaction.
+    pub fn abort(&mut self) {
+        self.buffer.clear();
+        self.kv_txn.take();
     }
 }
 
@@ -56,7 +81,7 @@ pub type Chunk = (Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
 
 /// Reads through a write buffer.
 pub struct Reader<'a> {
-    pub kv: &'a dyn Kv,
+    pub kv: &'a dyn KvTxn,
     pub buffer: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 

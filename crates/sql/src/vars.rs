@@ -199,7 +199,19 @@ impl Vars {
             "transaction_isolation" | "default_transaction_isolation" => {
                 let v = value.to_ascii_lowercase();
                 match v.as_str() {
-                    "read committed" | "repeatable read" | "serializable" | "read uncommitted" => v,
+                    "read committed" | "repeatable read" | "read uncommitted" => v,
+                    // Transactions run under snapshot isolation, which allows
+                    // write skew: refuse rather than be silently weaker.
+                    "serializable" => {
+                        return Err(SqlError::new(
+                            code::FEATURE_NOT_SUPPORTED,
+                            "SERIALIZABLE isolation is not supported",
+                        )
+                        .with_detail(
+                            "Transactions run under snapshot isolation, which allows write \
+                             skew; use REPEATABLE READ.",
+                        ))
+                    }
                     _ => {
                         return Err(invalid(
                             "Use read committed, repeatable read or serializable.",

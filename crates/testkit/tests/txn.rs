@@ -251,14 +251,19 @@ async fn the_oracle_never_goes_backwards_across_leaders() {
     let mut cluster = Cluster::start(3, options).await;
     let mut last = Timestamp::ZERO;
     for round in 0..3 {
-        let leader = cluster.leader(META_RANGE_ID).await;
-        let tso = TsoService::new(cluster.store(leader));
+        let mut leader = cluster.leader(META_RANGE_ID).await;
+        let mut tso = TsoService::new(cluster.store(leader));
         for _ in 0..20 {
+            let mut attempts = 0;
             let (first, count) = loop {
                 match tso.timestamps(7).await {
                     Ok(batch) => break batch,
-                    Err(err) if err.is_retryable() => {
-                        tokio::time::sleep(Duration::from_millis(10)).await
+                    Err(err) if err.is_retryable() && attempts < 500 => {
+                        // The leadership moved: ask the new leader's oracle.
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        leader = cluster.leader(META_RANGE_ID).await;
+                        tso = TsoService::new(cluster.store(leader));
                     }
                     Err(err) => panic!("round {round}: {err}"),
                 }
