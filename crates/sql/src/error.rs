@@ -69,6 +69,9 @@ pub struct SqlError {
     pub message: String,
     /// DETAIL line, if any.
     pub detail: Option<String>,
+    /// The storage key a conflict (40001) was about, for the session to
+    /// describe as a table and key values.
+    pub key: Option<Vec<u8>>,
 }
 
 impl SqlError {
@@ -78,6 +81,7 @@ impl SqlError {
             code,
             message: message.into(),
             detail: None,
+            key: None,
         }
     }
 

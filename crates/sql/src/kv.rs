@@ -59,13 +59,22 @@ pub trait KvTxn: Send {
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()>;
 }
 
-/// The error of a transaction that lost a write-write conflict.
+/// The error of a transaction that lost a write-write conflict on `key`.
+/// The detail starts with the raw key, which the session replaces with the
+/// table and key values (`conflict_key_text`).
 pub fn conflict_error(key: &[u8], detail: impl Into<String>) -> SqlError {
-    SqlError::new(
+    let mut err = SqlError::new(
         code::SERIALIZATION_FAILURE,
         "could not serialize access due to concurrent update",
     )
-    .with_detail(format!("key {key:02x?}: {}", detail.into()))
+    .with_detail(format!("{}: {}", conflict_key_text(key), detail.into()));
+    err.key = Some(key.to_vec());
+    err
+}
+
+/// How a conflict's detail names a key it cannot describe.
+pub fn conflict_key_text(key: &[u8]) -> String {
+    format!("key {key:02x?}")
 }
 
 /// Versions of a key, oldest first: (commit timestamp, value or deletion).

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::catalog::{IndexDesc, TableDesc};
 use crate::error::{SqlError, SqlResult};
-use crate::types::Value;
+use crate::types::{DataType, Value};
 
 /// The key prefix of one index of one table.
 pub fn index_prefix(table_oid: u32, index_id: u32) -> Vec<u8> {
@@ -29,6 +29,111 @@ pub fn table_prefix(table_oid: u32) -> Vec<u8> {
     let mut w = KeyWriter::with_prefix(USER_MIN);
     w.write_u64(table_oid as u64);
     w.into_bytes()
+}
+
+/// Names the row or index entry `key` belongs to, as PostgreSQL words a
+/// key: `table "t", key (a, b)=(1, x)`. None if the key is not one of a
+/// table the catalog knows, or does not decode.
+pub fn describe_key(snap: &crate::catalog::Snapshot, key: &[u8]) -> Option<String> {
+    use tessera_types::encoding::KeyReader;
+    let mut r = KeyReader::new(key.strip_prefix(USER_MIN)?);
+    let oid = u32::try_from(r.decode_u64().ok()?).ok()?;
+    let index_id = u32::try_from(r.decode_u64().ok()?).ok()?;
+    let table = snap.tables.get(&oid)?;
+    let index = table.indexes.iter().find(|i| i.id == index_id)?;
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    for (column_id, desc) in &index.columns {
+        let column = table.columns.iter().find(|c| c.id == *column_id)?;
+        let value = decode_key_value(&mut r, column.ty, *desc)?;
+        names.push(column.name.clone());
+        values.push(value.to_pg_text(column.ty).unwrap_or_else(|| "NULL".into()));
+    }
+    let entry = if index.primary {
+        String::new()
+    } else {
+        format!(" in index \"{}\"", index.name)
+    };
+    Some(format!(
+        "table \"{}\"{entry}, key ({})=({})",
+        table.name,
+        names.join(", "),
+        values.join(", ")
+    ))
+}
+
+/// Decodes one key column of type `ty` (see `encode_key_value`).
+fn decode_key_value(
+    r: &mut tessera_types::encoding::KeyReader<'_>,
+    ty: DataType,
+    desc: bool,
+) -> Option<Value> {
+    if (!desc && r.is_null()) || (desc && r.is_null_desc()) {
+        if desc {
+            r.decode_null_desc().ok()?;
+        } else {
+            r.decode_null().ok()?;
+        }
+        return Some(Value::Null);
+    }
+    let int = |r: &mut tessera_types::encoding::KeyReader<'_>| {
+        if desc {
+            r.decode_i64_desc().ok()
+        } else {
+            r.decode_i64().ok()
+        }
+    };
+    let text = |r: &mut tessera_types::encoding::KeyReader<'_>| {
+        if desc {
+            r.decode_str_desc().ok()
+        } else {
+            r.decode_str().ok()
+        }
+    };
+    let bytes = |r: &mut tessera_types::encoding::KeyReader<'_>| {
+        if desc {
+            r.decode_bytes_desc().ok()
+        } else {
+            r.decode_bytes().ok()
+        }
+    };
+    Some(match ty {
+        DataType::Bool => Value::Bool(if desc {
+            r.decode_bool_desc().ok()?
+        } else {
+            r.decode_bool().ok()?
+        }),
+        DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid => Value::Int(int(r)?),
+        DataType::Float4 | DataType::Float8 => Value::Float(if desc {
+            r.decode_f64_desc().ok()?
+        } else {
+            r.decode_f64().ok()?
+        }),
+        DataType::Numeric(_) => {
+            // The nearest float, then the exact digits.
+            if desc {
+                r.decode_f64_desc().ok()?;
+            } else {
+                r.decode_f64().ok()?;
+            }
+            Value::Numeric(text(r)?.parse().ok()?)
+        }
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Name => {
+            Value::Text(text(r)?)
+        }
+        DataType::Bytea => Value::Bytea(bytes(r)?),
+        DataType::Uuid => Value::Uuid(uuid::Uuid::from_slice(&bytes(r)?).ok()?),
+        DataType::Date => Value::Date(chrono::NaiveDate::from_num_days_from_ce_opt(
+            i32::try_from(int(r)?).ok()?,
+        )?),
+        DataType::Timestamp => {
+            Value::Timestamp(chrono::DateTime::from_timestamp_micros(int(r)?)?.naive_utc())
+        }
+        DataType::TimestampTz => {
+            Value::TimestampTz(chrono::DateTime::from_timestamp_micros(int(r)?)?)
+        }
+        _ => return None,
+    })
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -107,12 +212,20 @@ pub fn index_key_prefix(table: &TableDesc, index: &IndexDesc, values: &[Value]) 
 }
 
 /// A secondary index entry for `row`: key and value (the primary key).
+///
+/// An entry of a unique index whose columns are all non-NULL is keyed by
+/// those columns alone, so that two transactions inserting one value write
+/// the same key and the second to commit gets a write conflict instead of a
+/// duplicate. Other entries (non-unique indexes, NULLs, which may repeat)
+/// end with the primary key's columns, so that they are distinct.
 pub fn index_entry(table: &TableDesc, index: &IndexDesc, row: &[Value]) -> (Vec<u8>, Vec<u8>) {
     let pk_key = primary_key(table, row);
-    let mut key = index_key_prefix(table, index, &index_values(table, index, row));
-    // The primary key's columns follow, so that entries are unique.
-    let pk_prefix_len = index_prefix(table.oid, table.primary().id).len();
-    key.extend_from_slice(&pk_key[pk_prefix_len..]);
+    let values = index_values(table, index, row);
+    let mut key = index_key_prefix(table, index, &values);
+    if !index.unique || values.iter().any(Value::is_null) {
+        let pk_prefix_len = index_prefix(table.oid, table.primary().id).len();
+        key.extend_from_slice(&pk_key[pk_prefix_len..]);
+    }
     (key, pk_key)
 }
 

@@ -268,7 +268,25 @@ impl Session {
     /// Executes a statement with its parameter values.
     pub fn execute(&mut self, stmt: &Statement, params: &[Value]) -> SqlResult<QueryResult> {
         self.cancel.reset();
-        crate::exec::execute(self, stmt, params)
+        crate::exec::execute(self, stmt, params).map_err(|e| self.explain(e))
+    }
+
+    /// Names the table and key values of a conflict (40001) in its detail,
+    /// in place of the raw storage key.
+    fn explain(&self, mut err: SqlError) -> SqlError {
+        let Some(key) = err.key.take() else {
+            return err;
+        };
+        let described = self
+            .engine
+            .catalog
+            .snapshot()
+            .ok()
+            .and_then(|snap| crate::rowcodec::describe_key(&snap, &key));
+        if let (Some(text), Some(detail)) = (described, err.detail.as_mut()) {
+            *detail = detail.replacen(&crate::kv::conflict_key_text(&key), &text, 1);
+        }
+        err
     }
 
     /// Starts a simple-query message of several statements. Outside a
@@ -293,12 +311,12 @@ impl Session {
         }
         let result = self.txn.flush(self.engine.kv.as_ref());
         self.txn.abort();
-        result
+        result.map_err(|e| self.explain(e))
     }
 
     /// Loads the data of a `COPY ... FROM STDIN` and returns its `COPY n` tag.
     pub fn copy_in(&mut self, target: &CopyTarget, data: &[u8]) -> SqlResult<QueryResult> {
-        crate::exec::copy_in(self, target, data)
+        crate::exec::copy_in(self, target, data).map_err(|e| self.explain(e))
     }
 
     /// The session's current database.

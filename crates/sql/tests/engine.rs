@@ -247,3 +247,74 @@ fn dml_and_indexes() {
     .unwrap();
     assert_eq!(run(&mut s, "SELECT * FROM nopk").unwrap(), vec!["1", "1"]);
 }
+
+/// Runs `sql` and returns the error's code and detail.
+fn run_err(s: &mut Session, sql: &str) -> (String, String) {
+    for stmt in s.parse(sql).unwrap() {
+        if let Err(e) = s.execute(&stmt, &[]) {
+            return (e.code.to_string(), e.detail.unwrap_or_default());
+        }
+    }
+    panic!("{sql} succeeded");
+}
+
+#[test]
+fn transactions_read_a_snapshot_and_the_second_writer_of_a_row_gets_40001() {
+    let engine = SqlEngine::new(Arc::new(MemoryKv::new()));
+    let mut a = Session::new(engine.clone(), "tessera", "a", &[]).unwrap();
+    let mut b = Session::new(engine, "tessera", "b", &[]).unwrap();
+    run(
+        &mut a,
+        "CREATE TABLE acct (id INT PRIMARY KEY, owner TEXT UNIQUE, bal INT)",
+    )
+    .unwrap();
+    run(
+        &mut a,
+        "INSERT INTO acct VALUES (1, 'ann', 100), (2, 'bob', 100)",
+    )
+    .unwrap();
+
+    run(&mut a, "BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    assert_eq!(
+        run(&mut a, "SELECT bal FROM acct WHERE id = 1").unwrap(),
+        vec!["100"]
+    );
+    // B commits a change; A's snapshot does not see it.
+    run(&mut b, "UPDATE acct SET bal = bal + 5 WHERE id = 1").unwrap();
+    assert_eq!(
+        run(&mut a, "SELECT bal FROM acct WHERE id = 1").unwrap(),
+        vec!["100"]
+    );
+    // A's write to the same row loses at commit, naming the table and key.
+    run(&mut a, "UPDATE acct SET bal = bal - 10 WHERE id = 1").unwrap();
+    let (code, detail) = run_err(&mut a, "COMMIT");
+    assert_eq!(code, "40001");
+    assert!(
+        detail.starts_with("table \"acct\", key (id)=(1):"),
+        "{detail}"
+    );
+    assert_eq!(
+        run(&mut a, "SELECT bal FROM acct WHERE id = 1").unwrap(),
+        vec!["105"]
+    );
+
+    // Two inserts of one unique value: the second to commit conflicts on the
+    // unique index entry instead of both succeeding.
+    run(&mut a, "BEGIN").unwrap();
+    run(&mut b, "BEGIN").unwrap();
+    run(&mut a, "INSERT INTO acct VALUES (3, 'cat', 1)").unwrap();
+    run(&mut b, "INSERT INTO acct VALUES (4, 'cat', 1)").unwrap();
+    run(&mut a, "COMMIT").unwrap();
+    let (code, detail) = run_err(&mut b, "COMMIT");
+    assert_eq!(code, "40001");
+    assert!(detail.contains("key (owner)=(cat)"), "{detail}");
+    assert_eq!(
+        run(&mut a, "SELECT id FROM acct WHERE owner = 'cat'").unwrap(),
+        vec!["3"]
+    );
+    // SERIALIZABLE is refused rather than run as snapshot isolation.
+    assert_eq!(
+        run_err(&mut a, "BEGIN ISOLATION LEVEL SERIALIZABLE").0,
+        "0A000"
+    );
+}
