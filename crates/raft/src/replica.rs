@@ -101,6 +101,29 @@ pub type Applied = Option<TxnResult>;
 /// Where a proposal's answer goes.
 pub(crate) type ProposalCallback = oneshot::Sender<Result<Applied>>;
 
+/// Clips a scan of `[start, end)` to the range of `descriptor`: the end to
+/// scan to, and where the caller resumes (the range's end) if the scan goes
+/// past it. Fails if `start` is not in the range.
+fn clip_to_range(
+    descriptor: &RangeDescriptor,
+    start: &[u8],
+    end: Vec<u8>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+    if !span_contains(&descriptor.start_key, &descriptor.end_key, start) {
+        return Err(Error::RangeNotFound {
+            key: start.to_vec(),
+        });
+    }
+    let range_end = &descriptor.end_key;
+    Ok(
+        if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
+            (range_end.clone(), Some(range_end.clone()))
+        } else {
+            (end, None)
+        },
+    )
+}
+
 /// A single-step change to a range's membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicaChange {
@@ -379,17 +402,7 @@ impl Replica {
                 Ok(ReadResult::Get(engine.get(Cf::Raw, &key)?))
             }
             ReadOp::Scan { start, end, limit } => {
-                if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
-                    return Err(Error::RangeNotFound { key: start });
-                }
-                // Clip the scan to this range; the caller resumes at our end.
-                let range_end = &descriptor.end_key;
-                let (scan_end, resume_key) =
-                    if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
-                        (range_end.clone(), Some(range_end.clone()))
-                    } else {
-                        (end, None)
-                    };
+                let (scan_end, resume_key) = clip_to_range(descriptor, &start, end)?;
                 let mut kvs = Vec::new();
                 let mut resume_key = resume_key;
                 for item in engine.scan(Cf::Raw, &start, &scan_end) {
@@ -425,16 +438,7 @@ impl Replica {
                 max_ts,
                 limit,
             } => {
-                if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
-                    return Err(Error::RangeNotFound { key: start });
-                }
-                let range_end = &descriptor.end_key;
-                let (scan_end, past_range) =
-                    if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
-                        (range_end.clone(), Some(range_end.clone()))
-                    } else {
-                        (end, None)
-                    };
+                let (scan_end, past_range) = clip_to_range(descriptor, &start, end)?;
                 let snapshot = engine.snapshot();
                 let reader = MvccReader::new(snapshot.as_ref());
                 // One more than asked, to know whether the span has more.
@@ -456,22 +460,13 @@ impl Replica {
                 ts,
                 limit,
             } => {
-                if !span_contains(&descriptor.start_key, &descriptor.end_key, &start) {
-                    return Err(Error::RangeNotFound { key: start });
-                }
+                let (scan_end, past_range) = clip_to_range(descriptor, &start, end)?;
                 if ts < gc_threshold {
                     return Ok(ReadResult::MvccScan(Err(crate::txn::too_old(
                         ts,
                         gc_threshold,
                     ))));
                 }
-                let range_end = &descriptor.end_key;
-                let (scan_end, past_range) =
-                    if !range_end.is_empty() && (end.is_empty() || end > *range_end) {
-                        (range_end.clone(), Some(range_end.clone()))
-                    } else {
-                        (end, None)
-                    };
                 let snapshot = engine.snapshot();
                 match MvccReader::new(snapshot.as_ref()).scan(&start, &scan_end, ts, limit) {
                     Ok((kvs, more)) => {
