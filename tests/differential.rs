@@ -64,6 +64,36 @@ struct Statement {
 
 /// Splits a file into statements: each ends with `;` at the end of a line,
 /// `--` comment lines are dropped.
+/// The statements of a file, with each `\ir FILE` line (psql's include,
+/// relative to the file) replaced by the statements of FILE. Line numbers
+/// are those of the file each statement stands in.
+fn load_statements(path: &Path) -> Result<Vec<Statement>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut statements = Vec::new();
+    let mut chunk = String::new();
+    let mut chunk_start = 0;
+    let flush = |chunk: &mut String, chunk_start: usize, out: &mut Vec<Statement>| {
+        out.extend(split_statements(chunk).into_iter().map(|s| Statement {
+            line: s.line + chunk_start,
+            sql: s.sql,
+        }));
+        chunk.clear();
+    };
+    for (i, line) in text.lines().enumerate() {
+        if let Some(included) = line.trim().strip_prefix("\\ir ") {
+            flush(&mut chunk, chunk_start, &mut statements);
+            chunk_start = i + 1;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            statements.extend(load_statements(&dir.join(included.trim()))?);
+        } else {
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    flush(&mut chunk, chunk_start, &mut statements);
+    Ok(statements)
+}
+
 fn split_statements(text: &str) -> Vec<Statement> {
     let mut statements = Vec::new();
     let mut current = String::new();
@@ -278,8 +308,7 @@ fn run_file(path: &Path, index: usize) -> Result<(), String> {
     let Some((postgres, tessera)) = targets()? else {
         return Ok(());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let statements = split_statements(&text);
+    let statements = load_statements(path)?;
     let stem = path.file_stem().unwrap().to_string_lossy().to_string();
     let database = support::unique_database(&format!("diff_{stem}"));
     let name = format!(

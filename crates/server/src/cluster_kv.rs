@@ -30,6 +30,16 @@ impl ClusterKv {
     }
 }
 
+/// Buffers the SQL layer's writes in a coordinator transaction.
+fn buffer(txn: &mut Transaction, writes: impl IntoIterator<Item = KvWrite>) {
+    for write in writes {
+        match write {
+            KvWrite::Put(key, value) => txn.put(key, value),
+            KvWrite::Delete(key) => txn.delete(key),
+        }
+    }
+}
+
 /// Maps a transaction error to the SQLSTATE the SQL client sees.
 fn sql_error(err: TxnError) -> SqlError {
     match err {
@@ -86,12 +96,7 @@ impl Kv for ClusterKv {
         let mut attempts = 0;
         loop {
             let mut txn = self.begin_txn()?;
-            for write in writes.iter().cloned() {
-                match write {
-                    KvWrite::Put(key, value) => txn.put(key, value),
-                    KvWrite::Delete(key) => txn.delete(key),
-                }
-            }
+            buffer(&mut txn, writes.iter().cloned());
             match self.runtime.block_on(txn.commit()) {
                 Ok(_) => return Ok(()),
                 Err(err) if err.is_retryable() && attempts < BLIND_WRITE_ATTEMPTS => {
@@ -129,12 +134,7 @@ impl KvTxn for ClusterTxn {
 
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
         let ClusterTxn { mut txn, runtime } = *self;
-        for write in writes {
-            match write {
-                KvWrite::Put(key, value) => txn.put(key, value),
-                KvWrite::Delete(key) => txn.delete(key),
-            }
-        }
+        buffer(&mut txn, writes);
         runtime
             .block_on(txn.commit())
             .map(|_| ())
