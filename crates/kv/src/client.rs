@@ -73,7 +73,8 @@ routed!(
     pb::MvccGetResponse,
     pb::MvccScanResponse,
     pb::TimestampsResponse,
-    pb::ScanLocksResponse
+    pb::ScanLocksResponse,
+    pb::WaitForResponse
 );
 
 impl KvClient {
@@ -323,6 +324,52 @@ impl KvClient {
             .await?;
         let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
         Ok((response.locks, resume))
+    }
+
+    /// Registers with the cluster's deadlock detector that transaction
+    /// `waiter` waits for `holder`'s lock on `key`. Returns the cycle, as
+    /// `(transaction, key it waits for)`, if the wait would close one.
+    pub async fn wait_for(
+        &self,
+        waiter: Timestamp,
+        holder: Timestamp,
+        key: &[u8],
+    ) -> ClientResult<Option<Vec<(Timestamp, Vec<u8>)>>> {
+        let request = pb::WaitForRequest {
+            waiter: waiter.0,
+            holder: holder.0,
+            key: key.to_vec(),
+            clean_up: false,
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.wait_for(request).await }
+            })
+            .await?;
+        Ok(response.deadlock.then(|| {
+            response
+                .cycle_txns
+                .into_iter()
+                .map(Timestamp)
+                .zip(response.cycle_keys)
+                .collect()
+        }))
+    }
+
+    /// Tells the deadlock detector that `waiter` waits no more.
+    pub async fn done_waiting(&self, waiter: Timestamp) -> ClientResult<()> {
+        let request = pb::WaitForRequest {
+            waiter: waiter.0,
+            clean_up: true,
+            ..Default::default()
+        };
+        self.call(|mut c| {
+            let request = request.clone();
+            async move { c.wait_for(request).await }
+        })
+        .await?;
+        Ok(())
     }
 
     /// `count` new timestamps from the oracle: the first of them and how

@@ -7,10 +7,12 @@
 //! - `KvClient`: a client that follows not-leader hints and retries across
 //!   nodes, a bounded number of times.
 //! - `tso`: the timestamp oracle, served by the meta range's leader.
+//! - `deadlock`: the wait-for graph, kept by the meta range's leader.
 #![deny(missing_docs)]
 
 mod address_book;
 mod client;
+pub mod deadlock;
 mod error;
 pub mod services;
 mod transport;

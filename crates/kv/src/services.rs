@@ -18,6 +18,7 @@ use tessera_types::{NodeId, Timestamp};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::deadlock::DeadlockDetector;
 use crate::tso::TsoService;
 use crate::AddressBook;
 
@@ -88,13 +89,20 @@ pub struct KvService {
     /// This node's timestamp oracle, which serves while the node leads the
     /// meta range.
     tso: Arc<TsoService>,
+    /// The cluster's wait-for graph, kept while this node leads the meta
+    /// range.
+    deadlocks: DeadlockDetector,
 }
 
 impl KvService {
     /// The service for one node.
     pub fn new(ctx: NodeContext) -> Self {
         let tso = Arc::new(TsoService::new(ctx.store.clone()));
-        Self { ctx, tso }
+        Self {
+            ctx,
+            tso,
+            deadlocks: DeadlockDetector::new(),
+        }
     }
 
     /// A timestamp from the oracle, wherever it is served.
@@ -422,6 +430,42 @@ impl Kv for KvService {
                 error: Some(error),
                 ..Default::default()
             },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn wait_for(
+        &self,
+        request: Request<pb::WaitForRequest>,
+    ) -> Result<Response<pb::WaitForResponse>, Status> {
+        let request = request.into_inner();
+        // Only the meta range's leader keeps the graph: a read of the
+        // oracle's mark confirms the leadership (or names the leader).
+        let confirm = self.ctx.store.get(keys::TSO_MARK_KEY.to_vec());
+        if let Err(error) = self.run(confirm).await? {
+            return Ok(Response::new(pb::WaitForResponse {
+                error: Some(error),
+                ..Default::default()
+            }));
+        }
+        if request.clean_up {
+            self.deadlocks.clean_up(request.waiter);
+            return Ok(Response::new(pb::WaitForResponse::default()));
+        }
+        let response = match self
+            .deadlocks
+            .wait(request.waiter, request.holder, &request.key)
+        {
+            Ok(()) => pb::WaitForResponse::default(),
+            Err(cycle) => {
+                let (cycle_txns, cycle_keys) = cycle.waits.into_iter().unzip();
+                pb::WaitForResponse {
+                    error: None,
+                    deadlock: true,
+                    cycle_txns,
+                    cycle_keys,
+                }
+            }
         };
         Ok(Response::new(response))
     }

@@ -21,7 +21,8 @@ use pgwire::messages::extendedquery::{
     BindComplete, CloseComplete, ParseComplete, PortalSuspended,
 };
 use pgwire::messages::response::{
-    CommandComplete, EmptyQueryResponse, ErrorResponse, ReadyForQuery, TransactionStatus,
+    CommandComplete, EmptyQueryResponse, ErrorResponse, NoticeResponse, ReadyForQuery,
+    TransactionStatus,
 };
 use pgwire::messages::startup::{
     Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus,
@@ -123,6 +124,20 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     }
 }
 
+/// The fields of an ErrorResponse or NoticeResponse.
+fn error_fields(err: &SqlError, severity: &str) -> Vec<(u8, String)> {
+    let mut fields = vec![
+        (b'S', severity.to_string()),
+        (b'V', severity.to_string()),
+        (b'C', err.code.to_string()),
+        (b'M', truncate(&err.message)),
+    ];
+    if let Some(detail) = &err.detail {
+        fields.push((b'D', truncate(detail)));
+    }
+    fields
+}
+
 /// The socket: buffered reads, and writes gathered in `out` until a flush
 /// (at ReadyForQuery, Flush, or when COPY needs an answer), as PostgreSQL
 /// does.
@@ -140,16 +155,15 @@ impl Wire {
     }
 
     fn send_error(&mut self, err: &SqlError, severity: &str) {
-        let mut fields = vec![
-            (b'S', severity.to_string()),
-            (b'V', severity.to_string()),
-            (b'C', err.code.to_string()),
-            (b'M', truncate(&err.message)),
-        ];
-        if let Some(detail) = &err.detail {
-            fields.push((b'D', truncate(detail)));
-        }
+        let fields = error_fields(err, severity);
         self.send(PgWireBackendMessage::ErrorResponse(ErrorResponse::new(
+            fields,
+        )));
+    }
+
+    fn send_notice(&mut self, warning: &SqlError) {
+        let fields = error_fields(warning, "WARNING");
+        self.send(PgWireBackendMessage::NoticeResponse(NoticeResponse::new(
             fields,
         )));
     }
@@ -640,6 +654,15 @@ impl<'w> Backend<'w> {
             .map_err(|_| Exit::Fatal(session_failed()))
     }
 
+    /// Sends the warnings the last statement left.
+    fn send_notices(&mut self) -> Result<(), Exit> {
+        let notices = self.lock()?.take_notices();
+        for notice in &notices {
+            self.wire.send_notice(notice);
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the session on a blocking thread.
     async fn call<T, F>(&self, f: F) -> Result<T, Exit>
     where
@@ -719,6 +742,7 @@ impl<'w> Backend<'w> {
                             encode_result(result, &[], true, 0)
                         })
                         .await?;
+                    self.send_notices()?;
                     match outcome {
                         Ok(Outcome::Sent { bytes, .. }) => self.wire.out.extend_from_slice(&bytes),
                         Ok(Outcome::CopyIn(target)) => {
@@ -1092,6 +1116,7 @@ impl<'w> Backend<'w> {
                 encode_result(result, &formats, false, limit)
             })
             .await??;
+        self.send_notices()?;
         match outcome {
             Outcome::Sent { bytes, tag } => {
                 self.wire.out.extend_from_slice(&bytes);

@@ -1,7 +1,11 @@
 //! [`ClusterKv`]: the SQL layer's storage interface over the replicated
 //! cluster, through the transaction coordinator ([`TxnClient`]).
 
-use tessera_sql::kv::{conflict_error, Kv, KvTxn, KvWrite};
+use std::time::Duration;
+
+use tessera_sql::kv::{
+    conflict_error, deadlock_error, lock_timeout_error, Kv, KvTxn, KvWrite, Locked,
+};
 use tessera_sql::{code, SqlError, SqlResult};
 use tessera_txn::{Transaction, TxnClient, TxnError};
 use tokio::runtime::Handle;
@@ -59,11 +63,18 @@ fn sql_error(err: TxnError) -> SqlError {
             &key,
             format!("transaction {start_ts} was rolled back by a concurrent transaction"),
         ),
-        TxnError::LockTimeout { key, holder } => SqlError::new(
-            code::LOCK_NOT_AVAILABLE,
-            "could not obtain lock: the key stayed locked by another transaction",
-        )
-        .with_detail(format!("key {key:02x?} is locked by transaction {holder}")),
+        TxnError::LockTimeout { key, holder } => lock_timeout_error(&key, &holder.to_string()),
+        TxnError::Deadlock {
+            key,
+            waiter,
+            holder,
+            cycle,
+        } => deadlock_error(
+            &key,
+            &waiter.to_string(),
+            &holder.to_string(),
+            cycle.len().saturating_sub(1),
+        ),
         TxnError::SnapshotTooOld { ts, threshold } => {
             SqlError::new(code::SNAPSHOT_TOO_OLD, "snapshot too old").with_detail(format!(
                 "the snapshot at {ts} is below the garbage collection threshold {threshold}"
@@ -130,6 +141,20 @@ impl KvTxn for ClusterTxn {
         self.runtime
             .block_on(self.txn.scan(start, end, limit))
             .map_err(sql_error)
+    }
+
+    fn refresh_snapshot(&mut self) -> SqlResult<()> {
+        self.runtime
+            .block_on(self.txn.refresh_read_ts())
+            .map_err(sql_error)
+    }
+
+    fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked> {
+        match self.runtime.block_on(self.txn.lock_keys(keys, wait)) {
+            Ok(()) => Ok(Locked::All),
+            Err(err @ TxnError::WriteConflict { .. }) => Ok(Locked::Changed(sql_error(err))),
+            Err(err) => Err(sql_error(err)),
+        }
     }
 
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {

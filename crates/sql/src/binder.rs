@@ -451,10 +451,7 @@ impl<'a> Binder<'a> {
     }
 
     fn query_body(&mut self, q: &ast::Query) -> SqlResult<Plan> {
-        if !q.locks.is_empty() {
-            // FOR UPDATE/SHARE: row locks arrive with distributed transactions;
-            // a single-statement read is already consistent.
-        }
+        let row_lock = self.row_lock(&q.locks)?;
         let order: Vec<ast::OrderByExpr> = match &q.order_by {
             Some(ob) => match &ob.kind {
                 ast::OrderByKind::Expressions(v) => v.clone(),
@@ -520,7 +517,46 @@ impl<'a> Binder<'a> {
                 offset,
             };
         }
+        if let Some((clause, of, lock)) = row_lock {
+            plan.lock_rows(clause, &of, lock)?;
+        }
         Ok(plan)
+    }
+
+    /// The row lock that FOR UPDATE / FOR SHARE clauses ask for: the
+    /// clause (for errors), the tables named by OF (empty: all), NOWAIT.
+    /// FOR SHARE takes the same exclusive lock as FOR UPDATE.
+    fn row_lock(
+        &self,
+        locks: &[ast::LockClause],
+    ) -> SqlResult<Option<(&'static str, Vec<String>, crate::plan::RowLock)>> {
+        let Some(first) = locks.first() else {
+            return Ok(None);
+        };
+        let clause = match first.lock_type {
+            ast::LockType::Share => "FOR SHARE",
+            ast::LockType::Update => "FOR UPDATE",
+        };
+        let mut of = Vec::new();
+        let mut all = false;
+        let mut nowait = false;
+        for lock in locks {
+            match lock.nonblock {
+                Some(ast::NonBlock::SkipLocked) => {
+                    return Err(SqlError::unsupported("SKIP LOCKED is not supported"))
+                }
+                Some(ast::NonBlock::Nowait) => nowait = true,
+                None => {}
+            }
+            match &lock.of {
+                Some(name) => of.extend(object_name(name).pop()),
+                None => all = true,
+            }
+        }
+        if all {
+            of.clear();
+        }
+        Ok(Some((clause, of, crate::plan::RowLock { nowait })))
     }
 
     fn set_expr(&mut self, e: &ast::SetExpr) -> SqlResult<Plan> {
@@ -1518,6 +1554,7 @@ impl<'a> Binder<'a> {
             span: ScanSpan::Full,
             filter: None,
             cols: cols.clone(),
+            locking: None,
         };
         Ok((plan, Scope { cols }))
     }

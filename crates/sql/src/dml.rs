@@ -679,7 +679,7 @@ pub fn run_insert(
         }
         Ok((count, out))
     })?;
-    session.txn.buffer.extend(w.pending);
+    session.txn.stage(w.pending);
     Ok(result(format!("INSERT 0 {count}"), plan.ret, out))
 }
 
@@ -741,6 +741,7 @@ fn bind_target_scan(
         span: crate::plan::ScanSpan::Full,
         filter: None,
         cols,
+        locking: None,
     };
     if let Some(s) = selection {
         let (e, t) = binder.expr(s, &scope)?;
@@ -853,7 +854,7 @@ pub fn run_modify(
         }
         Ok((count, out))
     })?;
-    session.txn.buffer.extend(w.pending);
+    session.txn.stage(w.pending);
     let tag = if delete {
         format!("DELETE {count}")
     } else {
@@ -1066,6 +1067,6 @@ pub fn copy_rows(session: &mut Session, target: &CopyTarget, data: &[u8]) -> Sql
         }
         Ok(count)
     })?;
-    session.txn.buffer.extend(w.pending);
+    session.txn.stage(w.pending);
     Ok(count)
 }

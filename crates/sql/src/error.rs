@@ -53,6 +53,8 @@ pub mod code {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const SNAPSHOT_TOO_OLD: &str = "72000";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const IO_ERROR: &str = "58030";

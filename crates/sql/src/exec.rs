@@ -195,8 +195,25 @@ pub fn run<'a>(plan: &'a Plan, env: Env<'a>) -> SqlResult<RowIter<'a>> {
             table,
             span,
             filter,
+            locking,
             ..
-        } => scan(table, span, filter.as_ref(), env)?,
+        } => {
+            let rows = scan(table, span, filter.as_ref(), env)?;
+            match locking {
+                None => rows,
+                Some(lock) => {
+                    // The statement locks these rows when it ends.
+                    let session = env.ctx.session;
+                    session.txn.row_locks.borrow_mut().nowait |= lock.nowait;
+                    Box::new(rows.inspect(move |row| {
+                        if let Ok(row) = row {
+                            let key = rowcodec::primary_key(table, row);
+                            session.txn.row_locks.borrow_mut().keys.push(key);
+                        }
+                    }))
+                }
+            }
+        }
         Plan::Virtual { name, .. } => {
             let rows = crate::pg_catalog::rows(name, env.ctx)?;
             Box::new(rows.into_iter().map(Ok))
@@ -1112,8 +1129,13 @@ pub fn execute(
     if implicit && (!session.txn.batch || session.txn_start.is_none()) {
         session.txn_start = Some(Utc::now());
     }
-    let result = crate::statements::execute_statement(session, &stmt.inner, params);
-    session.absorb_pending();
+    let result = if touches_data(&stmt.inner) {
+        run_data_statement(session, stmt, params)
+    } else {
+        let result = crate::statements::execute_statement(session, &stmt.inner, params);
+        session.absorb_pending();
+        result
+    };
     match result {
         Ok(r) => {
             if implicit && !session.txn.in_block && !session.txn.batch {
@@ -1126,15 +1148,143 @@ pub fn execute(
             Ok(r)
         }
         Err(e) => {
-            if session.txn.in_block {
-                session.txn.failed = true;
-            } else {
-                session.txn.abort();
-                session.txn_start = None;
-            }
+            fail_statement(session);
             Err(e)
         }
     }
+}
+
+/// After a failed statement: a block is marked failed (only ROLLBACK, or
+/// ROLLBACK TO a savepoint, is accepted) and, without savepoints to return
+/// to, gives up its writes and locks at once, as PostgreSQL releases an
+/// aborted transaction's locks; an implicit transaction is rolled back.
+fn fail_statement(session: &mut Session) {
+    if session.txn.in_block {
+        session.txn.failed = true;
+        if session.txn.savepoints.is_empty() {
+            session.txn.abort();
+        }
+    } else {
+        session.txn.abort();
+        session.txn_start = None;
+    }
+}
+
+/// Whether a statement reads or writes table data: it runs on the
+/// statement's snapshot, locks the rows it writes, and may run again.
+fn touches_data(stmt: &crate::parser::Stmt) -> bool {
+    matches!(
+        stmt,
+        crate::parser::Stmt::Sql(s) if matches!(
+            **s,
+            ast::Statement::Query(_)
+                | ast::Statement::Insert(_)
+                | ast::Statement::Update(_)
+                | ast::Statement::Delete(_)
+        )
+    )
+}
+
+/// How often a statement runs again after losing a conflict it can recover
+/// from (see [`run_data_statement`]).
+const STATEMENT_ATTEMPTS: u32 = 1000;
+
+/// Runs a statement that touches data.
+///
+/// In a transaction block (or a multi-statement message), the rows it
+/// writes or reads FOR UPDATE are locked when it ends, as of its snapshot.
+/// Under READ COMMITTED each run reads a fresh snapshot, and if a row it
+/// locks changed after that snapshot, its writes are undone and it runs
+/// again on a newer one: it acts on the latest committed version of every
+/// row it changes, so concurrent increments neither fail nor get lost.
+/// Under REPEATABLE READ such a change is the transaction's serialization
+/// failure (40001).
+///
+/// A single statement outside a block commits optimistically and, if it
+/// loses a conflict, runs again from scratch: nothing of it was seen yet.
+fn run_data_statement(
+    session: &mut Session,
+    stmt: &Statement,
+    params: &[Value],
+) -> SqlResult<QueryResult> {
+    let single = !session.txn.in_block && !session.txn.batch;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mark = session.txn.mark();
+        let read_committed = session.vars.read_committed();
+        if !single && read_committed {
+            if let Some(txn) = session.txn.kv_txn_mut() {
+                txn.refresh_snapshot()?;
+            }
+        }
+        let result = crate::statements::execute_statement(session, &stmt.inner, params);
+        session.absorb_pending();
+        let row_locks = session.txn.row_locks.take();
+        let result = result.and_then(|r| {
+            let mut keys = row_locks.keys;
+            if !single {
+                keys.extend(session.txn.staged_since(mark));
+            }
+            let changed = lock_rows(session, keys, row_locks.nowait)?;
+            Ok((r, changed))
+        });
+        let (outcome, recoverable) = match result {
+            Ok((r, None)) if single => match session.txn.flush(session.engine.kv.as_ref()) {
+                Ok(()) => (Ok(r), false),
+                Err(e) => {
+                    let lost = e.code == code::SERIALIZATION_FAILURE;
+                    (Err(e), lost)
+                }
+            },
+            Ok((r, None)) => (Ok(r), false),
+            Ok((_, Some(changed))) => (Err(changed), single || read_committed),
+            Err(e) => (Err(e), false),
+        };
+        match outcome {
+            Err(_) if recoverable && attempt < STATEMENT_ATTEMPTS => {
+                if single {
+                    session.txn.abort();
+                    // Spread the retries of clients that collided.
+                    let jitter = u64::from(Utc::now().timestamp_subsec_nanos() % 1000)
+                        * u64::from(attempt.min(10));
+                    std::thread::sleep(std::time::Duration::from_micros(jitter));
+                } else {
+                    session.txn.undo_to(mark);
+                }
+                // A cancel or statement_timeout ends the retries.
+                session.check_cancel()?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Locks `keys` in the session's transaction; returns the conflict if one
+/// changed after the snapshot.
+fn lock_rows(
+    session: &mut Session,
+    keys: Vec<Vec<u8>>,
+    nowait: bool,
+) -> SqlResult<Option<SqlError>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let wait = if nowait {
+        Some(std::time::Duration::ZERO)
+    } else {
+        session.vars.lock_timeout()
+    };
+    let kv = session.engine.kv.clone();
+    session.txn.kv_txn(kv.as_ref())?;
+    let txn = session
+        .txn
+        .kv_txn_mut()
+        .ok_or_else(|| SqlError::internal("the transaction did not start"))?;
+    Ok(match txn.lock(keys, wait)? {
+        crate::kv::Locked::All => None,
+        crate::kv::Locked::Changed(conflict) => Some(conflict),
+    })
 }
 
 /// COPY FROM STDIN data.
@@ -1150,8 +1300,21 @@ pub fn copy_in(
             "current transaction is aborted, commands ignored until end of transaction block",
         ));
     }
+    let mark = session.txn.mark();
     let r = crate::dml::copy_rows(session, target, data);
     session.absorb_pending();
+    // In a block, the new rows are locked like any statement's writes (a
+    // change found now is a conflict: COPY's input cannot be read again).
+    let r = r.and_then(|n| {
+        if implicit && !session.txn.batch {
+            return Ok(n);
+        }
+        let keys = session.txn.staged_since(mark);
+        match lock_rows(session, keys, false)? {
+            None => Ok(n),
+            Some(conflict) => Err(conflict),
+        }
+    });
     match r {
         Ok(n) => {
             if implicit && !session.txn.batch {
@@ -1165,11 +1328,7 @@ pub fn copy_in(
             })
         }
         Err(e) => {
-            if session.txn.in_block {
-                session.txn.failed = true;
-            } else {
-                session.txn.abort();
-            }
+            fail_statement(session);
             Err(e)
         }
     }

@@ -1,10 +1,11 @@
 //! The storage interface the SQL layer runs on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{code, SqlError, SqlResult};
 
@@ -30,9 +31,10 @@ impl KvWrite {
 ///
 /// `get`, `scan` and `write` are each a transaction of their own (reads of
 /// the latest committed state; an atomic batch). [`Kv::begin`] starts a
-/// transaction that reads one snapshot and commits its writes atomically,
-/// failing with 40001 if another transaction committed a write to one of
-/// its keys after its snapshot (first committer wins).
+/// transaction that reads one snapshot (until it is refreshed), may lock
+/// keys, and commits its writes atomically, failing with 40001 if another
+/// transaction committed a write to one of its unlocked keys after its
+/// snapshot (first committer wins).
 ///
 /// Implementations: [`MemoryKv`] here; the replicated cluster in
 /// `tessera-server`.
@@ -47,14 +49,34 @@ pub trait Kv: Send + Sync {
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>>;
 }
 
-/// A transaction: reads at one snapshot, then one atomic commit. Dropping
-/// it without committing abandons it.
+/// What [`KvTxn::lock`] did.
+#[derive(Debug)]
+pub enum Locked {
+    /// Every key is locked by the transaction.
+    All,
+    /// A key changed after the snapshot (the error, 40001, names it). Under
+    /// READ COMMITTED the statement runs again on a fresh snapshot; under
+    /// REPEATABLE READ this is the transaction's serialization failure.
+    /// Keys locked before the change was found stay locked.
+    Changed(SqlError),
+}
+
+/// A transaction: reads at a snapshot, row locks, then one atomic commit.
+/// Dropping it without committing abandons it and releases its locks.
 pub trait KvTxn: Send {
     /// Reads one key as of the snapshot.
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>>;
     /// Reads `[start, end)` as of the snapshot, at most `limit` entries (0:
     /// all).
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Moves the snapshot to now: later reads see every transaction
+    /// committed before (a READ COMMITTED statement).
+    fn refresh_snapshot(&mut self) -> SqlResult<()>;
+    /// Locks `keys` until the transaction ends, as of the snapshot: waits
+    /// for other transactions' locks up to `wait` (None: the store's
+    /// default), failing with 55P03 when the wait runs out and 40P01 when
+    /// waiting would deadlock.
+    fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked>;
     /// Commits `writes` atomically, or fails with 40001 on a conflict.
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()>;
 }
@@ -72,6 +94,37 @@ pub fn conflict_error(key: &[u8], detail: impl Into<String>) -> SqlError {
     err
 }
 
+/// The error of a transaction chosen as the victim of a deadlock while it
+/// waited for `holder`'s lock on `key`.
+pub fn deadlock_error(key: &[u8], waiter: &str, holder: &str, others: usize) -> SqlError {
+    let through = match others {
+        0 => String::new(),
+        1 => " through 1 other transaction".to_string(),
+        n => format!(" through {n} other transactions"),
+    };
+    let mut err = SqlError::new(code::DEADLOCK_DETECTED, "deadlock detected").with_detail(format!(
+        "{}: transaction {waiter} waits for transaction {holder}, which waits{through} for \
+         transaction {waiter}.",
+        conflict_key_text(key)
+    ));
+    err.key = Some(key.to_vec());
+    err
+}
+
+/// The error of a lock wait that ran out.
+pub fn lock_timeout_error(key: &[u8], holder: &str) -> SqlError {
+    let mut err = SqlError::new(
+        code::LOCK_NOT_AVAILABLE,
+        "canceling statement due to lock timeout",
+    )
+    .with_detail(format!(
+        "{}: locked by transaction {holder}",
+        conflict_key_text(key)
+    ));
+    err.key = Some(key.to_vec());
+    err
+}
+
 /// How a conflict's detail names a key it cannot describe.
 pub fn conflict_key_text(key: &[u8]) -> String {
     format!("key {key:02x?}")
@@ -85,6 +138,12 @@ struct MemoryState {
     /// The last commit timestamp.
     clock: u64,
     versions: BTreeMap<Vec<u8>, Versions>,
+    /// The last transaction id handed out.
+    last_txn: u64,
+    /// Row locks: key -> transaction.
+    locks: HashMap<Vec<u8>, u64>,
+    /// Waiting transactions -> the transaction they wait for.
+    waits: HashMap<u64, u64>,
 }
 
 impl MemoryState {
@@ -121,24 +180,33 @@ impl MemoryState {
         }
     }
 
-    /// Commits `writes` at a new timestamp, unless a key was written after
-    /// `snapshot` (None: a blind write that wins regardless).
-    fn commit(&mut self, writes: Vec<KvWrite>, snapshot: Option<u64>) -> SqlResult<()> {
-        if let Some(snapshot) = snapshot {
-            for w in &writes {
-                let newest = self.versions.get(w.key()).and_then(|v| v.last());
-                if let Some((commit, _)) = newest.filter(|(commit, _)| *commit > snapshot) {
-                    return Err(conflict_error(
-                        w.key(),
-                        format!(
-                            "written at {commit}, after this transaction's snapshot at {snapshot}"
-                        ),
-                    ));
-                }
+    /// The newest commit of `key` after `snapshot`, if any.
+    fn changed_after(&self, key: &[u8], snapshot: u64) -> Option<u64> {
+        let newest = self.versions.get(key).and_then(|v| v.last());
+        newest
+            .map(|(commit, _)| *commit)
+            .filter(|commit| *commit > snapshot)
+    }
+
+    /// Whether `from` waits, directly or through others, for `to`.
+    fn waits_for(&self, from: u64, to: u64) -> bool {
+        let mut current = from;
+        for _ in 0..=self.waits.len() {
+            if current == to {
+                return true;
+            }
+            match self.waits.get(&current) {
+                Some(next) => current = *next,
+                None => return false,
             }
         }
+        false
+    }
+
+    /// Commits `writes` at a new timestamp.
+    fn apply(&mut self, writes: Vec<KvWrite>) {
         if writes.is_empty() {
-            return Ok(());
+            return;
         }
         self.clock += 1;
         let ts = self.clock;
@@ -149,15 +217,28 @@ impl MemoryState {
             };
             self.versions.entry(key).or_default().push((ts, value));
         }
-        Ok(())
+    }
+
+    fn release(&mut self, txn: u64) {
+        self.locks.retain(|_, holder| *holder != txn);
+        self.waits.remove(&txn);
     }
 }
 
-/// An in-memory [`Kv`] with snapshot isolation, for tests and embedded
-/// use. Old versions are kept for the life of the store.
+/// The store behind a [`MemoryKv`]: its state, and the condition lock
+/// waiters sleep on.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<MemoryState>,
+    released: Condvar,
+}
+
+/// An in-memory [`Kv`] with snapshot isolation, row locks with waits and
+/// deadlock detection, for tests and embedded use. Old versions are kept
+/// for the life of the store.
 #[derive(Default, Clone)]
 pub struct MemoryKv {
-    state: Arc<Mutex<MemoryState>>,
+    shared: Arc<Shared>,
 }
 
 impl MemoryKv {
@@ -165,48 +246,158 @@ impl MemoryKv {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// How long a lock wait lasts unless the caller says otherwise.
+    pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 }
 
 impl Kv for MemoryKv {
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>> {
-        let state = self.state.lock();
+        let state = self.shared.state.lock();
         Ok(state.get(key, state.clock))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let state = self.state.lock();
+        let state = self.shared.state.lock();
         Ok(state.scan(start, end, limit, state.clock))
     }
 
+    /// A blind write: waits for the keys' locks, then wins regardless of
+    /// what was committed before.
     fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()> {
-        self.state.lock().commit(writes, None)
+        let mut txn = self.begin_txn();
+        txn.lock_all(writes.iter().map(|w| w.key().to_vec()).collect(), None)?;
+        let mut state = self.shared.state.lock();
+        state.apply(writes);
+        Ok(())
     }
 
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {
-        let snapshot = self.state.lock().clock;
-        Ok(Box::new(MemoryTxn {
-            state: self.state.clone(),
-            snapshot,
-        }))
+        Ok(Box::new(self.begin_txn()))
+    }
+}
+
+impl MemoryKv {
+    fn begin_txn(&self) -> MemoryTxn {
+        let mut state = self.shared.state.lock();
+        state.last_txn += 1;
+        MemoryTxn {
+            shared: self.shared.clone(),
+            id: state.last_txn,
+            snapshot: state.clock,
+        }
     }
 }
 
 struct MemoryTxn {
-    state: Arc<Mutex<MemoryState>>,
+    shared: Arc<Shared>,
+    id: u64,
     snapshot: u64,
+}
+
+impl MemoryTxn {
+    /// Locks every key, waiting for other transactions' locks; does not
+    /// look at what changed.
+    fn lock_all(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<()> {
+        let deadline = Instant::now() + wait.unwrap_or(MemoryKv::DEFAULT_LOCK_WAIT);
+        let mut state = self.shared.state.lock();
+        for key in keys {
+            loop {
+                let holder = match state.locks.get(&key) {
+                    Some(holder) if *holder != self.id => *holder,
+                    _ => break,
+                };
+                if state.waits_for(holder, self.id) {
+                    state.waits.remove(&self.id);
+                    return Err(deadlock_error(
+                        &key,
+                        &self.id.to_string(),
+                        &holder.to_string(),
+                        0,
+                    ));
+                }
+                state.waits.insert(self.id, holder);
+                if self
+                    .shared
+                    .released
+                    .wait_until(&mut state, deadline)
+                    .timed_out()
+                    && state.locks.get(&key).is_some_and(|h| *h != self.id)
+                {
+                    state.waits.remove(&self.id);
+                    return Err(lock_timeout_error(&key, &holder.to_string()));
+                }
+            }
+            state.waits.remove(&self.id);
+            state.locks.insert(key, self.id);
+        }
+        Ok(())
+    }
 }
 
 impl KvTxn for MemoryTxn {
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>> {
-        Ok(self.state.lock().get(key, self.snapshot))
+        Ok(self.shared.state.lock().get(key, self.snapshot))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(self.state.lock().scan(start, end, limit, self.snapshot))
+        Ok(self
+            .shared
+            .state
+            .lock()
+            .scan(start, end, limit, self.snapshot))
     }
 
-    fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
-        self.state.lock().commit(writes, Some(self.snapshot))
+    fn refresh_snapshot(&mut self) -> SqlResult<()> {
+        self.snapshot = self.shared.state.lock().clock;
+        Ok(())
+    }
+
+    fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked> {
+        for key in keys {
+            self.lock_all(vec![key.clone()], wait)?;
+            if let Some(commit) = self.shared.state.lock().changed_after(&key, self.snapshot) {
+                let snapshot = self.snapshot;
+                return Ok(Locked::Changed(conflict_error(
+                    &key,
+                    format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
+                )));
+            }
+        }
+        Ok(Locked::All)
+    }
+
+    /// Keys the transaction did not lock are locked now (waiting for
+    /// other holders), and fail if they changed after the snapshot.
+    fn commit(mut self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
+        let unlocked: Vec<Vec<u8>> = {
+            let state = self.shared.state.lock();
+            writes
+                .iter()
+                .map(|w| w.key().to_vec())
+                .filter(|k| state.locks.get(k) != Some(&self.id))
+                .collect()
+        };
+        self.lock_all(unlocked.clone(), None)?;
+        let mut state = self.shared.state.lock();
+        for key in &unlocked {
+            if let Some(commit) = state.changed_after(key, self.snapshot) {
+                let snapshot = self.snapshot;
+                return Err(conflict_error(
+                    key,
+                    format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
+                ));
+            }
+        }
+        state.apply(writes);
+        Ok(())
+    }
+}
+
+impl Drop for MemoryTxn {
+    fn drop(&mut self) {
+        self.shared.state.lock().release(self.id);
+        self.shared.released.notify_all();
     }
 }
 
@@ -233,5 +424,58 @@ mod tests {
         assert_eq!(err.code, code::SERIALIZATION_FAILURE);
         assert_eq!(kv.get(b"x").unwrap(), Some(b"a".to_vec()));
         assert_eq!(kv.scan(b"", b"", 0).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn locks_wait_conflict_and_detect_deadlocks() {
+        let kv = MemoryKv::new();
+        kv.write(vec![KvWrite::Put(b"x".to_vec(), b"0".to_vec())])
+            .unwrap();
+        let mut a = kv.begin().unwrap();
+        let mut b = kv.begin().unwrap();
+        assert!(matches!(
+            a.lock(vec![b"x".to_vec()], None).unwrap(),
+            Locked::All
+        ));
+        // b waits for a's lock; a short wait runs out.
+        let err = b
+            .lock(vec![b"x".to_vec()], Some(Duration::from_millis(20)))
+            .unwrap_err();
+        assert_eq!(err.code, code::LOCK_NOT_AVAILABLE);
+        // a commits while b waits: b then finds x changed after its
+        // snapshot, and after a refresh locks it.
+        let waiter = std::thread::spawn(move || {
+            let first = b.lock(vec![b"x".to_vec()], None).unwrap();
+            assert!(matches!(first, Locked::Changed(_)));
+            b.refresh_snapshot().unwrap();
+            assert!(matches!(
+                b.lock(vec![b"x".to_vec()], None).unwrap(),
+                Locked::All
+            ));
+            assert_eq!(b.get(b"x").unwrap(), Some(b"1".to_vec()));
+            b.commit(vec![KvWrite::Put(b"x".to_vec(), b"2".to_vec())])
+                .unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        a.commit(vec![KvWrite::Put(b"x".to_vec(), b"1".to_vec())])
+            .unwrap();
+        waiter.join().unwrap();
+        assert_eq!(kv.get(b"x").unwrap(), Some(b"2".to_vec()));
+
+        // Deadlock: c holds p and waits for q; d holds q and asks for p.
+        let mut c = kv.begin().unwrap();
+        let mut d = kv.begin().unwrap();
+        c.lock(vec![b"p".to_vec()], None).unwrap();
+        d.lock(vec![b"q".to_vec()], None).unwrap();
+        let c_waits = std::thread::spawn(move || {
+            let r = c.lock(vec![b"q".to_vec()], None).map(|_| ());
+            (c, r)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let err = d.lock(vec![b"p".to_vec()], None).unwrap_err();
+        assert_eq!(err.code, code::DEADLOCK_DETECTED);
+        drop(d);
+        let (_c, r) = c_waits.join().unwrap();
+        r.unwrap();
     }
 }

@@ -18,6 +18,7 @@ pub fn optimize(plan: Plan) -> Plan {
                 span: ScanSpan::Full,
                 filter: None,
                 cols,
+                locking,
             } => {
                 let span = extract_span(&table, &predicate);
                 Plan::Scan {
@@ -25,6 +26,7 @@ pub fn optimize(plan: Plan) -> Plan {
                     span,
                     filter: Some(predicate),
                     cols,
+                    locking,
                 }
             }
             other => Plan::Filter {

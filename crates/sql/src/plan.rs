@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::catalog::TableDesc;
+use crate::error::{code, SqlError, SqlResult};
 use crate::expr::Expr;
 use crate::types::DataType;
 
@@ -99,6 +100,14 @@ pub struct AggCall {
     pub ty: DataType,
 }
 
+/// How a scan's rows are locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLock {
+    /// NOWAIT: fail at once (55P03) instead of waiting for another
+    /// transaction's lock.
+    pub nowait: bool,
+}
+
 /// A sort key.
 #[derive(Debug, Clone)]
 pub struct SortKey {
@@ -116,6 +125,9 @@ pub enum Plan {
         span: ScanSpan,
         filter: Option<Expr>,
         cols: Vec<OutCol>,
+        /// SELECT ... FOR UPDATE / FOR SHARE: the rows returned are locked
+        /// until the transaction ends.
+        locking: Option<RowLock>,
     },
     /// A pg_catalog or information_schema table, computed from the catalog.
     Virtual {
@@ -181,6 +193,49 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// Marks the table scans under this query node for row locking
+    /// (`clause` is "FOR UPDATE" or "FOR SHARE", for errors): every scan, or
+    /// with `of` the scans of those tables (by name or alias). As in
+    /// PostgreSQL, a lock clause cannot apply to grouped, distinct or
+    /// combined rows, which have no single row to lock.
+    pub fn lock_rows(&mut self, clause: &str, of: &[String], lock: RowLock) -> SqlResult<()> {
+        let refuse = |what: &str| {
+            Err(SqlError::new(
+                code::FEATURE_NOT_SUPPORTED,
+                format!("{clause} is not allowed with {what}"),
+            ))
+        };
+        match self {
+            Plan::Scan {
+                table,
+                cols,
+                locking,
+                ..
+            } => {
+                let alias = cols.first().and_then(|c| c.qualifier.clone());
+                if of.is_empty()
+                    || of.contains(&table.name)
+                    || alias.is_some_and(|a| of.contains(&a))
+                {
+                    *locking = Some(lock);
+                }
+                Ok(())
+            }
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. } => input.lock_rows(clause, of, lock),
+            Plan::Join { left, right, .. } => {
+                left.lock_rows(clause, of, lock)?;
+                right.lock_rows(clause, of, lock)
+            }
+            Plan::Aggregate { .. } => refuse("aggregate functions or GROUP BY"),
+            Plan::Distinct { .. } => refuse("DISTINCT clause"),
+            Plan::SetOp { .. } => refuse("UNION/INTERSECT/EXCEPT"),
+            Plan::Virtual { .. } | Plan::Values { .. } | Plan::Series { .. } => Ok(()),
+        }
+    }
+
     /// The columns the node produces.
     pub fn cols(&self) -> &[OutCol] {
         match self {
@@ -214,6 +269,7 @@ impl Plan {
                 table,
                 span,
                 filter,
+                locking,
                 ..
             } => {
                 let how = match span {
@@ -241,6 +297,9 @@ impl Plan {
                     }
                 };
                 writeln!(f, "{pad}{arrow}{how} on {}", table.name)?;
+                if locking.is_some() {
+                    writeln!(f, "{pad}      Lock Rows")?;
+                }
                 if let Some(p) = filter {
                     writeln!(f, "{pad}      Filter: {p}")?;
                 }

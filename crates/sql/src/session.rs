@@ -187,6 +187,9 @@ pub struct Session {
     pub(crate) prepared: BTreeSet<String>,
     /// Statements `DEALLOCATE` removed, for the frontend to drop.
     pub(crate) deallocated: Vec<String>,
+    /// Warnings of the last statement, for the frontend to send as
+    /// NoticeResponse before its result.
+    pub(crate) notices: Vec<SqlError>,
 }
 
 impl Session {
@@ -216,6 +219,7 @@ impl Session {
             pending: RefCell::new(Pending::default()),
             prepared: BTreeSet::new(),
             deallocated: Vec::new(),
+            notices: Vec::new(),
         })
     }
 
@@ -233,6 +237,17 @@ impl Session {
     /// the frontend drops them.
     pub fn take_deallocated(&mut self) -> Vec<String> {
         std::mem::take(&mut self.deallocated)
+    }
+
+    /// Records a warning for the client.
+    pub(crate) fn warn(&mut self, warning: SqlError) {
+        self.notices.push(warning);
+    }
+
+    /// The warnings since the last call (severity WARNING), to send before
+    /// the statement's result.
+    pub fn take_notices(&mut self) -> Vec<SqlError> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The handle a cancel request uses.

@@ -9,12 +9,80 @@ use crate::parser::Stmt;
 use crate::session::{Column, CopyFormat, CopyTarget, QueryResult, Session};
 use crate::types::{DataType, Value};
 
-/// May this statement run in a failed transaction block?
+/// May this statement run in a failed transaction block? (COMMIT, which
+/// then rolls back, ROLLBACK and ROLLBACK TO SAVEPOINT.)
 pub fn ends_transaction(stmt: &Stmt) -> bool {
     matches!(
         stmt,
         Stmt::Sql(s) if matches!(**s, ast::Statement::Rollback { .. } | ast::Statement::Commit { .. })
     )
+}
+
+/// The warning PostgreSQL gives for COMMIT or ROLLBACK outside a block.
+fn no_transaction_warning() -> SqlError {
+    SqlError::new(
+        code::NO_ACTIVE_TRANSACTION,
+        "there is no transaction in progress",
+    )
+}
+
+/// SAVEPOINT name: remembers the buffer's state to return to.
+fn savepoint(session: &mut Session, name: &ast::Ident) -> SqlResult<QueryResult> {
+    if !session.txn.in_block {
+        return Err(SqlError::new(
+            code::NO_ACTIVE_TRANSACTION,
+            "SAVEPOINT can only be used in transaction blocks",
+        ));
+    }
+    let mark = session.txn.mark();
+    session.txn.savepoints.push((name.value.clone(), mark));
+    Ok(QueryResult::Command {
+        tag: "SAVEPOINT".into(),
+    })
+}
+
+/// The position of the newest savepoint called `name`.
+fn find_savepoint(session: &Session, name: &ast::Ident, verb: &str) -> SqlResult<usize> {
+    if !session.txn.in_block {
+        return Err(SqlError::new(
+            code::NO_ACTIVE_TRANSACTION,
+            format!("{verb} can only be used in transaction blocks"),
+        ));
+    }
+    session
+        .txn
+        .savepoints
+        .iter()
+        .rposition(|(n, _)| *n == name.value)
+        .ok_or_else(|| {
+            SqlError::new(
+                code::INVALID_SAVEPOINT_SPECIFICATION,
+                format!("savepoint \"{}\" does not exist", name.value),
+            )
+        })
+}
+
+/// ROLLBACK TO SAVEPOINT name: undoes the writes made since, keeps the
+/// savepoint, and recovers a failed block. Row locks taken since are kept
+/// until the transaction ends.
+fn rollback_to(session: &mut Session, name: &ast::Ident) -> SqlResult<QueryResult> {
+    let at = find_savepoint(session, name, "ROLLBACK TO SAVEPOINT")?;
+    let mark = session.txn.savepoints[at].1;
+    session.txn.savepoints.truncate(at + 1);
+    session.txn.undo_to(mark);
+    session.txn.failed = false;
+    Ok(QueryResult::Command {
+        tag: "ROLLBACK".into(),
+    })
+}
+
+/// RELEASE SAVEPOINT name: forgets it and every later one; the writes stay.
+fn release_savepoint(session: &mut Session, name: &ast::Ident) -> SqlResult<QueryResult> {
+    let at = find_savepoint(session, name, "RELEASE SAVEPOINT")?;
+    session.txn.savepoints.truncate(at);
+    Ok(QueryResult::Command {
+        tag: "RELEASE".into(),
+    })
 }
 
 /// Result columns of a statement (None: no rows), binding to infer parameter
@@ -91,6 +159,10 @@ fn isolation_name(l: &ast::TransactionIsolationLevel) -> &'static str {
 fn begin(session: &mut Session, modes: &[ast::TransactionMode]) -> SqlResult<QueryResult> {
     if session.txn.in_block {
         // PostgreSQL warns and carries on.
+        session.warn(SqlError::new(
+            code::ACTIVE_TRANSACTION,
+            "there is already a transaction in progress",
+        ));
         return Ok(QueryResult::Command {
             tag: "BEGIN".into(),
         });
@@ -134,6 +206,13 @@ fn end_block(session: &mut Session, commit: bool) -> SqlResult<QueryResult> {
             tag: "ROLLBACK".into(),
         })
     }
+}
+
+fn in_failed_transaction() -> SqlError {
+    SqlError::new(
+        code::IN_FAILED_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
 }
 
 /// Executes one statement.
@@ -237,6 +316,7 @@ pub fn execute_statement(
         ast::Statement::StartTransaction { modes, .. } => begin(session, modes),
         ast::Statement::Commit { .. } => {
             if !session.txn.in_block {
+                session.warn(no_transaction_warning());
                 return Ok(QueryResult::Command {
                     tag: "COMMIT".into(),
                 });
@@ -247,6 +327,7 @@ pub fn execute_statement(
             savepoint: None, ..
         } => {
             if !session.txn.in_block {
+                session.warn(no_transaction_warning());
                 return Ok(QueryResult::Command {
                     tag: "ROLLBACK".into(),
                 });
@@ -254,11 +335,20 @@ pub fn execute_statement(
             end_block(session, false)
         }
         ast::Statement::Rollback {
-            savepoint: Some(_), ..
+            savepoint: Some(name),
+            ..
+        } => rollback_to(session, name),
+        ast::Statement::Savepoint { name } => {
+            if session.txn.failed {
+                return Err(in_failed_transaction());
+            }
+            savepoint(session, name)
         }
-        | ast::Statement::Savepoint { .. }
-        | ast::Statement::ReleaseSavepoint { .. } => {
-            Err(SqlError::unsupported("savepoints are not supported yet"))
+        ast::Statement::ReleaseSavepoint { name } => {
+            if session.txn.failed {
+                return Err(in_failed_transaction());
+            }
+            release_savepoint(session, name)
         }
         ast::Statement::Set(set) => execute_set(session, set),
         ast::Statement::Reset(r) => {

@@ -1,18 +1,32 @@
 //! The session's transaction: a KV transaction and a write buffer over it.
 //!
-//! The KV transaction starts at the first read and reads one snapshot
-//! (every isolation level currently runs as snapshot isolation). Writes are
-//! buffered until the statement (implicit transaction) or the transaction
-//! block ends, then committed atomically with it; reads see the buffer over
-//! the snapshot (read-your-own-writes).
+//! The KV transaction starts at the first read. Under REPEATABLE READ it
+//! reads one snapshot; under READ COMMITTED each statement of a block moves
+//! it to a fresh one. Writes are buffered until the statement (implicit
+//! transaction) or the transaction block ends, then committed atomically
+//! with it; reads see the buffer over the snapshot (read-your-own-writes).
+//! An undo log of the buffer lets a statement or a savepoint be rolled back
+//! on its own.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::error::SqlResult;
 use crate::kv::{Kv, KvTxn, KvWrite};
 use crate::session::TxnStatus;
+
+/// A buffered write: None deletes.
+pub type BufferedWrite = Option<Vec<u8>>;
+
+/// Rows a statement read with FOR UPDATE / FOR SHARE, to lock when it ends.
+#[derive(Default, Debug)]
+pub struct RowLocks {
+    /// Their keys.
+    pub keys: Vec<Vec<u8>>,
+    /// NOWAIT: fail at once if one is locked.
+    pub nowait: bool,
+}
 
 /// Transaction state of a session.
 #[derive(Default)]
@@ -22,7 +36,14 @@ pub struct TxnState {
     /// A statement of the block failed; only ROLLBACK is accepted.
     pub failed: bool,
     /// Buffered writes: None deletes.
-    pub buffer: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub buffer: BTreeMap<Vec<u8>, BufferedWrite>,
+    /// For each write staged, in order: its key and what the buffer held
+    /// for it before (None: nothing).
+    undo: Vec<(Vec<u8>, Option<BufferedWrite>)>,
+    /// Savepoints of the block: name and undo log length.
+    pub savepoints: Vec<(String, usize)>,
+    /// Rows the running statement read FOR UPDATE.
+    pub row_locks: RefCell<RowLocks>,
     /// Running the statements of one simple-query message outside a block:
     /// they share one implicit transaction, committed when the message ends.
     pub batch: bool,
@@ -40,6 +61,62 @@ impl TxnState {
         }
     }
 
+    /// Stages a statement's writes in the buffer.
+    pub fn stage(&mut self, writes: impl IntoIterator<Item = (Vec<u8>, BufferedWrite)>) {
+        for (key, value) in writes {
+            let before = self.buffer.insert(key.clone(), value);
+            self.undo.push((key, before));
+        }
+    }
+
+    /// A mark to undo staged writes back to.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// The keys staged since `mark`.
+    pub fn staged_since(&self, mark: usize) -> Vec<Vec<u8>> {
+        self.undo
+            .get(mark..)
+            .unwrap_or_default()
+            .iter()
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Undoes the writes staged since `mark`.
+    pub fn undo_to(&mut self, mark: usize) {
+        while self.undo.len() > mark {
+            let Some((key, before)) = self.undo.pop() else {
+                break;
+            };
+            match before {
+                Some(value) => {
+                    self.buffer.insert(key, value);
+                }
+                None => {
+                    self.buffer.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Whether the KV transaction has started.
+    pub fn started(&self) -> bool {
+        self.kv_txn.get().is_some()
+    }
+
+    /// The started KV transaction, to refresh or lock with.
+    pub fn kv_txn_mut(&mut self) -> Option<&mut Box<dyn KvTxn>> {
+        self.kv_txn.get_mut()
+    }
+
+    /// Abandons the KV transaction (releasing its locks) but keeps the
+    /// block's state: a failed block without savepoints holds nothing.
+    pub fn release(&mut self) {
+        self.kv_txn.take();
+    }
+
     /// The KV transaction, started now if it has not been.
     pub fn kv_txn(&self, kv: &dyn Kv) -> SqlResult<&dyn KvTxn> {
         if self.kv_txn.get().is_none() {
@@ -55,6 +132,8 @@ impl TxnState {
     /// Commits the buffer with the KV transaction (or, if nothing was read,
     /// as a transaction of its own), and starts afresh.
     pub fn flush(&mut self, kv: &dyn Kv) -> SqlResult<()> {
+        self.undo.clear();
+        self.savepoints.clear();
         let writes: Vec<KvWrite> = std::mem::take(&mut self.buffer)
             .into_iter()
             .map(|(k, v)| match v {
@@ -72,6 +151,9 @@ impl TxnState {
     /// Drops the buffer and abandons the KV transaction.
     pub fn abort(&mut self) {
         self.buffer.clear();
+        self.undo.clear();
+        self.savepoints.clear();
+        self.row_locks.take();
         self.kv_txn.take();
     }
 }

@@ -282,6 +282,25 @@ impl Vars {
         self.statement_start = Some(Instant::now());
     }
 
+    /// How long a statement waits for a row lock: lock_timeout if set, else
+    /// None (the store's default wait).
+    pub(crate) fn lock_timeout(&self) -> Option<Duration> {
+        self.get("lock_timeout")
+            .and_then(|v| parse_duration_ms(&v))
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+    }
+
+    /// Whether the transaction runs under READ COMMITTED (READ UNCOMMITTED
+    /// is READ COMMITTED, as in PostgreSQL): each statement of a block
+    /// reads a fresh snapshot.
+    pub(crate) fn read_committed(&self) -> bool {
+        matches!(
+            self.get("transaction_isolation").as_deref(),
+            Some("read committed" | "read uncommitted") | None
+        )
+    }
+
     /// 57014 if the statement has run past statement_timeout.
     pub(crate) fn check_timeout(&self) -> SqlResult<()> {
         let ms: u64 = self

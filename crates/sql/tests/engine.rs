@@ -248,9 +248,14 @@ fn dml_and_indexes() {
     assert_eq!(run(&mut s, "SELECT * FROM nopk").unwrap(), vec!["1", "1"]);
 }
 
-/// Runs `sql` and returns the error's code and detail.
+/// Runs `sql` and returns the error's code and detail (of parsing or of
+/// the first statement that fails).
 fn run_err(s: &mut Session, sql: &str) -> (String, String) {
-    for stmt in s.parse(sql).unwrap() {
+    let statements = match s.parse(sql) {
+        Ok(statements) => statements,
+        Err(e) => return (e.code.to_string(), e.detail.unwrap_or_default()),
+    };
+    for stmt in statements {
         if let Err(e) = s.execute(&stmt, &[]) {
             return (e.code.to_string(), e.detail.unwrap_or_default());
         }
@@ -285,29 +290,36 @@ fn transactions_read_a_snapshot_and_the_second_writer_of_a_row_gets_40001() {
         run(&mut a, "SELECT bal FROM acct WHERE id = 1").unwrap(),
         vec!["100"]
     );
-    // A's write to the same row loses at commit, naming the table and key.
-    run(&mut a, "UPDATE acct SET bal = bal - 10 WHERE id = 1").unwrap();
-    let (code, detail) = run_err(&mut a, "COMMIT");
+    // A's write to the same row fails as it locks the row, naming the
+    // table and key, as PostgreSQL's REPEATABLE READ does.
+    let (code, detail) = run_err(&mut a, "UPDATE acct SET bal = bal - 10 WHERE id = 1");
     assert_eq!(code, "40001");
     assert!(
         detail.starts_with("table \"acct\", key (id)=(1):"),
         "{detail}"
     );
+    assert_eq!(run_err(&mut a, "SELECT 1").0, "25P02");
+    run(&mut a, "ROLLBACK").unwrap();
     assert_eq!(
         run(&mut a, "SELECT bal FROM acct WHERE id = 1").unwrap(),
         vec!["105"]
     );
 
-    // Two inserts of one unique value: the second to commit conflicts on the
-    // unique index entry instead of both succeeding.
+    // Two inserts of one unique value under READ COMMITTED: the second
+    // waits for the first's lock, then sees its row: a unique violation,
+    // not two rows.
     run(&mut a, "BEGIN").unwrap();
     run(&mut b, "BEGIN").unwrap();
     run(&mut a, "INSERT INTO acct VALUES (3, 'cat', 1)").unwrap();
-    run(&mut b, "INSERT INTO acct VALUES (4, 'cat', 1)").unwrap();
+    let waiter = std::thread::spawn(move || {
+        let err = run(&mut b, "INSERT INTO acct VALUES (4, 'cat', 1)").unwrap_err();
+        run(&mut b, "ROLLBACK").unwrap();
+        err
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
     run(&mut a, "COMMIT").unwrap();
-    let (code, detail) = run_err(&mut b, "COMMIT");
-    assert_eq!(code, "40001");
-    assert!(detail.contains("key (owner)=(cat)"), "{detail}");
+    let err = waiter.join().unwrap();
+    assert!(err.starts_with("23505"), "{err}");
     assert_eq!(
         run(&mut a, "SELECT id FROM acct WHERE owner = 'cat'").unwrap(),
         vec!["3"]
@@ -316,5 +328,189 @@ fn transactions_read_a_snapshot_and_the_second_writer_of_a_row_gets_40001() {
     assert_eq!(
         run_err(&mut a, "BEGIN ISOLATION LEVEL SERIALIZABLE").0,
         "0A000"
+    );
+}
+
+fn engine_with(sql: &str) -> Arc<SqlEngine> {
+    let engine = SqlEngine::new(Arc::new(MemoryKv::new()));
+    let mut s = Session::new(engine.clone(), "tessera", "setup", &[]).unwrap();
+    run(&mut s, sql).unwrap();
+    engine
+}
+
+#[test]
+fn read_committed_increments_neither_fail_nor_get_lost() {
+    let engine = engine_with(
+        "CREATE TABLE counter (id INT PRIMARY KEY, v INT); INSERT INTO counter VALUES (1, 0)",
+    );
+    // Half the clients in single statements, half in explicit blocks.
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut s = Session::new(engine, "tessera", "c", &[]).unwrap();
+                for _ in 0..50 {
+                    let sql = if i % 2 == 0 {
+                        "UPDATE counter SET v = v + 1 WHERE id = 1"
+                    } else {
+                        "BEGIN; UPDATE counter SET v = v + 1 WHERE id = 1; COMMIT"
+                    };
+                    run(&mut s, sql).unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let mut s = Session::new(engine, "tessera", "check", &[]).unwrap();
+    assert_eq!(run(&mut s, "SELECT v FROM counter").unwrap(), vec!["400"]);
+}
+
+#[test]
+fn read_committed_statements_see_what_committed_before_them() {
+    let engine =
+        engine_with("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)");
+    let mut a = Session::new(engine.clone(), "tessera", "a", &[]).unwrap();
+    let mut b = Session::new(engine, "tessera", "b", &[]).unwrap();
+    run(&mut a, "BEGIN").unwrap();
+    assert_eq!(run(&mut a, "SELECT v FROM t").unwrap(), vec!["1"]);
+    run(&mut b, "UPDATE t SET v = 2").unwrap();
+    assert_eq!(run(&mut a, "SELECT v FROM t").unwrap(), vec!["2"]);
+    run(&mut a, "COMMIT").unwrap();
+    run(&mut a, "BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    assert_eq!(run(&mut a, "SELECT v FROM t").unwrap(), vec!["2"]);
+    run(&mut b, "UPDATE t SET v = 3").unwrap();
+    assert_eq!(run(&mut a, "SELECT v FROM t").unwrap(), vec!["2"]);
+    run(&mut a, "COMMIT").unwrap();
+}
+
+#[test]
+fn savepoints_undo_part_of_a_block() {
+    let mut s = session();
+    run(&mut s, "CREATE TABLE t (id INT PRIMARY KEY)").unwrap();
+    run(&mut s, "BEGIN; INSERT INTO t VALUES (1); SAVEPOINT a").unwrap();
+    run(
+        &mut s,
+        "INSERT INTO t VALUES (2); SAVEPOINT b; INSERT INTO t VALUES (3)",
+    )
+    .unwrap();
+    // An error inside: the block fails until ROLLBACK TO.
+    assert_eq!(run_err(&mut s, "INSERT INTO t VALUES (1)").0, "23505");
+    assert_eq!(run_err(&mut s, "SELECT 1").0, "25P02");
+    assert_eq!(run_err(&mut s, "RELEASE SAVEPOINT b").0, "25P02");
+    assert_eq!(
+        run(&mut s, "ROLLBACK TO SAVEPOINT b").unwrap(),
+        vec!["ROLLBACK"]
+    );
+    assert_eq!(
+        run(&mut s, "SELECT id FROM t ORDER BY id").unwrap(),
+        vec!["1", "2"]
+    );
+    run(&mut s, "INSERT INTO t VALUES (4); ROLLBACK TO a").unwrap();
+    assert_eq!(run(&mut s, "SELECT id FROM t").unwrap(), vec!["1"]);
+    // The savepoint survives ROLLBACK TO; RELEASE forgets it.
+    run(&mut s, "INSERT INTO t VALUES (5); RELEASE a").unwrap();
+    assert_eq!(run_err(&mut s, "ROLLBACK TO a").0, "3B001");
+    run(&mut s, "ROLLBACK").unwrap();
+    run(
+        &mut s,
+        "BEGIN; INSERT INTO t VALUES (6); SAVEPOINT x; INSERT INTO t VALUES (7); RELEASE x; COMMIT",
+    )
+    .unwrap();
+    assert_eq!(
+        run(&mut s, "SELECT id FROM t ORDER BY id").unwrap(),
+        vec!["6", "7"]
+    );
+    assert_eq!(run_err(&mut s, "SAVEPOINT y").0, "25P01");
+    assert_eq!(run_err(&mut s, "BEGIN; ROLLBACK TO nope").0, "3B001");
+    run(&mut s, "ROLLBACK").unwrap();
+}
+
+#[test]
+fn select_for_update_locks_rows_until_the_end() {
+    let engine = engine_with(
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 10), (2, 20)",
+    );
+    let mut a = Session::new(engine.clone(), "tessera", "a", &[]).unwrap();
+    let mut b = Session::new(engine, "tessera", "b", &[]).unwrap();
+    run(&mut a, "BEGIN").unwrap();
+    assert_eq!(
+        run(&mut a, "SELECT v FROM t WHERE id = 1 FOR UPDATE").unwrap(),
+        vec!["10"]
+    );
+    // NOWAIT fails at once; the other row is free.
+    run(&mut b, "BEGIN").unwrap();
+    assert_eq!(
+        run_err(&mut b, "SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT").0,
+        "55P03"
+    );
+    run(&mut b, "ROLLBACK").unwrap();
+    run(&mut b, "UPDATE t SET v = 21 WHERE id = 2").unwrap();
+    // A writer of the locked row waits for A, then applies its change to
+    // A's committed value.
+    let writer = std::thread::spawn(move || {
+        run(&mut b, "UPDATE t SET v = v + 1 WHERE id = 1").unwrap();
+        b
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    run(&mut a, "UPDATE t SET v = 100 WHERE id = 1; COMMIT").unwrap();
+    let mut b = writer.join().unwrap();
+    assert_eq!(
+        run(&mut b, "SELECT v FROM t ORDER BY id").unwrap(),
+        vec!["101", "21"]
+    );
+    assert_eq!(
+        run_err(&mut b, "SELECT count(*) FROM t FOR UPDATE").0,
+        "0A000"
+    );
+}
+
+#[test]
+fn a_deadlock_aborts_one_transaction_and_the_other_goes_on() {
+    let engine = engine_with(
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 0), (2, 0)",
+    );
+    let mut a = Session::new(engine.clone(), "tessera", "a", &[]).unwrap();
+    let mut b = Session::new(engine.clone(), "tessera", "b", &[]).unwrap();
+    run(&mut a, "BEGIN; UPDATE t SET v = 1 WHERE id = 1").unwrap();
+    run(&mut b, "BEGIN; UPDATE t SET v = 2 WHERE id = 2").unwrap();
+    let first = std::thread::spawn(move || {
+        let r = run(&mut a, "UPDATE t SET v = 1 WHERE id = 2");
+        (a, r)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // B closes the cycle and is the victim; its locks go with it.
+    let (code, detail) = run_err(&mut b, "UPDATE t SET v = 2 WHERE id = 1");
+    assert_eq!(code, "40P01");
+    assert!(detail.contains("table \"t\", key (id)=(1)"), "{detail}");
+    let (mut a, r) = first.join().unwrap();
+    r.unwrap();
+    run(&mut a, "COMMIT").unwrap();
+    run(&mut b, "ROLLBACK").unwrap();
+    assert_eq!(
+        run(&mut a, "SELECT v FROM t ORDER BY id").unwrap(),
+        vec!["1", "1"]
+    );
+}
+
+#[test]
+fn transaction_control_outside_a_block_warns_as_postgresql_does() {
+    let mut s = session();
+    assert_eq!(run(&mut s, "COMMIT").unwrap(), vec!["COMMIT"]);
+    let notices = s.take_notices();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].code, "25P01");
+    assert_eq!(notices[0].message, "there is no transaction in progress");
+    run(&mut s, "ROLLBACK").unwrap();
+    assert_eq!(s.take_notices()[0].code, "25P01");
+    run(&mut s, "BEGIN; BEGIN").unwrap();
+    assert_eq!(s.take_notices()[0].code, "25001");
+    run(&mut s, "COMMIT").unwrap();
+    assert!(s.take_notices().is_empty());
+    // An unknown isolation level is a syntax error, as in PostgreSQL.
+    assert_eq!(
+        run_err(&mut s, "BEGIN ISOLATION LEVEL SOMETIMES").0,
+        "42601"
     );
 }

@@ -37,6 +37,20 @@ pub enum TxnError {
         /// The transaction holding the lock.
         holder: Timestamp,
     },
+    /// Waiting for `holder`'s lock on `key` would close a cycle of waits:
+    /// this transaction is the victim (SQLSTATE 40P01). Roll it back.
+    #[error("deadlock: transaction {waiter} waits for {holder}'s lock on key {key:02x?}, which waits for it")]
+    Deadlock {
+        /// The key this transaction waited for.
+        key: Vec<u8>,
+        /// This transaction.
+        waiter: Timestamp,
+        /// The transaction holding that key's lock.
+        holder: Timestamp,
+        /// The other waits of the cycle: each transaction and the key it
+        /// waits for, from the holder round to this transaction.
+        cycle: Vec<(Timestamp, Vec<u8>)>,
+    },
     /// The transaction's snapshot is older than a range's GC threshold: the
     /// versions it needs may be gone. Retry with a new transaction.
     #[error("snapshot at {ts} is too old: versions below {threshold} have been garbage-collected")]

@@ -1,6 +1,6 @@
 //! The transaction coordinator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,8 @@ pub struct TxnOptions {
     /// How long a lock survives its transaction's coordinator, measured from
     /// the moment of prewrite.
     pub lock_ttl: Duration,
-    /// How long a read or prewrite waits for a live transaction's lock.
+    /// How long a read, a lock or a prewrite waits for a live
+    /// transaction's lock, unless the caller says otherwise.
     pub lock_wait: Duration,
     /// Commit writes that fall in one range in one step. Off only to test
     /// two-phase commit on one range.
@@ -75,33 +76,58 @@ impl TxnClient {
         Ok(Transaction {
             client: self.clone(),
             start_ts,
+            read_ts: start_ts,
             started: Instant::now(),
             writes: BTreeMap::new(),
+            primary: None,
+            locked: BTreeSet::new(),
+            heartbeat: None,
+            finished: false,
         })
     }
 }
 
-/// One transaction: snapshot reads at its start timestamp and buffered
-/// writes, committed atomically by [`Transaction::commit`].
+/// One transaction: snapshot reads, buffered writes, and optionally
+/// pessimistic locks, committed atomically by [`Transaction::commit`].
+///
+/// Reads see the snapshot at the read timestamp: the start, unless
+/// [`Transaction::refresh_read_ts`] moved it (a READ COMMITTED statement).
+/// [`Transaction::lock_keys`] locks keys as of the read timestamp; locked
+/// keys cannot change until the transaction ends, so their writes commit
+/// without conflict. While the transaction holds locks, a background task
+/// renews its primary lock's TTL (heartbeats), so that a long transaction is
+/// not mistaken for a dead one. Dropping a transaction that holds locks
+/// without committing rolls them back in the background.
 pub struct Transaction {
     client: TxnClient,
     start_ts: Timestamp,
+    read_ts: Timestamp,
     started: Instant,
     /// Buffered writes: `None` deletes.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The primary key, fixed by the first lock taken (or at commit).
+    primary: Option<Vec<u8>>,
+    /// The keys this transaction holds pessimistic locks on.
+    locked: BTreeSet<Vec<u8>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// Committed or rolled back: nothing to clean up on drop.
+    finished: bool,
 }
 
-/// Backs off between attempts on a lock: 5 ms doubling to 200 ms.
+/// Backs off between attempts on a lock: 2 ms doubling to 50 ms.
 struct Backoff {
     next: Duration,
     deadline: Instant,
+    /// Registered a wait with the deadlock detector.
+    registered: bool,
 }
 
 impl Backoff {
     fn new(limit: Duration) -> Self {
         Backoff {
-            next: Duration::from_millis(5),
+            next: Duration::from_millis(2),
             deadline: Instant::now() + limit,
+            registered: false,
         }
     }
 
@@ -114,7 +140,7 @@ impl Backoff {
             });
         }
         tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Duration::from_millis(200));
+        self.next = (self.next * 2).min(Duration::from_millis(50));
         Ok(())
     }
 }
@@ -139,20 +165,40 @@ impl Transaction {
         self.writes.insert(key, None);
     }
 
+    /// The snapshot reads see.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// Moves the read timestamp to a fresh one from the oracle: later reads
+    /// and locks see everything committed before now (a READ COMMITTED
+    /// statement's snapshot).
+    pub async fn refresh_read_ts(&mut self) -> TxnResult<()> {
+        self.read_ts = self.client.timestamp().await?;
+        Ok(())
+    }
+
     /// The value of `key`: the transaction's own write, else the committed
-    /// value as of its start.
+    /// value as of the read timestamp.
     pub async fn get(&self, key: &[u8]) -> TxnResult<Option<Vec<u8>>> {
         if let Some(value) = self.writes.get(key) {
             return Ok(value.clone());
         }
         let inner = &self.client.inner;
         let mut backoff = Backoff::new(inner.options.lock_wait);
-        loop {
-            match inner.kv.mvcc_get(key, self.start_ts).await? {
-                Ok(value) => return Ok(value),
-                Err(err) => self.resolve_or_wait(err, &mut backoff).await?,
+        let result = loop {
+            match inner.kv.mvcc_get(key, self.read_ts).await {
+                Ok(Ok(value)) => break Ok(value),
+                Ok(Err(err)) => {
+                    if let Err(err) = self.resolve_or_wait(err, &mut backoff).await {
+                        break Err(err);
+                    }
+                }
+                Err(err) => break Err(err.into()),
             }
-        }
+        };
+        self.client.done_waiting(self.start_ts, &backoff).await;
+        result
     }
 
     /// Up to `limit` entries of `[start, end)` (0: no limit; an empty `end`
@@ -170,23 +216,26 @@ impl Transaction {
         // Own deletions may hide stored keys: read that many more.
         let enough = (limit != 0).then(|| limit + self.writes.len());
         let mut backoff = Backoff::new(inner.options.lock_wait);
-        loop {
+        let result = loop {
             let chunk = enough.map_or(10_000, |n| (n - stored.len()).min(10_000)) as u32;
-            match inner
-                .kv
-                .mvcc_scan(&cursor, end, self.start_ts, chunk)
-                .await?
-            {
-                Ok((kvs, resume)) => {
+            match inner.kv.mvcc_scan(&cursor, end, self.read_ts, chunk).await {
+                Ok(Ok((kvs, resume))) => {
                     stored.extend(kvs);
                     match resume {
                         Some(next) if enough.is_none_or(|n| stored.len() < n) => cursor = next,
-                        _ => break,
+                        _ => break Ok(()),
                     }
                 }
-                Err(err) => self.resolve_or_wait(err, &mut backoff).await?,
+                Ok(Err(err)) => {
+                    if let Err(err) = self.resolve_or_wait(err, &mut backoff).await {
+                        break Err(err);
+                    }
+                }
+                Err(err) => break Err(err.into()),
             }
-        }
+        };
+        self.client.done_waiting(self.start_ts, &backoff).await;
+        result?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
         let upper = if end.is_empty() {
             Bound::Unbounded
@@ -218,62 +267,207 @@ impl Transaction {
     async fn resolve_or_wait(&self, err: pb::TxnError, backoff: &mut Backoff) -> TxnResult<()> {
         match err.kind {
             Some(txn_error::Kind::Locked(lock)) => {
-                if !self.client.resolve_lock(&lock).await? {
-                    backoff.wait(&lock).await?;
-                }
-                Ok(())
+                self.client
+                    .wait_for_lock(self.start_ts, &lock, backoff)
+                    .await
             }
             other => Err(unexpected(other, self.start_ts)),
         }
     }
 
+    /// Locks `keys` for the transaction as of its read timestamp: waits
+    /// (up to `wait`, else the client's `lock_wait`) for other live
+    /// transactions' locks, and fails with `WriteConflict` if a key changed
+    /// after the read timestamp (the caller re-reads at a newer one, or
+    /// under snapshot isolation gives up), `Deadlock` if waiting would close
+    /// a cycle, or `LockTimeout`. Keys locked before a failure stay locked.
+    pub async fn lock_keys(
+        &mut self,
+        keys: impl IntoIterator<Item = Vec<u8>>,
+        wait: Option<Duration>,
+    ) -> TxnResult<()> {
+        let keys: BTreeSet<Vec<u8>> = keys
+            .into_iter()
+            .filter(|key| !self.locked.contains(key))
+            .collect();
+        let mut keys: Vec<Vec<u8>> = keys.into_iter().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let wait = wait.unwrap_or(self.client.inner.options.lock_wait);
+        if self.primary.is_none() {
+            // The first key locked is the primary, locked alone and first:
+            // every other lock names it, and readers judge the transaction
+            // by it.
+            let primary = keys.remove(0);
+            self.primary = Some(primary.clone());
+            if let Err(err) = self.lock_group(vec![primary.clone()], wait).await {
+                self.primary = None;
+                return Err(err);
+            }
+            self.locked.insert(primary);
+            self.start_heartbeat();
+            if keys.is_empty() {
+                return Ok(());
+            }
+        }
+        let groups = self.client.inner.ranges.group(keys, |k| k).await?;
+        let this = &*self;
+        let results = futures::future::join_all(groups.into_iter().map(|group| async move {
+            let result = this.lock_group(group.clone(), wait).await;
+            (group, result)
+        }))
+        .await;
+        let mut first_error = None;
+        for (group, result) in results {
+            match result {
+                Ok(()) => self.locked.extend(group),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Locks the keys of one range in one command.
+    async fn lock_group(&self, keys: Vec<Vec<u8>>, wait: Duration) -> TxnResult<()> {
+        let request = command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
+            start_ts: self.start_ts.0,
+            for_update_ts: self.read_ts.0,
+            primary: self.primary.clone().unwrap_or_default(),
+            ttl_ms: self.ttl_ms(),
+            keys,
+        }));
+        self.client
+            .run_locked(request, self.start_ts, wait)
+            .await
+            .map(|_| ())
+    }
+
+    /// The TTL of the locks taken now: the transaction's age plus the lock
+    /// TTL (a lock's TTL counts from its transaction's start).
+    fn ttl_ms(&self) -> u64 {
+        (self.started.elapsed() + self.client.inner.options.lock_ttl).as_millis() as u64
+    }
+
+    /// Renews the primary lock's TTL in the background, every third of the
+    /// lock TTL, until the transaction ends or its lock is gone.
+    fn start_heartbeat(&mut self) {
+        let Some(primary) = self.primary.clone() else {
+            return;
+        };
+        if self.heartbeat.is_some() {
+            return;
+        }
+        let client = self.client.clone();
+        let start_ts = self.start_ts;
+        let started = self.started;
+        let ttl = client.inner.options.lock_ttl;
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                let request = command(Kind::Heartbeat(pb::Heartbeat {
+                    primary: primary.clone(),
+                    start_ts: start_ts.0,
+                    ttl_ms: (started.elapsed() + ttl).as_millis() as u64,
+                }));
+                match client.inner.kv.txn(request).await {
+                    Ok(result) if result.error.is_none() => {}
+                    // The lock is gone: committed, or rolled back by a
+                    // reader (the commit will find out).
+                    Ok(_) => return,
+                    Err(err) => tracing::debug!(%err, %start_ts, "heartbeat"),
+                }
+            }
+        }));
+    }
+
+    fn stop_heartbeat(&mut self) {
+        if let Some(task) = self.heartbeat.take() {
+            task.abort();
+        }
+    }
+
     /// Commits the buffered writes atomically; returns the commit timestamp
-    /// (None if there was nothing to write). On an error nothing of the
-    /// transaction is visible, except for `Unavailable`, after which it may
-    /// or may not have committed.
-    pub async fn commit(self) -> TxnResult<Option<Timestamp>> {
+    /// (None if there was nothing to write). Locked keys that were not
+    /// written are released. On an error nothing of the transaction is
+    /// visible, except for `Unavailable`, after which it may or may not
+    /// have committed.
+    pub async fn commit(mut self) -> TxnResult<Option<Timestamp>> {
+        let result = self.commit_writes().await;
+        self.stop_heartbeat();
+        if result.is_err() {
+            self.release_locks().await;
+        }
+        self.finished = true;
+        result
+    }
+
+    async fn commit_writes(&mut self) -> TxnResult<Option<Timestamp>> {
         if self.writes.is_empty() {
+            self.release_locks().await;
             return Ok(None);
         }
         let inner = self.client.inner.clone();
         let start_ts = self.start_ts;
-        let primary = self.writes.keys().next().cloned().unwrap_or_default();
-        // Locks expire a TTL after the transaction's start: count the time
-        // it has run.
-        let ttl_ms = (self.started.elapsed() + inner.options.lock_ttl).as_millis() as u64;
-        let mutations: Vec<pb::Mutation> = self
-            .writes
+        let writes = std::mem::take(&mut self.writes);
+        let primary = match &self.primary {
+            Some(primary) => primary.clone(),
+            None => writes.keys().next().cloned().unwrap_or_default(),
+        };
+        let ttl_ms = self.ttl_ms();
+        let locked = &self.locked;
+        // Locked keys that were not written keep their lock to the end as
+        // a lock record, which tells later writers that the row was locked.
+        let unwritten: Vec<pb::Mutation> = locked
+            .iter()
+            .filter(|key| !writes.contains_key(*key))
+            .map(|key| pb::Mutation {
+                key: key.clone(),
+                op: Some(Op::Lock(true)),
+                pessimistic: true,
+            })
+            .collect();
+        let mutations: Vec<pb::Mutation> = writes
             .into_iter()
             .map(|(key, value)| pb::Mutation {
+                pessimistic: locked.contains(&key),
                 key,
                 op: Some(match value {
                     Some(value) => Op::Put(value),
                     None => Op::Delete(true),
                 }),
-                pessimistic: false,
             })
+            .chain(unwritten)
             .collect();
+        let for_update_ts = if locked.is_empty() { 0 } else { self.read_ts.0 };
         let groups = inner.ranges.group(mutations, |m| &m.key).await?;
         let prewrite = |mutations: Vec<pb::Mutation>, commit_ts: Timestamp| {
             command(Kind::Prewrite(pb::Prewrite {
                 start_ts: start_ts.0,
                 primary: primary.clone(),
                 ttl_ms,
-                for_update_ts: 0,
+                for_update_ts,
                 mutations,
                 commit_ts: commit_ts.0,
             }))
         };
+        let wait = inner.options.lock_wait;
         if groups.len() == 1 && inner.options.one_phase_commit {
             let commit_ts = self.client.timestamp().await?;
             let group = groups.into_iter().next().unwrap_or_default();
             let result = self
                 .client
-                .run_locked(prewrite(group, commit_ts), start_ts)
+                .run_locked(prewrite(group, commit_ts), start_ts, wait)
                 .await?;
+            self.locked.clear();
             return Ok(Some(Timestamp(result.commit_ts)));
         }
-        // Phase one: prewrite every range's writes in parallel.
+        // Phase one: prewrite every range's writes in parallel, with the
+        // primary's TTL renewed while it takes.
+        self.primary = Some(primary.clone());
+        self.start_heartbeat();
         let keys: Vec<Vec<Vec<u8>>> = groups
             .iter()
             .map(|group| group.iter().map(|m| m.key.clone()).collect())
@@ -281,11 +475,12 @@ impl Transaction {
         let prewrites = groups.into_iter().map(|group| {
             let client = &self.client;
             let request = prewrite(group, Timestamp::ZERO);
-            async move { client.run_locked(request, start_ts).await }
+            async move { client.run_locked(request, start_ts, wait).await }
         });
         let results = futures::future::join_all(prewrites).await;
         if let Some(err) = results.into_iter().find_map(Result::err) {
             self.client.roll_back(start_ts, keys).await;
+            self.locked.clear();
             return Err(err);
         }
         // The commit point: the primary's commit.
@@ -293,6 +488,7 @@ impl Transaction {
             Ok(ts) => ts,
             Err(err) => {
                 self.client.roll_back(start_ts, keys).await;
+                self.locked.clear();
                 return Err(err);
             }
         };
@@ -302,6 +498,7 @@ impl Transaction {
             keys: vec![primary.clone()],
         }));
         let result = self.client.inner.kv.txn(commit_primary).await?;
+        self.locked.clear();
         if let Some(err) = result.error {
             // Rolled back by a reader that found the transaction expired.
             self.client.roll_back(start_ts, keys).await;
@@ -325,29 +522,111 @@ impl Transaction {
         Ok(Some(commit_ts))
     }
 
-    /// Drops the buffered writes. Nothing was written to the cluster, so
-    /// there is nothing to undo.
-    pub fn rollback(self) {}
+    /// Drops the buffered writes and releases the transaction's locks.
+    pub async fn rollback(mut self) {
+        self.stop_heartbeat();
+        self.release_locks().await;
+        self.finished = true;
+    }
+
+    /// Rolls back the pessimistic locks still held; best effort, since
+    /// readers clean up what is left once the locks expire.
+    async fn release_locks(&mut self) {
+        let locked: Vec<Vec<u8>> = std::mem::take(&mut self.locked).into_iter().collect();
+        if locked.is_empty() {
+            return;
+        }
+        match self.client.inner.ranges.group(locked, |k| k).await {
+            Ok(groups) => self.client.roll_back(self.start_ts, groups).await,
+            Err(err) => tracing::warn!(%err, start_ts = %self.start_ts, "releasing locks"),
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+        if self.finished || self.locked.is_empty() {
+            return;
+        }
+        // Abandoned while holding locks: release them in the background.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.client.clone();
+        let start_ts = self.start_ts;
+        let locked: Vec<Vec<u8>> = std::mem::take(&mut self.locked).into_iter().collect();
+        runtime.spawn(async move {
+            match client.inner.ranges.group(locked, |k| k).await {
+                Ok(groups) => client.roll_back(start_ts, groups).await,
+                Err(err) => tracing::warn!(%err, %start_ts, "releasing locks"),
+            }
+        });
+    }
 }
 
 impl TxnClient {
     /// Runs a prewrite (or one-phase commit), resolving the locks it meets.
+    /// Runs a prewrite, one-phase commit or lock acquisition, resolving the
+    /// locks it meets and waiting up to `wait` for live ones.
     async fn run_locked(
         &self,
         request: TxnCommand,
         start_ts: Timestamp,
+        wait: Duration,
     ) -> TxnResult<pb::TxnResult> {
-        let mut backoff = Backoff::new(self.inner.options.lock_wait);
-        loop {
-            let mut result = self.inner.kv.txn(request.clone()).await?;
+        let mut backoff = Backoff::new(wait);
+        let result = loop {
+            let mut result = match self.inner.kv.txn(request.clone()).await {
+                Ok(result) => result,
+                Err(err) => break Err(err.into()),
+            };
             match result.error.take().map(|e| e.kind) {
-                None => return Ok(result),
+                None => break Ok(result),
                 Some(Some(txn_error::Kind::Locked(lock))) => {
-                    if !self.resolve_lock(&lock).await? {
-                        backoff.wait(&lock).await?;
+                    if let Err(err) = self.wait_for_lock(start_ts, &lock, &mut backoff).await {
+                        break Err(err);
                     }
                 }
-                Some(other) => return Err(unexpected(other, start_ts)),
+                Some(other) => break Err(unexpected(other, start_ts)),
+            }
+        };
+        self.done_waiting(start_ts, &backoff).await;
+        result
+    }
+
+    /// Handles `lock`, met by transaction `waiter`: resolves it if its
+    /// transaction is over; otherwise registers the wait with the deadlock
+    /// detector (failing with `Deadlock` if it closes a cycle) and backs
+    /// off (failing with `LockTimeout` past the deadline).
+    async fn wait_for_lock(
+        &self,
+        waiter: Timestamp,
+        lock: &LockInfo,
+        backoff: &mut Backoff,
+    ) -> TxnResult<()> {
+        if self.resolve_lock(lock).await? {
+            return Ok(());
+        }
+        let holder = Timestamp(lock.start_ts);
+        backoff.registered = true;
+        if let Some(cycle) = self.inner.kv.wait_for(waiter, holder, &lock.key).await? {
+            return Err(TxnError::Deadlock {
+                key: lock.key.clone(),
+                waiter,
+                holder,
+                cycle: cycle.into_iter().skip(1).collect(),
+            });
+        }
+        backoff.wait(lock).await
+    }
+
+    /// Tells the deadlock detector that `waiter` waits no more, if it
+    /// registered a wait; best effort (edges expire on their own).
+    async fn done_waiting(&self, waiter: Timestamp, backoff: &Backoff) {
+        if backoff.registered {
+            if let Err(err) = self.inner.kv.done_waiting(waiter).await {
+                tracing::debug!(%err, %waiter, "clearing waits");
             }
         }
     }
