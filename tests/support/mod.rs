@@ -35,6 +35,9 @@ pub struct Target {
     /// One connection config per entry point (every node of a Tessera
     /// cluster), all on the maintenance database.
     pub entry_points: Vec<Config>,
+    /// The gRPC addresses of a Tessera cluster's nodes (empty for
+    /// PostgreSQL), for checks below SQL.
+    pub grpc: Vec<String>,
 }
 
 /// What kind of server a [`Target`] is.
@@ -131,6 +134,7 @@ pub fn tessera() -> Result<&'static Target, String> {
                     .iter()
                     .map(|a| tessera_config(a))
                     .collect(),
+                grpc: cluster.addresses(),
             };
             println!("using {}", target.description);
             OWNED.lock().unwrap().push(Owned::Cluster(cluster));
@@ -196,6 +200,7 @@ fn postgres_target(url: &str, description: String) -> Result<Target, String> {
         kind: TargetKind::Postgres,
         description,
         entry_points: vec![config],
+        grpc: Vec::new(),
     })
 }
 

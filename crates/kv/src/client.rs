@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tessera_proto::kv::{self as pb, kv_client::KvClient as PbKvClient, route_error, RouteError};
-use tessera_proto::meta::Mutation;
+use tessera_proto::meta::{Mutation, RangeDescriptor};
 use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
 use tessera_types::Timestamp;
 use tonic::transport::{Channel, Endpoint};
@@ -74,7 +74,10 @@ routed!(
     pb::MvccScanResponse,
     pb::TimestampsResponse,
     pb::ScanLocksResponse,
-    pb::WaitForResponse
+    pb::WaitForResponse,
+    pb::SplitResponse,
+    pb::AllocateRangeIdResponse,
+    pb::UpdateMetaResponse
 );
 
 impl KvClient {
@@ -324,6 +327,51 @@ impl KvClient {
             .await?;
         let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
         Ok((response.locks, resume))
+    }
+
+    /// How many node addresses the client starts from.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Splits the range holding `key` at `key` and records both sides in the
+    /// meta range: (left, right, whether a new range was made).
+    pub async fn split(
+        &self,
+        key: &[u8],
+    ) -> ClientResult<(RangeDescriptor, RangeDescriptor, bool)> {
+        let request = pb::SplitRequest { key: key.to_vec() };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.split(request).await }
+            })
+            .await?;
+        match (response.left, response.right) {
+            (Some(left), Some(right)) => Ok((left, right, response.created)),
+            _ => Err(ClientError::Server(
+                "a split answered without its ranges".into(),
+            )),
+        }
+    }
+
+    /// A new cluster-unique range id.
+    pub async fn allocate_range_id(&self) -> ClientResult<u64> {
+        let response = self
+            .call(|mut c| async move { c.allocate_range_id(pb::AllocateRangeIdRequest {}).await })
+            .await?;
+        Ok(response.range_id)
+    }
+
+    /// Records range descriptors in the meta range.
+    pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
+        let request = pb::UpdateMetaRequest { descriptors };
+        self.call(|mut c| {
+            let request = request.clone();
+            async move { c.update_meta(request).await }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Registers with the cluster's deadlock detector that transaction

@@ -14,6 +14,7 @@ mod address_book;
 mod client;
 pub mod deadlock;
 mod error;
+pub mod range_ids;
 pub mod services;
 mod transport;
 pub mod tso;

@@ -19,6 +19,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::deadlock::DeadlockDetector;
+use crate::range_ids::RangeIdAllocator;
 use crate::tso::TsoService;
 use crate::AddressBook;
 
@@ -92,6 +93,12 @@ pub struct KvService {
     /// The cluster's wait-for graph, kept while this node leads the meta
     /// range.
     deadlocks: DeadlockDetector,
+    /// Range ids for splits, handed out while this node leads the meta
+    /// range.
+    range_ids: Arc<RangeIdAllocator>,
+    /// A client of the whole cluster, for requests this node makes to
+    /// others (the oracle, the meta range); made on first use.
+    cluster: parking_lot::Mutex<Option<crate::KvClient>>,
 }
 
 impl KvService {
@@ -99,9 +106,11 @@ impl KvService {
     pub fn new(ctx: NodeContext) -> Self {
         let tso = Arc::new(TsoService::new(ctx.store.clone()));
         Self {
+            range_ids: Arc::new(RangeIdAllocator::new(ctx.store.clone())),
             ctx,
             tso,
             deadlocks: DeadlockDetector::new(),
+            cluster: parking_lot::Mutex::new(None),
         }
     }
 
@@ -112,18 +121,34 @@ impl KvService {
             Err(tessera_raft::Error::NotLeader { .. }) => {}
             Err(err) => return Err(Status::unavailable(format!("timestamp oracle: {err}"))),
         }
-        let nodes = self
+        self.cluster_client()
+            .timestamp()
+            .await
+            .map_err(|err| Status::unavailable(format!("timestamp oracle: {err}")))
+    }
+
+    /// The client this node reaches other nodes' services with.
+    fn cluster_client(&self) -> crate::KvClient {
+        let mut cached = self.cluster.lock();
+        if let Some(client) = cached.as_ref() {
+            return client.clone();
+        }
+        let mut nodes: Vec<String> = self
             .ctx
             .addresses
             .all()
             .into_iter()
             .map(|(_, address)| address)
             .collect();
+        if !nodes.contains(&self.ctx.advertise_address) {
+            nodes.push(self.ctx.advertise_address.clone());
+        }
         let client = crate::KvClient::new(nodes, crate::KvClientConfig::default());
+        // Keep it once it knows more than this node.
+        if client.node_count() > 1 {
+            *cached = Some(client.clone());
+        }
         client
-            .timestamp()
-            .await
-            .map_err(|err| Status::unavailable(format!("timestamp oracle: {err}")))
     }
 
     /// Proposes a transactional command. A one-phase commit that reaches a
@@ -468,6 +493,87 @@ impl Kv for KvService {
             }
         };
         Ok(Response::new(response))
+    }
+
+    async fn split(
+        &self,
+        request: Request<pb::SplitRequest>,
+    ) -> Result<Response<pb::SplitResponse>, Status> {
+        let key = request.into_inner().key;
+        if keys::is_system_key(&key) || key.as_slice() == keys::USER_MIN {
+            return Err(Status::invalid_argument(format!(
+                "cannot split at {key:02x?}: ranges split only inside the user keyspace (above 0x02)"
+            )));
+        }
+        let failed = |error| {
+            Ok(Response::new(pb::SplitResponse {
+                error: Some(error),
+                ..Default::default()
+            }))
+        };
+        // Only the range's leader splits it: ask the local replica first, so
+        // a follower answers with the leader instead of wasting an id.
+        let probe = self.ctx.store.split_check(key.clone());
+        if let Err(error) = self.run(probe).await? {
+            return failed(error);
+        }
+        let cluster = self.cluster_client();
+        let new_range_id = cluster
+            .allocate_range_id()
+            .await
+            .map_err(|err| Status::unavailable(format!("allocating a range id: {err}")))?;
+        let outcome = match self.run(self.ctx.store.split(key, new_range_id)).await? {
+            Ok(outcome) => outcome,
+            Err(error) => return failed(error),
+        };
+        cluster
+            .update_meta(vec![outcome.left.clone(), outcome.right.clone()])
+            .await
+            .map_err(|err| Status::unavailable(format!("recording the split: {err}")))?;
+        Ok(Response::new(pb::SplitResponse {
+            error: None,
+            left: Some(outcome.left),
+            right: Some(outcome.right),
+            created: outcome.created,
+        }))
+    }
+
+    async fn allocate_range_id(
+        &self,
+        _request: Request<pb::AllocateRangeIdRequest>,
+    ) -> Result<Response<pb::AllocateRangeIdResponse>, Status> {
+        let response = match self.run(self.range_ids.allocate()).await? {
+            Ok(range_id) => pb::AllocateRangeIdResponse {
+                error: None,
+                range_id,
+            },
+            Err(error) => pb::AllocateRangeIdResponse {
+                error: Some(error),
+                range_id: 0,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn update_meta(
+        &self,
+        request: Request<pb::UpdateMetaRequest>,
+    ) -> Result<Response<pb::UpdateMetaResponse>, Status> {
+        let descriptors = request.into_inner().descriptors;
+        if descriptors.is_empty() {
+            return Err(Status::invalid_argument("no descriptors to record"));
+        }
+        let mutations = descriptors
+            .iter()
+            .map(|d| Mutation {
+                op: Some(mutation::Op::Put(Put {
+                    key: keys::meta_key(&d.end_key),
+                    value: prost::Message::encode_to_vec(d),
+                })),
+            })
+            .collect();
+        let error = self.run(self.ctx.store.write(mutations)).await?.err();
+        Ok(Response::new(pb::UpdateMetaResponse { error }))
     }
 
     async fn timestamps(

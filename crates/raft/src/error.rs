@@ -38,6 +38,12 @@ pub enum Error {
         /// The leader's term.
         term: u64,
     },
+    /// A split at a key that already starts a range.
+    #[error("key {key:?} already starts a range")]
+    AlreadySplit {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// The store has stopped.
     #[error("store stopped")]
     Stopped,

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use prost::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
-use tessera_proto::meta::{ApplyState, KeyValue, RangeDescriptor, RangeSnapshot};
+use tessera_proto::meta::{
+    ApplyState, KeyValue, RangeDescriptor, RangeSnapshot, ReplicaDescriptor, ReplicaRole,
+};
 use tessera_storage::{Cf, Engine, ScanIter, WriteBatch};
 use tessera_types::RangeId;
 
@@ -94,8 +96,26 @@ impl ReplicaStorage {
         descriptor: &RangeDescriptor,
         batch: &mut WriteBatch,
     ) {
+        debug_assert_eq!(range_id, descriptor.range_id);
+        Self::stage_new_range(descriptor, 0, batch);
+    }
+
+    /// Stages the initial state of a range created by bootstrap or by a
+    /// split: at `INIT_INDEX`, with the descriptor's voters and learners and
+    /// the GC threshold it inherits. Its data is already in the engine.
+    pub fn stage_new_range(
+        descriptor: &RangeDescriptor,
+        gc_threshold: u64,
+        batch: &mut WriteBatch,
+    ) {
+        let range_id = descriptor.range_id;
+        let (learners, voters): (Vec<&ReplicaDescriptor>, Vec<&ReplicaDescriptor>) = descriptor
+            .replicas
+            .iter()
+            .partition(|r| r.role == ReplicaRole::Learner as i32);
         let conf_state = ConfState {
-            voters: descriptor.replicas.iter().map(|r| r.replica_id).collect(),
+            voters: voters.iter().map(|r| r.replica_id).collect(),
+            learners: learners.iter().map(|r| r.replica_id).collect(),
             ..Default::default()
         };
         let hard_state = HardState {
@@ -108,7 +128,7 @@ impl ReplicaStorage {
             applied_term: INIT_TERM,
             truncated_index: INIT_INDEX,
             truncated_term: INIT_TERM,
-            gc_threshold: 0,
+            gc_threshold,
         };
         batch.put(Cf::Raft, keys::hard_state(range_id), encode_pb(&hard_state));
         batch.put(Cf::Raft, keys::conf_state(range_id), encode_pb(&conf_state));
@@ -173,6 +193,11 @@ impl ReplicaStorage {
             }
         }
         Ok(storage)
+    }
+
+    /// The persisted hard state.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
     }
 
     /// The range id.

@@ -160,6 +160,10 @@ pub(crate) struct Replica {
     pending_commits: BTreeMap<u64, Timestamp>,
     /// The MVCC reads this replica has served as leader in the current term.
     reads_served: ReadsServed,
+    /// Ranges split off by entries applied since the store last looked: the
+    /// new range's descriptor, whose state is staged in the apply batch. The
+    /// store creates their replicas once the batch is written.
+    pub splits: Vec<RangeDescriptor>,
 }
 
 /// What a leader knows of the MVCC reads served in its range, for one term.
@@ -188,6 +192,7 @@ impl Replica {
             reads_ready: Vec::new(),
             pending_commits: BTreeMap::new(),
             reads_served: ReadsServed::default(),
+            splits: Vec::new(),
         };
         replica.refresh_peers();
         replica
@@ -519,7 +524,9 @@ impl Replica {
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&entry.data)
                         .map_err(|e| Error::InvalidInput(format!("conf change: {e}")))?;
-                    self.apply_conf_change(cc, batch).map(|()| None)
+                    self.apply_conf_change(cc, batch)
+                        .map(|()| None)
+                        .map_err(Error::InvalidInput)
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&entry.data)
@@ -528,7 +535,7 @@ impl Replica {
                     if result.is_ok() && !entry.context.is_empty() {
                         self.apply_descriptor(&entry.context, batch)?;
                     }
-                    result.map(|()| None)
+                    result.map(|()| None).map_err(Error::InvalidInput)
                 }
             };
             let storage = self.raw.mut_store();
@@ -546,8 +553,7 @@ impl Replica {
                 let reply = if index == entry.index && proposal.term == entry.term {
                     result
                         .take()
-                        .unwrap_or(Err(String::from("answered twice")))
-                        .map_err(Error::InvalidInput)
+                        .unwrap_or(Err(Error::InvalidInput(String::from("answered twice"))))
                 } else {
                     Err(Error::ProposalDropped)
                 };
@@ -568,14 +574,15 @@ impl Replica {
         entry: &Entry,
         batch: &mut WriteBatch,
         view: &mut Option<Overlay>,
-    ) -> Result<std::result::Result<Applied, String>> {
+    ) -> Result<std::result::Result<Applied, Error>> {
+        let invalid = |msg: String| Ok(Err(Error::InvalidInput(msg)));
         if entry.data.is_empty() {
             // The empty entry a new leader appends to commit its term.
             return Ok(Ok(None));
         }
         let command = match RaftCommand::decode(&entry.data[..]) {
             Ok(command) => command,
-            Err(e) => return Ok(Err(format!("undecodable command: {e}"))),
+            Err(e) => return invalid(format!("undecodable command: {e}")),
         };
         match command.kind {
             Some(raft_command::Kind::Write(write)) => {
@@ -585,7 +592,7 @@ impl Replica {
                     match m.op {
                         Some(mutation::Op::Put(put)) => effects.put(Cf::Raw, put.key, put.value),
                         Some(mutation::Op::Delete(delete)) => effects.delete(Cf::Raw, delete.key),
-                        None => return Ok(Err("mutation without an operation".into())),
+                        None => return invalid("mutation without an operation".into()),
                     }
                 }
                 if let Some(view) = view.as_mut() {
@@ -596,18 +603,15 @@ impl Replica {
             }
             Some(raft_command::Kind::Txn(txn)) => {
                 let Some(descriptor) = self.descriptor().cloned() else {
-                    return Ok(Err(
-                        "transactional command on an uninitialized replica".into()
-                    ));
+                    return invalid("transactional command on an uninitialized replica".into());
                 };
+                // A command proposed before a split, for keys the split gave
+                // to the new range: refused, and retried there.
                 if let Some(key) = crate::txn::command_keys(&txn)
                     .into_iter()
                     .find(|key| !span_contains(&descriptor.start_key, &descriptor.end_key, key))
                 {
-                    return Ok(Err(format!(
-                        "key {key:02x?} is outside range {}",
-                        self.range_id
-                    )));
+                    return Ok(Err(Error::RangeNotFound { key: key.to_vec() }));
                 }
                 let view = view.get_or_insert_with(|| {
                     let mut overlay = Overlay::new(self.raw.store().engine().snapshot());
@@ -634,8 +638,64 @@ impl Replica {
                 }
                 Ok(Ok(Some(result)))
             }
-            None => Ok(Err("command without a kind".into())),
+            Some(raft_command::Kind::Split(split)) => {
+                Ok(self.apply_split(split, batch).map(|()| None))
+            }
+            None => invalid("command without a kind".into()),
         }
+    }
+
+    /// Splits the range (see `Split` in meta.proto): this replica keeps the
+    /// left side, and the right side's initial state is staged for the
+    /// store to start (`splits`).
+    fn apply_split(
+        &mut self,
+        split: tessera_proto::meta::Split,
+        batch: &mut WriteBatch,
+    ) -> std::result::Result<(), Error> {
+        let Some(left) = self.descriptor().cloned() else {
+            return Err(Error::InvalidInput(
+                "split of an uninitialized replica".into(),
+            ));
+        };
+        if split.generation != left.generation {
+            return Err(Error::InvalidInput(format!(
+                "range {} is at generation {}, not {}: its span changed",
+                self.range_id, left.generation, split.generation
+            )));
+        }
+        if split.split_key <= left.start_key
+            || !span_contains(&left.start_key, &left.end_key, &split.split_key)
+        {
+            return Err(Error::InvalidInput(format!(
+                "split key {:02x?} is not inside range {}",
+                split.split_key, self.range_id
+            )));
+        }
+        let mut left = left;
+        let right = RangeDescriptor {
+            range_id: split.new_range_id,
+            start_key: split.split_key.clone(),
+            end_key: std::mem::replace(&mut left.end_key, split.split_key),
+            generation: left.generation + 1,
+            replicas: left.replicas.clone(),
+        };
+        left.generation += 1;
+        batch.put(
+            Cf::Raft,
+            crate::keys::descriptor(self.range_id),
+            left.encode_to_vec(),
+        );
+        let gc_threshold = self.raw.store().apply.gc_threshold;
+        ReplicaStorage::stage_new_range(&right, gc_threshold, batch);
+        batch.put(
+            Cf::Raft,
+            crate::keys::replica_index(right.range_id),
+            self.replica_id.to_be_bytes().to_vec(),
+        );
+        self.raw.mut_store().descriptor = Some(left);
+        self.splits.push(right);
+        Ok(())
     }
 
     /// Installs the range descriptor carried by a membership change.

@@ -1,6 +1,6 @@
 //! The store: every replica on a node, driven by one store loop thread.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -117,7 +117,27 @@ enum StoreMsg {
         change: ReplicaChange,
         callback: ProposalCallback,
     },
+    Split {
+        key: Vec<u8>,
+        new_range_id: RangeId,
+        callback: ProposalCallback,
+    },
+    SplitCheck {
+        key: Vec<u8>,
+        callback: ProposalCallback,
+    },
     Stop,
+}
+
+/// What a split did: the two ranges on either side of the key.
+#[derive(Clone, Debug)]
+pub struct SplitOutcome {
+    /// The range that ends at the key.
+    pub left: RangeDescriptor,
+    /// The range that starts at it.
+    pub right: RangeDescriptor,
+    /// False if the key already started a range.
+    pub created: bool,
 }
 
 /// A running store. Dropping it stops the store loop.
@@ -169,6 +189,7 @@ impl Store {
             transport,
             config,
             replicas: BTreeMap::new(),
+            early_votes: HashMap::new(),
             rx,
             handle: handle.clone(),
             next_id: 1,
@@ -430,6 +451,51 @@ impl StoreHandle {
             .await
     }
 
+    /// Splits the range holding `key` at `key`, giving `[key, end)` to a new
+    /// range `new_range_id` (a cluster-unique id); must be sent to the
+    /// leader. Returns once the split is applied here and the new range's
+    /// replica runs. A key that already starts a range is not an error:
+    /// the outcome says so.
+    pub async fn split(&self, key: Vec<u8>, new_range_id: RangeId) -> Result<SplitOutcome> {
+        let created = match self
+            .request(|callback| StoreMsg::Split {
+                key: key.clone(),
+                new_range_id,
+                callback,
+            })
+            .await
+        {
+            Ok(_) => true,
+            Err(Error::AlreadySplit { .. }) => false,
+            Err(err) => return Err(err),
+        };
+        let descriptors: Vec<RangeDescriptor> = self
+            .replicas()
+            .await?
+            .into_iter()
+            .filter_map(|info| info.descriptor)
+            .collect();
+        let left = descriptors.iter().find(|d| d.end_key == key).cloned();
+        let right = descriptors.iter().find(|d| d.start_key == key).cloned();
+        match (left, right) {
+            (Some(left), Some(right)) => Ok(SplitOutcome {
+                left,
+                right,
+                created,
+            }),
+            // Another split or a change raced with this one.
+            _ => Err(Error::RangeNotFound { key }),
+        }
+    }
+
+    /// Checks that this node leads the range holding `key` (NotLeader
+    /// names the leader otherwise), before a split there.
+    pub async fn split_check(&self, key: Vec<u8>) -> Result<()> {
+        self.request(|callback| StoreMsg::SplitCheck { key, callback })
+            .await
+            .map(|_| ())
+    }
+
     /// Changes a range's membership by one step; must be sent to the leader.
     /// Returns once the change is committed and applied here.
     pub async fn change_replicas(&self, range_id: RangeId, change: ReplicaChange) -> Result<()> {
@@ -453,6 +519,8 @@ struct StoreLoop {
     transport: Arc<dyn Transport>,
     config: RaftConfig,
     replicas: BTreeMap<RangeId, Replica>,
+    /// Votes for ranges this node does not hold (yet), by range.
+    early_votes: HashMap<RangeId, Vec<RaftEnvelope>>,
     rx: Receiver<StoreMsg>,
     handle: StoreHandle,
     next_id: u64,
@@ -615,6 +683,25 @@ impl StoreLoop {
                     ))));
                 }
             },
+            StoreMsg::Split {
+                key,
+                new_range_id,
+                callback,
+            } => self.on_split(key, new_range_id, callback),
+            StoreMsg::SplitCheck { key, callback } => {
+                let result = match self.replica_for_key(&key) {
+                    None => Err(Error::RangeNotFound { key }),
+                    Some(range_id) => {
+                        let replica = &self.replicas[&range_id];
+                        if replica.is_leader() {
+                            Ok(None)
+                        } else {
+                            Err(replica.not_leader())
+                        }
+                    }
+                };
+                let _ = callback.send(result);
+            }
             StoreMsg::Stop => return true,
         }
         false
@@ -661,6 +748,87 @@ impl StoreLoop {
             kind: Some(tessera_proto::meta::raft_command::Kind::Txn(command)),
         };
         replica.propose(command, callback);
+    }
+
+    fn on_split(&mut self, key: Vec<u8>, new_range_id: RangeId, callback: ProposalCallback) {
+        let Some(range_id) = self.replica_for_key(&key) else {
+            let _ = callback.send(Err(Error::RangeNotFound { key }));
+            return;
+        };
+        if self.replicas.contains_key(&new_range_id) {
+            let _ = callback.send(Err(Error::InvalidInput(format!(
+                "range id {new_range_id} is in use"
+            ))));
+            return;
+        }
+        let replica = self.replicas.get_mut(&range_id).expect("found above");
+        let Some(descriptor) = replica.descriptor().cloned() else {
+            let _ = callback.send(Err(replica.not_leader()));
+            return;
+        };
+        if descriptor.start_key == key {
+            let _ = callback.send(Err(Error::AlreadySplit { key }));
+            return;
+        }
+        self.next_id += 1;
+        let command = RaftCommand {
+            proposal_id: self.next_id,
+            kind: Some(tessera_proto::meta::raft_command::Kind::Split(
+                tessera_proto::meta::Split {
+                    split_key: key,
+                    new_range_id,
+                    generation: descriptor.generation,
+                },
+            )),
+        };
+        replica.propose(command, callback);
+    }
+
+    /// Starts the replicas of the ranges that splits applied in this turn
+    /// created (their state is written). The replica on the node that led
+    /// the split campaigns at once, and votes that arrived for the new range
+    /// before it existed here are delivered now.
+    fn start_split_ranges(&mut self) -> Result<()> {
+        let mut created = Vec::new();
+        for replica in self.replicas.values_mut() {
+            let leader = replica.is_leader();
+            for descriptor in replica.splits.drain(..) {
+                created.push((descriptor, replica.replica_id, leader));
+            }
+        }
+        for (descriptor, replica_id, leader) in created {
+            let range_id = descriptor.range_id;
+            let mut storage = ReplicaStorage::load(self.engine.clone(), range_id)?;
+            // A message from the new range's leader may have created an
+            // uninitialized replica here first, which may have voted: keep
+            // its term and vote.
+            if let Some(early) = self.replicas.remove(&range_id) {
+                let hard_state = early.raw.raft.hard_state();
+                if hard_state.term > storage.hard_state().term {
+                    let mut batch = WriteBatch::new();
+                    let mut kept = storage.hard_state().clone();
+                    kept.term = hard_state.term;
+                    kept.vote = hard_state.vote;
+                    storage.stage_hard_state(&kept, &mut batch);
+                    self.engine.write(&batch, true)?;
+                }
+            }
+            let mut replica = self.new_replica(replica_id, storage)?;
+            if leader {
+                replica.raw.campaign()?;
+            }
+            tracing::info!(
+                node = self.node_id,
+                range_id,
+                start = ?descriptor.start_key,
+                "started a range split off"
+            );
+            self.replicas.insert(range_id, replica);
+            if let Some(messages) = self.early_votes.remove(&range_id) {
+                self.on_raft_messages(messages);
+            }
+        }
+        Ok(())
     }
 
     fn on_write(&mut self, mutations: Vec<Mutation>, callback: ProposalCallback) {
@@ -728,6 +896,16 @@ impl StoreLoop {
                 continue;
             }
             if !self.replicas.contains_key(&envelope.range_id) {
+                if is_vote(&msg) {
+                    // Perhaps a range split off by an entry this node has
+                    // not applied yet: keep a few votes for when it has.
+                    let ranges = self.early_votes.len();
+                    let votes = self.early_votes.entry(envelope.range_id).or_default();
+                    if votes.len() < MAX_EARLY_VOTES && ranges <= MAX_EARLY_VOTES {
+                        votes.push(envelope);
+                    }
+                    continue;
+                }
                 if !self.may_create_replica(&msg) {
                     continue;
                 }
@@ -759,6 +937,25 @@ impl StoreLoop {
                 );
                 continue;
             }
+            if msg.get_msg_type() == MessageType::MsgSnapshot {
+                if let Some(other) = self.overlapping_replica(envelope.range_id, &msg) {
+                    // This node still holds the span in another range, whose
+                    // split has not applied here yet: applying the snapshot
+                    // would let that range's older entries overwrite newer
+                    // data. The leader sends another later.
+                    tracing::debug!(
+                        node = self.node_id,
+                        range_id = envelope.range_id,
+                        other,
+                        "dropping a snapshot that overlaps another range"
+                    );
+                    continue;
+                }
+            }
+            let replica = self
+                .replicas
+                .get_mut(&envelope.range_id)
+                .expect("inserted above");
             replica
                 .peers
                 .insert(envelope.from_replica, envelope.from_node);
@@ -766,6 +963,24 @@ impl StoreLoop {
                 tracing::debug!(node = self.node_id, range_id = envelope.range_id, %err, "raft step");
             }
         }
+    }
+
+    /// The initialized replica of another range whose span overlaps the
+    /// span of the snapshot in `msg`, if any.
+    fn overlapping_replica(&self, range_id: RangeId, msg: &Message) -> Option<RangeId> {
+        use prost::Message as _;
+        let data = msg.get_snapshot().get_data();
+        let snapshot = tessera_proto::meta::RangeSnapshot::decode(data).ok()?;
+        let incoming = snapshot.descriptor?;
+        let overlaps = |d: &RangeDescriptor| {
+            (incoming.end_key.is_empty() || d.start_key < incoming.end_key)
+                && (d.end_key.is_empty() || incoming.start_key < d.end_key)
+        };
+        self.replicas
+            .values()
+            .filter(|r| r.range_id != range_id)
+            .find(|r| r.descriptor().is_some_and(overlaps))
+            .map(|r| r.range_id)
     }
 
     /// A message from a leader for a range this node does not hold means this
@@ -1014,8 +1229,19 @@ impl StoreLoop {
         for (node, envelopes) in outbox {
             self.transport.send(node, envelopes);
         }
-        Ok(())
+        self.start_split_ranges()
     }
+}
+
+/// How many vote messages for unknown ranges a node keeps (per range, and
+/// ranges), for ranges that a split it has not applied yet will create.
+const MAX_EARLY_VOTES: usize = 16;
+
+fn is_vote(msg: &Message) -> bool {
+    matches!(
+        msg.get_msg_type(),
+        MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+    )
 }
 
 /// Wraps a replica's outgoing messages in envelopes, grouped by node.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tessera_sql::kv::{
-    conflict_error, deadlock_error, lock_timeout_error, Kv, KvTxn, KvWrite, Locked,
+    conflict_error, deadlock_error, lock_timeout_error, Kv, KvTxn, KvWrite, Locked, RangeInfo,
 };
 use tessera_sql::{code, SqlError, SqlResult};
 use tessera_txn::{Transaction, TxnClient, TxnError};
@@ -80,6 +80,10 @@ fn sql_error(err: TxnError) -> SqlError {
                 "the snapshot at {ts} is below the garbage collection threshold {threshold}"
             ))
         }
+        TxnError::RangeChanged { key } => conflict_error(
+            &key,
+            "the ranges changed under the transaction too often; retry it",
+        ),
         TxnError::Unavailable(msg) => {
             SqlError::new(code::CONNECTION_FAILURE, "the cluster is unavailable").with_detail(msg)
         }
@@ -116,6 +120,32 @@ impl Kv for ClusterKv {
                 Err(err) => return Err(sql_error(err)),
             }
         }
+    }
+
+    fn split(&self, key: &[u8]) -> SqlResult<bool> {
+        self.runtime
+            .block_on(self.client.split(key))
+            .map_err(sql_error)
+    }
+
+    fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>> {
+        let ranges = self
+            .runtime
+            .block_on(self.client.ranges())
+            .map_err(sql_error)?;
+        Ok(ranges
+            .into_iter()
+            .filter(|r| {
+                (r.end_key.is_empty() || r.end_key.as_slice() > start)
+                    && (end.is_empty() || r.start_key.as_slice() < end)
+            })
+            .map(|r| RangeInfo {
+                range_id: r.range_id,
+                start: r.start_key,
+                end: r.end_key,
+                replicas: r.replicas.iter().map(|replica| replica.node_id).collect(),
+            })
+            .collect())
     }
 
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {

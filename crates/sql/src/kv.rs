@@ -47,6 +47,24 @@ pub trait Kv: Send + Sync {
     fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()>;
     /// Starts a transaction.
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>>;
+    /// Makes a range start at `key`; returns false if one started there
+    /// already. Stores that are not partitioned refuse (0A000).
+    fn split(&self, key: &[u8]) -> SqlResult<bool>;
+    /// The ranges that overlap `[start, end)`, in key order.
+    fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>>;
+}
+
+/// A range of the store, as `SHOW RANGES` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeInfo {
+    /// The range id.
+    pub range_id: u64,
+    /// Its first key.
+    pub start: Vec<u8>,
+    /// The key after its last (empty: the end of the keyspace).
+    pub end: Vec<u8>,
+    /// The nodes holding its replicas.
+    pub replicas: Vec<u64>,
 }
 
 /// What [`KvTxn::lock`] did.
@@ -274,6 +292,21 @@ impl Kv for MemoryKv {
 
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {
         Ok(Box::new(self.begin_txn()))
+    }
+
+    fn split(&self, _key: &[u8]) -> SqlResult<bool> {
+        Err(SqlError::unsupported(
+            "the in-memory store has one range and does not split",
+        ))
+    }
+
+    fn ranges(&self, _start: &[u8], _end: &[u8]) -> SqlResult<Vec<RangeInfo>> {
+        Ok(vec![RangeInfo {
+            range_id: 1,
+            start: Vec::new(),
+            end: Vec::new(),
+            replicas: Vec::new(),
+        }])
     }
 }
 

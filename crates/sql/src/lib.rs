@@ -18,6 +18,7 @@ pub mod optimizer;
 pub mod parser;
 pub mod pg_catalog;
 pub mod plan;
+pub mod ranges;
 pub mod rowcodec;
 pub mod session;
 pub mod statements;

@@ -16,6 +16,49 @@ pub enum Stmt {
     Sql(Box<ast::Statement>),
     /// An empty query string.
     Empty,
+    /// A statement of Tessera's own, which sqlparser does not know.
+    Tessera(TesseraStmt),
+}
+
+impl std::fmt::Display for Stmt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stmt::Sql(s) => write!(f, "{s}"),
+            Stmt::Empty => Ok(()),
+            Stmt::Tessera(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+/// Statements of Tessera's own (range administration).
+#[derive(Debug, Clone)]
+pub enum TesseraStmt {
+    /// `ALTER TABLE t SPLIT AT VALUES (v, ...)[, (...)]`: a range starts at
+    /// each row's primary key (a prefix of its columns).
+    SplitAt {
+        table: ast::ObjectName,
+        rows: Vec<Vec<ast::Expr>>,
+    },
+    /// `SHOW RANGES FROM TABLE t`: the ranges holding the table's rows.
+    ShowRanges { table: ast::ObjectName },
+}
+
+impl std::fmt::Display for TesseraStmt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TesseraStmt::SplitAt { table, rows } => {
+                let rows: Vec<String> = rows
+                    .iter()
+                    .map(|row| {
+                        let values: Vec<String> = row.iter().map(|e| e.to_string()).collect();
+                        format!("({})", values.join(", "))
+                    })
+                    .collect();
+                write!(f, "ALTER TABLE {table} SPLIT AT VALUES {}", rows.join(", "))
+            }
+            TesseraStmt::ShowRanges { table } => write!(f, "SHOW RANGES FROM TABLE {table}"),
+        }
+    }
 }
 
 fn syntax_error(e: ParserError, sql: &str) -> SqlError {
@@ -61,15 +104,63 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         .into_iter()
         .map(|s| Statement {
             sql: s.to_string(),
-            inner: Stmt::Sql(Box::new(s)),
+            inner: s,
         })
         .collect())
 }
 
+/// Whether the next tokens are `ALTER TABLE <name> SPLIT`.
+fn is_split_at(p: &Parser) -> bool {
+    if !is_keyword(&p.peek_nth_token(0).token, Keyword::ALTER)
+        || !is_keyword(&p.peek_nth_token(1).token, Keyword::TABLE)
+    {
+        return false;
+    }
+    // The name: words separated by periods.
+    let mut n = 2;
+    while matches!(p.peek_nth_token(n + 1).token, Token::Period) {
+        n += 2;
+    }
+    matches!(&p.peek_nth_token(n + 1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("split"))
+}
+
+/// Whether the next tokens are `SHOW RANGES`.
+fn is_show_ranges(p: &Parser) -> bool {
+    is_keyword(&p.peek_nth_token(0).token, Keyword::SHOW)
+        && matches!(&p.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("ranges"))
+}
+
+/// `ALTER TABLE name SPLIT AT VALUES (...)[, (...)]`
+fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
+    p.expect_keywords(&[Keyword::ALTER, Keyword::TABLE])?;
+    let table = p.parse_object_name(false)?;
+    p.next_token(); // SPLIT, checked by is_split_at
+    p.expect_keywords(&[Keyword::AT, Keyword::VALUES])?;
+    let mut rows = Vec::new();
+    loop {
+        p.expect_token(&Token::LParen)?;
+        rows.push(p.parse_comma_separated(Parser::parse_expr)?);
+        p.expect_token(&Token::RParen)?;
+        if !p.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    Ok(TesseraStmt::SplitAt { table, rows })
+}
+
+/// `SHOW RANGES FROM TABLE name`
+fn parse_show_ranges(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
+    p.expect_keyword_is(Keyword::SHOW)?;
+    p.next_token(); // RANGES, checked by is_show_ranges
+    p.expect_keywords(&[Keyword::FROM, Keyword::TABLE])?;
+    let table = p.parse_object_name(false)?;
+    Ok(TesseraStmt::ShowRanges { table })
+}
+
 /// The statements of a query string, separated by semicolons. sqlparser
 /// parses each, except `CREATE SEQUENCE`, whose options PostgreSQL takes in
-/// any order and sqlparser only in one.
-fn parse_statements(p: &mut Parser) -> Result<Vec<ast::Statement>, ParserError> {
+/// any order and sqlparser only in one, and Tessera's own statements.
+fn parse_statements(p: &mut Parser) -> Result<Vec<Stmt>, ParserError> {
     let mut statements = Vec::new();
     loop {
         while p.consume_token(&Token::SemiColon) {}
@@ -79,9 +170,13 @@ fn parse_statements(p: &mut Parser) -> Result<Vec<ast::Statement>, ParserError> 
         let create_sequence = is_keyword(&p.peek_nth_token(0).token, Keyword::CREATE)
             && (1..=2).any(|n| is_keyword(&p.peek_nth_token(n).token, Keyword::SEQUENCE));
         statements.push(if create_sequence {
-            parse_create_sequence(p)?
+            Stmt::Sql(Box::new(parse_create_sequence(p)?))
+        } else if is_split_at(p) {
+            Stmt::Tessera(parse_split_at(p)?)
+        } else if is_show_ranges(p) {
+            Stmt::Tessera(parse_show_ranges(p)?)
         } else {
-            p.parse_statement()?
+            Stmt::Sql(Box::new(p.parse_statement()?))
         });
         let next = p.peek_token();
         if !matches!(next.token, Token::SemiColon | Token::EOF) {

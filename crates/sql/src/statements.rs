@@ -92,8 +92,23 @@ pub fn describe_statement(
     binder: &mut Binder,
     stmt: &Stmt,
 ) -> SqlResult<Option<Vec<Column>>> {
-    let Stmt::Sql(s) = stmt else {
-        return Ok(None);
+    let s = match stmt {
+        Stmt::Sql(s) => s,
+        Stmt::Empty => return Ok(None),
+        Stmt::Tessera(crate::parser::TesseraStmt::SplitAt { .. }) => {
+            return Ok(Some(vec![
+                Column::new("split_key", DataType::Text),
+                Column::new("created", DataType::Bool),
+            ]))
+        }
+        Stmt::Tessera(crate::parser::TesseraStmt::ShowRanges { .. }) => {
+            return Ok(Some(vec![
+                Column::new("range_id", DataType::Int8),
+                Column::new("start_key", DataType::Text),
+                Column::new("end_key", DataType::Text),
+                Column::new("replicas", DataType::Text),
+            ]))
+        }
     };
     Ok(match s.as_ref() {
         ast::Statement::Query(q) => Some(exec::plan_columns(&binder.query(q)?)),
@@ -221,8 +236,15 @@ pub fn execute_statement(
     stmt: &Stmt,
     params: &[Value],
 ) -> SqlResult<QueryResult> {
-    let Stmt::Sql(s) = stmt else {
-        return Ok(QueryResult::Empty);
+    let s = match stmt {
+        Stmt::Sql(s) => s,
+        Stmt::Empty => return Ok(QueryResult::Empty),
+        Stmt::Tessera(crate::parser::TesseraStmt::SplitAt { table, rows }) => {
+            return crate::ranges::split_at(session, table, rows)
+        }
+        Stmt::Tessera(crate::parser::TesseraStmt::ShowRanges { table }) => {
+            return crate::ranges::show_ranges(session, table)
+        }
     };
     let engine = session.engine.clone();
     match s.as_ref() {

@@ -60,6 +60,14 @@ pub enum TxnError {
         /// The range's GC threshold.
         threshold: Timestamp,
     },
+    /// A command's keys span more than one range: a range split after the
+    /// coordinator grouped them. It regroups and retries; callers see this
+    /// only if the ranges keep changing.
+    #[error("keys span more than one range (key {key:02x?}): the ranges changed")]
+    RangeChanged {
+        /// The first key outside the command's range.
+        key: Vec<u8>,
+    },
     /// The cluster could not be reached or did not answer; a commit may or
     /// may not have happened.
     #[error("cluster unavailable: {0}")]
@@ -74,7 +82,9 @@ impl TxnError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            TxnError::WriteConflict { .. } | TxnError::Aborted { .. }
+            TxnError::WriteConflict { .. }
+                | TxnError::Aborted { .. }
+                | TxnError::RangeChanged { .. }
         )
     }
 }
@@ -83,6 +93,7 @@ impl From<ClientError> for TxnError {
     fn from(err: ClientError) -> Self {
         match err {
             ClientError::Unavailable(msg) => TxnError::Unavailable(msg),
+            ClientError::CrossRange(key) => TxnError::RangeChanged { key },
             other => TxnError::Internal(other.to_string()),
         }
     }

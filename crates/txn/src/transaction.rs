@@ -64,6 +64,21 @@ impl TxnClient {
         }
     }
 
+    /// Splits the range holding `key` at `key` (a no-op if a range starts
+    /// there), and refreshes the range cache. Returns whether a new range
+    /// was made.
+    pub async fn split(&self, key: &[u8]) -> TxnResult<bool> {
+        let (_, _, created) = self.inner.kv.split(key).await?;
+        self.inner.ranges.refresh().await?;
+        Ok(created)
+    }
+
+    /// The ranges, as the meta range records them (refreshed now).
+    pub async fn ranges(&self) -> TxnResult<Vec<tessera_proto::meta::RangeDescriptor>> {
+        self.inner.ranges.refresh().await?;
+        Ok(self.inner.ranges.all())
+    }
+
     /// A new timestamp from the oracle.
     pub async fn timestamp(&self) -> TxnResult<Timestamp> {
         self.inner.tso.timestamp().await
@@ -113,6 +128,9 @@ pub struct Transaction {
     /// Committed or rolled back: nothing to clean up on drop.
     finished: bool,
 }
+
+/// How often a command is regrouped after the ranges changed under it.
+const MAX_REGROUPS: usize = 10;
 
 /// Backs off between attempts on a lock: 2 ms doubling to 50 ms.
 struct Backoff {
@@ -311,17 +329,23 @@ impl Transaction {
                 return Ok(());
             }
         }
-        let groups = self.client.inner.ranges.group(keys, |k| k).await?;
-        let this = &*self;
-        let results = futures::future::join_all(groups.into_iter().map(|group| async move {
-            let result = this.lock_group(group.clone(), wait).await;
-            (group, result)
-        }))
-        .await;
+        let request = |keys: Vec<Vec<u8>>| {
+            command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
+                start_ts: self.start_ts.0,
+                for_update_ts: self.read_ts.0,
+                primary: self.primary.clone().unwrap_or_default(),
+                ttl_ms: self.ttl_ms(),
+                keys,
+            }))
+        };
+        let results = self
+            .client
+            .run_by_range(keys, |k| k, &request, self.start_ts, wait)
+            .await;
         let mut first_error = None;
         for (group, result) in results {
             match result {
-                Ok(()) => self.locked.extend(group),
+                Ok(_) => self.locked.extend(group),
                 Err(err) => {
                     first_error.get_or_insert(err);
                 }
@@ -442,7 +466,6 @@ impl Transaction {
             .chain(unwritten)
             .collect();
         let for_update_ts = if locked.is_empty() { 0 } else { self.read_ts.0 };
-        let groups = inner.ranges.group(mutations, |m| &m.key).await?;
         let prewrite = |mutations: Vec<pb::Mutation>, commit_ts: Timestamp| {
             command(Kind::Prewrite(pb::Prewrite {
                 start_ts: start_ts.0,
@@ -454,31 +477,44 @@ impl Transaction {
             }))
         };
         let wait = inner.options.lock_wait;
-        if groups.len() == 1 && inner.options.one_phase_commit {
+        let groups = inner.ranges.group(mutations, |m| &m.key).await?;
+        let mutations: Vec<pb::Mutation> = if groups.len() == 1 && inner.options.one_phase_commit {
             let commit_ts = self.client.timestamp().await?;
             let group = groups.into_iter().next().unwrap_or_default();
-            let result = self
+            match self
                 .client
-                .run_locked(prewrite(group, commit_ts), start_ts, wait)
-                .await?;
-            self.locked.clear();
-            return Ok(Some(Timestamp(result.commit_ts)));
-        }
+                .run_locked(prewrite(group.clone(), commit_ts), start_ts, wait)
+                .await
+            {
+                Ok(result) => {
+                    self.locked.clear();
+                    return Ok(Some(Timestamp(result.commit_ts)));
+                }
+                // The range split since the writes were grouped: commit in
+                // two phases over the ranges they fall in now.
+                Err(TxnError::RangeChanged { .. }) => {
+                    inner.ranges.refresh().await?;
+                    group
+                }
+                Err(err) => return Err(err),
+            }
+        } else {
+            groups.into_iter().flatten().collect()
+        };
         // Phase one: prewrite every range's writes in parallel, with the
         // primary's TTL renewed while it takes.
         self.primary = Some(primary.clone());
         self.start_heartbeat();
-        let keys: Vec<Vec<Vec<u8>>> = groups
+        let request = |group: Vec<pb::Mutation>| prewrite(group, Timestamp::ZERO);
+        let results = self
+            .client
+            .run_by_range(mutations, |m| &m.key, &request, start_ts, wait)
+            .await;
+        let keys: Vec<Vec<Vec<u8>>> = results
             .iter()
-            .map(|group| group.iter().map(|m| m.key.clone()).collect())
+            .map(|(group, _)| group.iter().map(|m| m.key.clone()).collect())
             .collect();
-        let prewrites = groups.into_iter().map(|group| {
-            let client = &self.client;
-            let request = prewrite(group, Timestamp::ZERO);
-            async move { client.run_locked(request, start_ts, wait).await }
-        });
-        let results = futures::future::join_all(prewrites).await;
-        if let Some(err) = results.into_iter().find_map(Result::err) {
+        if let Some(err) = results.into_iter().find_map(|(_, result)| result.err()) {
             self.client.roll_back(start_ts, keys).await;
             self.locked.clear();
             return Err(err);
@@ -507,13 +543,19 @@ impl Transaction {
         // Phase two: the other keys, after answering.
         let client = self.client.clone();
         tokio::spawn(async move {
-            for group in keys {
-                let request = command(Kind::Commit(pb::Commit {
+            let keys: Vec<Vec<u8>> = keys.into_iter().flatten().collect();
+            let request = |keys: Vec<Vec<u8>>| {
+                command(Kind::Commit(pb::Commit {
                     start_ts: start_ts.0,
                     commit_ts: commit_ts.0,
-                    keys: group,
-                }));
-                if let Err(err) = client.inner.kv.txn(request).await {
+                    keys,
+                }))
+            };
+            let results = client
+                .run_by_range(keys, |k| k, &request, start_ts, wait)
+                .await;
+            for (_, result) in results {
+                if let Err(err) = result {
                     // Readers roll the locks forward through the primary.
                     tracing::warn!(%err, %start_ts, "committing secondary keys");
                 }
@@ -536,10 +578,7 @@ impl Transaction {
         if locked.is_empty() {
             return;
         }
-        match self.client.inner.ranges.group(locked, |k| k).await {
-            Ok(groups) => self.client.roll_back(self.start_ts, groups).await,
-            Err(err) => tracing::warn!(%err, start_ts = %self.start_ts, "releasing locks"),
-        }
+        self.client.roll_back(self.start_ts, vec![locked]).await;
     }
 }
 
@@ -556,12 +595,7 @@ impl Drop for Transaction {
         let client = self.client.clone();
         let start_ts = self.start_ts;
         let locked: Vec<Vec<u8>> = std::mem::take(&mut self.locked).into_iter().collect();
-        runtime.spawn(async move {
-            match client.inner.ranges.group(locked, |k| k).await {
-                Ok(groups) => client.roll_back(start_ts, groups).await,
-                Err(err) => tracing::warn!(%err, %start_ts, "releasing locks"),
-            }
-        });
+        runtime.spawn(async move { client.roll_back(start_ts, vec![locked]).await });
     }
 }
 
@@ -634,15 +668,72 @@ impl TxnClient {
     /// Rolls back a failed transaction's prewrites; best effort, since
     /// readers clean up what is left once the locks expire.
     async fn roll_back(&self, start_ts: Timestamp, groups: Vec<Vec<Vec<u8>>>) {
-        for keys in groups {
-            let request = command(Kind::Rollback(pb::Rollback {
+        let keys: Vec<Vec<u8>> = groups.into_iter().flatten().collect();
+        let request = |keys: Vec<Vec<u8>>| {
+            command(Kind::Rollback(pb::Rollback {
                 start_ts: start_ts.0,
                 keys,
-            }));
-            if let Err(err) = self.inner.kv.txn(request).await {
+            }))
+        };
+        let wait = self.inner.options.lock_wait;
+        for (_, result) in self
+            .run_by_range(keys, |k| k, &request, start_ts, wait)
+            .await
+        {
+            if let Err(err) = result {
                 tracing::warn!(%err, %start_ts, "rolling back a failed transaction");
             }
         }
+    }
+
+    /// Runs one command per range for `items` (built by `build` from the
+    /// items of one range), in parallel, each as `run_locked` does. A
+    /// command that the cluster finds spanning ranges (one split after the
+    /// cache was filled) is regrouped over fresh descriptors and retried.
+    /// Returns the items of each command with its outcome.
+    pub(crate) async fn run_by_range<T: Clone>(
+        &self,
+        items: Vec<T>,
+        key: fn(&T) -> &[u8],
+        build: &(dyn Fn(Vec<T>) -> TxnCommand + Sync),
+        start_ts: Timestamp,
+        wait: Duration,
+    ) -> Vec<(Vec<T>, TxnResult<pb::TxnResult>)> {
+        let mut done = Vec::new();
+        let mut pending = items;
+        for round in 0..MAX_REGROUPS {
+            if round > 0 {
+                if let Err(err) = self.inner.ranges.refresh().await {
+                    done.push((pending, Err(err)));
+                    return done;
+                }
+            }
+            let groups = match self.inner.ranges.group(pending, key).await {
+                Ok(groups) => groups,
+                Err(err) => {
+                    done.push((Vec::new(), Err(err)));
+                    return done;
+                }
+            };
+            let results = futures::future::join_all(groups.into_iter().map(|group| async move {
+                let result = self.run_locked(build(group.clone()), start_ts, wait).await;
+                (group, result)
+            }))
+            .await;
+            pending = Vec::new();
+            for (group, result) in results {
+                match result {
+                    Err(TxnError::RangeChanged { .. }) if round + 1 < MAX_REGROUPS => {
+                        pending.extend(group)
+                    }
+                    other => done.push((group, other)),
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+        }
+        done
     }
 
     /// Resolves `lock` if its transaction is over (committed: roll the lock

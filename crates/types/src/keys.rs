@@ -8,6 +8,7 @@
 //! |----------------|-------------------------------------------------------|
 //! | `0x01 "meta"`  | range descriptors, indexed by the range's end key     |
 //! | `0x01 "node"`  | node records (node id -> address)                     |
+//! | `0x01 "range-id"` | the last range id handed out                       |
 //! | `0x01 "sql/"`  | SQL schema: databases, table descriptors, sequences   |
 //! | `0x01 "tso"`   | the timestamp oracle's high-water mark                |
 //! | `0x02` ..      | user keys (SQL tables live at `/table/<id>/...`)      |
@@ -36,6 +37,10 @@ pub const SQL_PREFIX: &[u8] = b"\x01sql/";
 /// The timestamp oracle's high-water mark (8 bytes, big-endian): no
 /// timestamp above it has been handed out.
 pub const TSO_MARK_KEY: &[u8] = b"\x01tso";
+
+/// The last range id handed out (8 bytes, big-endian), kept by the meta
+/// range's leader; absent until the first split.
+pub const RANGE_ID_KEY: &[u8] = b"\x01range-id";
 
 /// The range id of the meta range, created by bootstrap.
 pub const META_RANGE_ID: RangeId = 1;

@@ -1,0 +1,159 @@
+//! Range administration: `ALTER TABLE t SPLIT AT VALUES (...)` and
+//! `SHOW RANGES FROM TABLE t`.
+
+use sqlparser::ast;
+
+use crate::binder::{self, Binder, Scope};
+use crate::catalog::TableDesc;
+use crate::error::{code, SqlError, SqlResult};
+use crate::expr::Expr;
+use crate::rowcodec;
+use crate::session::{QueryResult, Session};
+use crate::types::{DataType, Value};
+
+fn table(session: &Session, name: &ast::ObjectName) -> SqlResult<std::sync::Arc<TableDesc>> {
+    let snap = session.engine.catalog.snapshot()?;
+    let db = session.vars.database();
+    let (_, name) = binder::relation_name(name)?;
+    snap.table(db, &name)
+        .ok_or_else(|| binder::undefined_table(&name))
+}
+
+/// The primary key of a SPLIT AT row: constants for a prefix of the
+/// primary key's columns, converted to their types.
+fn split_key(
+    session: &Session,
+    table: &TableDesc,
+    row: &[ast::Expr],
+) -> SqlResult<(Vec<u8>, Vec<Value>)> {
+    let pk = table.primary();
+    if row.is_empty() || row.len() > pk.columns.len() {
+        return Err(SqlError::new(
+            code::SYNTAX_ERROR,
+            format!(
+                "SPLIT AT data column count ({}) must be between 1 and the primary key's ({})",
+                row.len(),
+                pk.columns.len()
+            ),
+        ));
+    }
+    let snap = session.engine.catalog.snapshot()?;
+    let mut binder = Binder::new(&snap, session.vars.database(), Vec::new());
+    let mut key =
+        tessera_types::encoding::KeyWriter::from_vec(rowcodec::index_prefix(table.oid, pk.id));
+    let mut values = Vec::new();
+    for (e, (column_id, desc)) in row.iter().zip(&pk.columns) {
+        let column = table
+            .columns
+            .iter()
+            .find(|c| c.id == *column_id)
+            .ok_or_else(|| SqlError::internal("primary key column not found"))?;
+        let (bound, ty) = binder.expr(e, &Scope::default())?;
+        // Type-check as an assignment, then convert the constant itself.
+        binder.assign(bound.clone(), ty, column.ty, &column.name)?;
+        let Expr::Const(value) = bound else {
+            return Err(SqlError::new(
+                code::FEATURE_NOT_SUPPORTED,
+                "SPLIT AT values must be constants",
+            ));
+        };
+        let value = crate::types::cast(value, ty, column.ty, false)?;
+        if value.is_null() {
+            return Err(SqlError::new(
+                code::NOT_NULL_VIOLATION,
+                format!("SPLIT AT value of column \"{}\" is NULL", column.name),
+            ));
+        }
+        rowcodec::encode_key_value(&mut key, &value, *desc);
+        values.push(value);
+    }
+    Ok((key.into_bytes(), values))
+}
+
+/// `ALTER TABLE t SPLIT AT VALUES (...)`: one row per split point, with
+/// the key (as SQL values) and whether a new range starts there.
+pub fn split_at(
+    session: &mut Session,
+    name: &ast::ObjectName,
+    rows: &[Vec<ast::Expr>],
+) -> SqlResult<QueryResult> {
+    let table = table(session, name)?;
+    let mut keys = Vec::new();
+    for row in rows {
+        keys.push(split_key(session, &table, row)?);
+    }
+    let mut out = Vec::new();
+    for (key, values) in keys {
+        let created = session.engine.kv.split(&key)?;
+        let pretty: Vec<String> = values
+            .iter()
+            .zip(&table.primary().columns)
+            .map(|(v, (id, _))| {
+                let ty = table
+                    .columns
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map_or(DataType::Text, |c| c.ty);
+                v.to_pg_text(ty).unwrap_or_default()
+            })
+            .collect();
+        out.push(vec![
+            Value::Text(format!("({})", pretty.join(", "))),
+            Value::Bool(created),
+        ]);
+    }
+    Ok(QueryResult::Rows {
+        columns: vec![
+            crate::session::Column::new("split_key", DataType::Text),
+            crate::session::Column::new("created", DataType::Bool),
+        ],
+        tag: crate::exec::select_tag(out.len()),
+        rows: out,
+    })
+}
+
+/// `SHOW RANGES FROM TABLE t`: each range holding the table's rows, with
+/// its bounds as primary key values (NULL: before or after the table).
+pub fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<QueryResult> {
+    let table = table(session, name)?;
+    let start = rowcodec::table_prefix(table.oid);
+    let end = rowcodec::prefix_end(&start);
+    let snap = session.engine.catalog.snapshot()?;
+    let bound = |key: &[u8]| -> Value {
+        if key.is_empty() || key <= start.as_slice() || key >= end.as_slice() {
+            return Value::Null;
+        }
+        match rowcodec::describe_key(&snap, key) {
+            Some(text) => Value::Text(
+                text.split_once("=")
+                    .map_or(text.clone(), |(_, values)| values.to_string()),
+            ),
+            None => Value::Text(format!("{key:02x?}")),
+        }
+    };
+    let rows = session
+        .engine
+        .kv
+        .ranges(&start, &end)?
+        .into_iter()
+        .map(|range| {
+            let replicas: Vec<String> = range.replicas.iter().map(u64::to_string).collect();
+            vec![
+                Value::Int(range.range_id as i64),
+                bound(&range.start),
+                bound(&range.end),
+                Value::Text(format!("{{{}}}", replicas.join(","))),
+            ]
+        })
+        .collect::<Vec<_>>();
+    Ok(QueryResult::Rows {
+        columns: vec![
+            crate::session::Column::new("range_id", DataType::Int8),
+            crate::session::Column::new("start_key", DataType::Text),
+            crate::session::Column::new("end_key", DataType::Text),
+            crate::session::Column::new("replicas", DataType::Text),
+        ],
+        tag: crate::exec::select_tag(rows.len()),
+        rows,
+    })
+}

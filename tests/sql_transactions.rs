@@ -1,0 +1,473 @@
+//! SQL transactions over the wire on a 3-node cluster of real processes:
+//! the bank workload across ranges, lost updates under READ COMMITTED,
+//! deadlocks, row locks, and aggregates over many ranges.
+//!
+//! ```sh
+//! cargo test --workspace -- sql_transactions::
+//! TESSERA_SQL_TARGET=postgres cargo test --workspace -- sql_transactions::   # the same on PostgreSQL
+//! TESSERA_BANK_SECS=120 cargo test --workspace -- sql_transactions::bank      # the long form
+//! ```
+//!
+//! On PostgreSQL the range splits are skipped; everything else must hold
+//! there too.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use support::Target;
+use tokio_postgres::Client;
+
+fn main() {
+    support::run_trials(vec![
+        support::trial("sql_transactions::bank", bank),
+        support::trial("sql_transactions::lost_update", lost_update),
+        support::trial("sql_transactions::deadlock", deadlock),
+        support::trial("sql_transactions::row_locks", row_locks),
+        support::trial("sql_transactions::aggregates_over_ten_ranges", aggregates),
+    ])
+}
+
+fn target() -> Result<&'static Target, String> {
+    support::target_from_env("TESSERA_SQL_TARGET")
+}
+
+fn err(what: &str) -> impl Fn(tokio_postgres::Error) -> String + '_ {
+    move |e| format!("{what}: {}", support::error_text(&e))
+}
+
+/// Connects `n` clients to a fresh database, spread over the entry points.
+async fn clients(target: &Target, database: &str, n: usize) -> Result<Vec<Client>, String> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut config = target.entry_point(i);
+        config.dbname(database);
+        out.push(support::connect(&config).await?);
+    }
+    Ok(out)
+}
+
+/// Runs a test on a fresh database.
+fn with_database<F, Fut>(name: &str, test: F) -> Result<(), String>
+where
+    F: FnOnce(&'static Target, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let target = target()?;
+    let database = support::unique_database(name);
+    support::runtime().block_on(async {
+        target.fresh_database(&database, 0).await?;
+        let result = test(target, database.clone()).await;
+        target.drop_database(&database).await;
+        result
+    })
+}
+
+/// Splits `table` at each value of its integer primary key (Tessera only).
+async fn split(client: &Client, target: &Target, table: &str, at: &[i64]) -> Result<(), String> {
+    if !target.is_tessera() || at.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = at.iter().map(|v| format!("({v})")).collect();
+    let sql = format!("ALTER TABLE {table} SPLIT AT VALUES {}", values.join(", "));
+    client.simple_query(&sql).await.map_err(err(&sql))?;
+    let ranges = client
+        .query(&format!("SHOW RANGES FROM TABLE {table}"), &[])
+        .await
+        .map_err(err("SHOW RANGES"))?;
+    if ranges.len() < at.len() + 1 {
+        return Err(format!(
+            "{table} is in {} ranges after {} splits",
+            ranges.len(),
+            at.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Every lock left in the user keyspace, waiting up to 10 s for the
+/// background commits of secondaries to finish (Tessera only).
+async fn locks_left(target: &Target) -> Result<usize, String> {
+    if target.grpc.is_empty() {
+        return Ok(0);
+    }
+    let kv = tessera_kv::KvClient::new(target.grpc.clone(), Default::default());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut count = 0;
+        let mut cursor = vec![0x02];
+        loop {
+            let (locks, resume) = kv
+                .scan_locks(&cursor, b"", tessera_types::Timestamp(u64::MAX), 10_000)
+                .await
+                .map_err(|e| format!("scanning locks: {e}"))?;
+            count += locks.len();
+            match resume {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        if count == 0 || Instant::now() > deadline {
+            return Ok(count);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether an error is one a client retries the transaction after.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(support::sqlstate(e).as_deref(), Some("40001" | "40P01"))
+}
+
+const ACCOUNTS: i64 = 1000;
+const INITIAL: i64 = 1000;
+
+/// 16 clients move money between random accounts of a table in four
+/// ranges, in explicit transactions that retry on 40001 and 40P01, while a
+/// reader sums every balance again and again: the sum never changes, and no
+/// lock is left at the end.
+fn bank() -> Result<(), String> {
+    let secs: u64 = std::env::var("TESSERA_BANK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    with_database("bank", move |target, database| async move {
+        let mut all = clients(target, &database, 18).await?;
+        let setup = all.pop().unwrap_or_else(|| unreachable!());
+        setup
+            .batch_execute(&format!(
+                "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
+                 INSERT INTO acct SELECT g, {INITIAL} FROM generate_series(1, {ACCOUNTS}) g"
+            ))
+            .await
+            .map_err(err("setup"))?;
+        split(&setup, target, "acct", &[250, 500, 750]).await?;
+        let expected = ACCOUNTS * INITIAL;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicU64::new(0));
+        let retried = Arc::new(AtomicU64::new(0));
+        let reader = all.pop().unwrap_or_else(|| unreachable!());
+        let reads = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut sums = 0u64;
+                let mut repeatable = false;
+                while !stop.load(Ordering::Relaxed) {
+                    repeatable = !repeatable;
+                    let begin = if repeatable {
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                    } else {
+                        "BEGIN"
+                    };
+                    reader.batch_execute(begin).await.map_err(err(begin))?;
+                    let sum: i64 = reader
+                        .query_one("SELECT sum(bal)::INT8 FROM acct", &[])
+                        .await
+                        .map_err(err("sum"))?
+                        .get(0);
+                    reader
+                        .batch_execute("COMMIT")
+                        .await
+                        .map_err(err("COMMIT"))?;
+                    if sum != expected {
+                        return Err(format!("read sum {sum}, expected {expected}"));
+                    }
+                    sums += 1;
+                }
+                Ok::<u64, String>(sums)
+            })
+        };
+        let mut workers = Vec::new();
+        for (i, client) in all.into_iter().enumerate() {
+            let (stop, committed, retried) = (stop.clone(), committed.clone(), retried.clone());
+            workers.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+                let debit = client
+                    .prepare("UPDATE acct SET bal = bal - $1 WHERE id = $2")
+                    .await
+                    .map_err(err("prepare"))?;
+                let credit = client
+                    .prepare("UPDATE acct SET bal = bal + $1 WHERE id = $2")
+                    .await
+                    .map_err(err("prepare"))?;
+                while !stop.load(Ordering::Relaxed) {
+                    let from: i32 = rng.gen_range(1..=ACCOUNTS as i32);
+                    let to: i32 = rng.gen_range(1..=ACCOUNTS as i32);
+                    let amount: i32 = rng.gen_range(1..=100);
+                    loop {
+                        let attempt = async {
+                            client.batch_execute("BEGIN").await?;
+                            client.execute(&debit, &[&amount, &from]).await?;
+                            client.execute(&credit, &[&amount, &to]).await?;
+                            client.batch_execute("COMMIT").await
+                        }
+                        .await;
+                        match attempt {
+                            Ok(()) => {
+                                committed.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Err(e) if retryable(&e) => {
+                                retried.fetch_add(1, Ordering::Relaxed);
+                                client
+                                    .batch_execute("ROLLBACK")
+                                    .await
+                                    .map_err(err("ROLLBACK"))?;
+                            }
+                            Err(e) => return Err(err("transfer")(e)),
+                        }
+                    }
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.map_err(|e| e.to_string())??;
+        }
+        let sums = reads.await.map_err(|e| e.to_string())??;
+        let total: i64 = setup
+            .query_one("SELECT sum(bal)::INT8 FROM acct", &[])
+            .await
+            .map_err(err("final sum"))?
+            .get(0);
+        let rows: i64 = setup
+            .query_one("SELECT count(*) FROM acct", &[])
+            .await
+            .map_err(err("count"))?
+            .get(0);
+        let left = locks_left(target).await?;
+        println!(
+            "bank: {} transfers committed, {} retried, {sums} consistent sums in {secs} s",
+            committed.load(Ordering::Relaxed),
+            retried.load(Ordering::Relaxed)
+        );
+        if total != expected || rows != ACCOUNTS {
+            return Err(format!("ended with {rows} accounts holding {total}"));
+        }
+        if committed.load(Ordering::Relaxed) == 0 || sums == 0 {
+            return Err("no transfer or no sum completed".into());
+        }
+        if left != 0 {
+            return Err(format!("{left} locks left after the workload"));
+        }
+        Ok(())
+    })
+}
+
+/// 8 clients each run `UPDATE counter SET v = v + 1` 500 times under READ
+/// COMMITTED (half of them in explicit blocks): the counter ends at 4,000
+/// and no statement fails.
+fn lost_update() -> Result<(), String> {
+    with_database("lost_update", |target, database| async move {
+        let all = clients(target, &database, 9).await?;
+        all[8]
+            .batch_execute(
+                "CREATE TABLE counter (id INT PRIMARY KEY, v INT NOT NULL);
+                 INSERT INTO counter VALUES (1, 0)",
+            )
+            .await
+            .map_err(err("setup"))?;
+        let mut tasks = Vec::new();
+        for (i, client) in all.into_iter().take(8).enumerate() {
+            tasks.push(tokio::spawn(async move {
+                for n in 0..500 {
+                    let sql = if i % 2 == 1 && n % 10 == 0 {
+                        "BEGIN; UPDATE counter SET v = v + 1 WHERE id = 1; COMMIT"
+                    } else {
+                        "UPDATE counter SET v = v + 1 WHERE id = 1"
+                    };
+                    client.batch_execute(sql).await.map_err(err(sql))?;
+                }
+                Ok::<Client, String>(client)
+            }));
+        }
+        let mut last = None;
+        for task in tasks {
+            last = Some(task.await.map_err(|e| e.to_string())??);
+        }
+        let client = last.ok_or("no client")?;
+        let v: i32 = client
+            .query_one("SELECT v FROM counter", &[])
+            .await
+            .map_err(err("read"))?
+            .get(0);
+        if v != 4000 {
+            return Err(format!("counter is {v}, not 4000"));
+        }
+        Ok(())
+    })
+}
+
+/// Two transactions lock two rows in opposite orders: one of them gets
+/// 40P01, its locks go with it, and the other commits.
+fn deadlock() -> Result<(), String> {
+    with_database("deadlock", |target, database| async move {
+        let mut all = clients(target, &database, 2).await?;
+        let b = all.pop().ok_or("client")?;
+        let a = all.pop().ok_or("client")?;
+        a.batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t VALUES (1, 0), (2, 0)",
+        )
+        .await
+        .map_err(err("setup"))?;
+        split(&a, target, "t", &[2]).await?;
+        a.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1")
+            .await
+            .map_err(err("a locks 1"))?;
+        b.batch_execute("BEGIN; UPDATE t SET v = 2 WHERE id = 2")
+            .await
+            .map_err(err("b locks 2"))?;
+        let a = Arc::new(a);
+        let first = {
+            let a = a.clone();
+            tokio::spawn(async move { a.batch_execute("UPDATE t SET v = 1 WHERE id = 2").await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = b.batch_execute("UPDATE t SET v = 2 WHERE id = 1").await;
+        let first = first.await.map_err(|e| e.to_string())?;
+        let codes = (
+            first.as_ref().err().and_then(support::sqlstate),
+            second.as_ref().err().and_then(support::sqlstate),
+        );
+        let (winner, loser) = match codes {
+            (None, Some(code)) if code == "40P01" => (&*a, &b),
+            (Some(code), None) if code == "40P01" => (&b, &*a),
+            other => return Err(format!("expected one 40P01, got {other:?}")),
+        };
+        loser
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(err("ROLLBACK"))?;
+        winner
+            .batch_execute("COMMIT")
+            .await
+            .map_err(err("COMMIT"))?;
+        let rows = winner
+            .query("SELECT v FROM t ORDER BY id", &[])
+            .await
+            .map_err(err("read"))?;
+        let values: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        if values != [1, 1] && values != [2, 2] {
+            return Err(format!(
+                "values {values:?}: the winner's two writes, all or nothing"
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// SELECT ... FOR UPDATE makes a writer wait until the lock holder
+/// commits; the writer then changes the committed value. NOWAIT fails at
+/// once with 55P03.
+fn row_locks() -> Result<(), String> {
+    with_database("row_locks", |target, database| async move {
+        let mut all = clients(target, &database, 3).await?;
+        let c = all.pop().ok_or("client")?;
+        let b = all.pop().ok_or("client")?;
+        let a = all.pop().ok_or("client")?;
+        a.batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t VALUES (1, 10)",
+        )
+        .await
+        .map_err(err("setup"))?;
+        a.batch_execute("BEGIN").await.map_err(err("BEGIN"))?;
+        let v: i32 = a
+            .query_one("SELECT v FROM t WHERE id = 1 FOR UPDATE", &[])
+            .await
+            .map_err(err("FOR UPDATE"))?
+            .get(0);
+        if v != 10 {
+            return Err(format!("read {v}"));
+        }
+        c.batch_execute("BEGIN").await.map_err(err("BEGIN"))?;
+        let nowait = c
+            .batch_execute("SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT")
+            .await;
+        match nowait.as_ref().err().and_then(support::sqlstate).as_deref() {
+            Some("55P03") => {}
+            other => return Err(format!("NOWAIT gave {other:?}")),
+        }
+        c.batch_execute("ROLLBACK").await.map_err(err("ROLLBACK"))?;
+        let started = Instant::now();
+        let writer =
+            tokio::spawn(
+                async move { b.execute("UPDATE t SET v = v + 1 WHERE id = 1", &[]).await },
+            );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if writer.is_finished() {
+            return Err("the writer did not wait for the row lock".into());
+        }
+        a.batch_execute("UPDATE t SET v = 100 WHERE id = 1; COMMIT")
+            .await
+            .map_err(err("commit"))?;
+        writer
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(err("writer"))?;
+        let v: i32 = a
+            .query_one("SELECT v FROM t WHERE id = 1", &[])
+            .await
+            .map_err(err("read"))?
+            .get(0);
+        if v != 101 {
+            return Err(format!(
+                "v = {v} after {:?}: the writer must apply +1 to 100",
+                started.elapsed()
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// count(*), sum and GROUP BY over a table in ten ranges give what they
+/// gave over the same rows in one range.
+fn aggregates() -> Result<(), String> {
+    with_database("aggregates", |target, database| async move {
+        let all = clients(target, &database, 1).await?;
+        let client = &all[0];
+        client
+            .batch_execute(
+                "CREATE TABLE m (id INT PRIMARY KEY, g INT NOT NULL, x INT);
+                 INSERT INTO m SELECT i, i % 7, CASE WHEN i % 11 = 0 THEN NULL ELSE i * 3 END
+                 FROM generate_series(1, 2000) i",
+            )
+            .await
+            .map_err(err("setup"))?;
+        let queries = [
+            "SELECT count(*)::TEXT, count(x)::TEXT, sum(x)::TEXT, min(x)::TEXT, max(x)::TEXT FROM m",
+            "SELECT g::TEXT, count(*)::TEXT, sum(x)::TEXT, avg(x)::TEXT FROM m GROUP BY g ORDER BY g",
+            "SELECT count(*)::TEXT FROM m WHERE id BETWEEN 150 AND 1850 AND x > 100",
+        ];
+        let one_range = results(client, &queries).await?;
+        let points: Vec<i64> = (1..10).map(|i| i * 200).collect();
+        split(client, target, "m", &points).await?;
+        let ten_ranges = results(client, &queries).await?;
+        if one_range != ten_ranges {
+            return Err(format!(
+                "one range: {one_range:?}\nten ranges: {ten_ranges:?}"
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// The rows of each query, as text.
+async fn results(client: &Client, queries: &[&str]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for q in queries {
+        let rows = client.query(*q, &[]).await.map_err(err(q))?;
+        for row in rows {
+            let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i)).collect();
+            out.push(format!("{cells:?}"));
+        }
+    }
+    Ok(out)
+}
