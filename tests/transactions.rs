@@ -271,3 +271,137 @@ async fn garbage_collection_stops_at_live_transactions_and_refuses_old_snapshots
     }
     drop(cluster);
 }
+
+/// Connects to a node's SQL port.
+async fn sql(address: &str) -> tokio_postgres::Client {
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().unwrap())
+        .user("tessera")
+        .dbname("tessera")
+        .connect_timeout(Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return client;
+            }
+            Err(err) if std::time::Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("connect to {address}: {err}"),
+        }
+    }
+}
+
+/// The balances of the four accounts, read in one statement.
+async fn balances(client: &tokio_postgres::Client) -> Vec<i32> {
+    client
+        .query("SELECT bal FROM acct ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Every lock in the user keyspace, polled until none is left or 10 s
+/// pass.
+async fn locks_left(kv: &KvClient) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut count = 0;
+        let mut cursor = vec![0x02];
+        loop {
+            let (locks, resume) = kv
+                .scan_locks(&cursor, b"", Timestamp(u64::MAX), 10_000)
+                .await
+                .unwrap();
+            count += locks.len();
+            match resume {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        if count == 0 || std::time::Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Kills the gateway coordinating a two-range SQL transaction (with a
+/// failpoint that aborts the process, as kill -9 would) between its
+/// prewrites and its commit point, then again just after the commit
+/// point. Readers on another node see each transaction all or nothing
+/// (nothing, then everything), the locks it left are resolved, and the
+/// restarted gateway sees the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
+    let (mut cluster, kv) = start().await;
+    let sql_addresses = cluster.sql_addresses();
+    let reader = sql(&sql_addresses[0]).await;
+    reader
+        .batch_execute(
+            "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
+             INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100), (4, 100);
+             ALTER TABLE acct SPLIT AT VALUES (3)",
+        )
+        .await
+        .unwrap();
+    let transfer = "BEGIN;
+        UPDATE acct SET bal = bal - 10 WHERE id = 1;
+        UPDATE acct SET bal = bal + 10 WHERE id = 4;
+        COMMIT";
+    let expected = [
+        (
+            tessera_txn::failpoint::AFTER_PREWRITE,
+            vec![100, 100, 100, 100],
+        ),
+        (
+            tessera_txn::failpoint::AFTER_PRIMARY_COMMIT,
+            vec![90, 100, 100, 110],
+        ),
+    ];
+    for (failpoint, after) in expected {
+        let gateway = &mut cluster.nodes[2];
+        gateway.env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
+        gateway.restart();
+        let client = sql(&sql_addresses[2]).await;
+        let err = client.batch_execute(transfer).await.unwrap_err();
+        assert!(
+            err.is_closed() || err.code().is_none(),
+            "{failpoint}: {err}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cluster.nodes[2].exited() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{failpoint}: still running"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // All or nothing, once the dead coordinator's locks are resolved
+        // (rolled back past their TTL, or rolled forward from the primary).
+        assert_eq!(balances(&reader).await, after, "{failpoint}");
+        assert!(
+            cluster.nodes[2]
+                .log()
+                .contains(&format!("failpoint {failpoint} reached")),
+            "{failpoint}: the gateway died elsewhere"
+        );
+        assert_eq!(locks_left(&kv).await, 0, "{failpoint}: locks left");
+    }
+    // The gateway comes back without failpoints and agrees.
+    let gateway = &mut cluster.nodes[2];
+    gateway.env.clear();
+    gateway.restart();
+    let client = sql(&sql_addresses[2]).await;
+    assert_eq!(balances(&client).await, vec![90, 100, 100, 110]);
+    client.batch_execute(transfer).await.unwrap();
+    assert_eq!(balances(&reader).await, vec![80, 100, 100, 120]);
+}

@@ -60,6 +60,8 @@ pub struct NodeProcess {
     pub sql_address: String,
     /// Arguments it was started with.
     pub args: Vec<String>,
+    /// Extra environment variables it runs with (e.g. failpoints).
+    pub env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -86,6 +88,7 @@ impl NodeProcess {
             address: address.to_string(),
             sql_address,
             args,
+            env: Vec::new(),
             log: log_dir.join(format!("node{id}.log")),
             child: None,
         };
@@ -102,6 +105,7 @@ impl NodeProcess {
         let child = Command::new(tessera_bin())
             .args(&self.args)
             .env("RUST_LOG", "info,raft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -121,6 +125,14 @@ impl NodeProcess {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Whether the process has exited (crashed, aborted) on its own.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+            None => true,
+        }
     }
 
     /// The process's log so far.

@@ -13,9 +13,11 @@
 //! - [`TxnClient::collect_garbage`]: removes the versions that no read
 //!   above a safe point needs, in every range, after resolving the locks of
 //!   the transactions that started below it.
+//! - [`failpoint`]: places where a test can make the process die.
 #![deny(missing_docs)]
 
 mod error;
+pub mod failpoint;
 mod gc;
 mod ranges;
 mod transaction;

@@ -519,6 +519,7 @@ impl Transaction {
             self.locked.clear();
             return Err(err);
         }
+        crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PREWRITE);
         // The commit point: the primary's commit.
         let commit_ts = match self.client.timestamp().await {
             Ok(ts) => ts,
@@ -540,6 +541,7 @@ impl Transaction {
             self.client.roll_back(start_ts, keys).await;
             return Err(unexpected(err.kind, start_ts));
         }
+        crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PRIMARY_COMMIT);
         // Phase two: the other keys, after answering.
         let client = self.client.clone();
         tokio::spawn(async move {

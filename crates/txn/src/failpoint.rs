@@ -1,0 +1,36 @@
+//! Failpoints: named places in the coordinator where a test makes the
+//! process die at once, as `kill -9` would, to check what survives.
+//!
+//! A `tessera` process started with `TESSERA_FAILPOINTS=name[,name...]`
+//! aborts when it reaches one of the named places. Without the variable,
+//! each place costs one read of an initialized cell.
+
+use std::sync::OnceLock;
+
+/// After every prewrite of a two-phase commit succeeded, before the commit
+/// point.
+pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
+
+/// Just after the primary key's commit (the commit point), before the
+/// client is answered and the secondaries are committed.
+pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
+
+fn armed() -> &'static [String] {
+    static ARMED: OnceLock<Vec<String>> = OnceLock::new();
+    ARMED.get_or_init(|| {
+        std::env::var("TESSERA_FAILPOINTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect()
+    })
+}
+
+/// Aborts the process if the failpoint `name` is armed.
+pub fn crash_if_armed(name: &str) {
+    if armed().iter().any(|armed| armed == name) {
+        eprintln!("failpoint {name} reached: aborting the process");
+        std::process::abort();
+    }
+}
