@@ -76,6 +76,7 @@ routed!(
     pb::ScanLocksResponse,
     pb::WaitForResponse,
     pb::SplitResponse,
+    pb::WaitLockReleaseResponse,
     pb::AllocateRangeIdResponse,
     pb::UpdateMetaResponse
 );
@@ -353,6 +354,28 @@ impl KvClient {
                 "a split answered without its ranges".into(),
             )),
         }
+    }
+
+    /// Waits up to `timeout` until `holder`'s lock on `key` is released;
+    /// returns whether it was.
+    pub async fn wait_lock_release(
+        &self,
+        key: &[u8],
+        holder: Timestamp,
+        timeout: Duration,
+    ) -> ClientResult<bool> {
+        let request = pb::WaitLockReleaseRequest {
+            key: key.to_vec(),
+            holder: holder.0,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let response = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.wait_lock_release(request).await }
+            })
+            .await?;
+        Ok(response.released)
     }
 
     /// A new cluster-unique range id.

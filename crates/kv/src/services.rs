@@ -538,6 +538,29 @@ impl Kv for KvService {
         }))
     }
 
+    async fn wait_lock_release(
+        &self,
+        request: Request<pb::WaitLockReleaseRequest>,
+    ) -> Result<Response<pb::WaitLockReleaseResponse>, Status> {
+        let request = request.into_inner();
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms.min(10_000)));
+        let wait =
+            self.ctx
+                .store
+                .wait_lock_released(&request.key, Timestamp(request.holder), timeout);
+        let response = match self.run(wait).await? {
+            Ok(released) => pb::WaitLockReleaseResponse {
+                error: None,
+                released,
+            },
+            Err(error) => pb::WaitLockReleaseResponse {
+                error: Some(error),
+                released: false,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
     async fn allocate_range_id(
         &self,
         _request: Request<pb::AllocateRangeIdRequest>,

@@ -153,6 +153,10 @@ pub struct StoreHandle {
     tx: Sender<StoreMsg>,
     cluster_id: Arc<AtomicU64>,
     running: Arc<AtomicBool>,
+    engine: Arc<dyn Engine>,
+    /// Bumped after every turn that applied entries: lock waiters look
+    /// again.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -182,6 +186,8 @@ impl Store {
             tx,
             cluster_id: Arc::new(AtomicU64::new(ident.map_or(0, |i| i.cluster_id))),
             running: Arc::new(AtomicBool::new(true)),
+            engine: engine.clone(),
+            applied: Arc::new(tokio::sync::watch::channel(0).0),
         };
         let mut store_loop = StoreLoop {
             node_id,
@@ -485,6 +491,36 @@ impl StoreHandle {
             }),
             // Another split or a change raced with this one.
             _ => Err(Error::RangeNotFound { key }),
+        }
+    }
+
+    /// Waits until the lock of transaction `holder` on `key` is gone from
+    /// this node's replica (committed, rolled back or resolved), at most
+    /// `timeout`. Returns whether it is gone. A hint for lock waiters, who
+    /// retry their command afterwards: it reads local state, with no Raft
+    /// round, and wakes on every applied batch.
+    pub async fn wait_lock_released(
+        &self,
+        key: &[u8],
+        holder: Timestamp,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let mut applied = self.applied.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let snapshot = self.engine.snapshot();
+            let held = tessera_storage::mvcc::MvccReader::new(snapshot.as_ref())
+                .lock(key)
+                .map_err(|e| Error::InvalidInput(format!("reading a lock: {e}")))?
+                .is_some_and(|lock| lock.start_ts == holder);
+            if !held {
+                return Ok(true);
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Stopped),
+                Err(_) => return Ok(false),
+            }
         }
     }
 
@@ -1162,7 +1198,8 @@ impl StoreLoop {
         if readies.is_empty() {
             return Ok(());
         }
-        if !early_apply.is_empty() {
+        let applied_any = !early_apply.is_empty();
+        if applied_any {
             self.engine.write(&early_apply, false)?;
         }
         for reply in early_replies {
@@ -1214,6 +1251,9 @@ impl StoreLoop {
         }
         if !apply.is_empty() {
             self.engine.write(&apply, false)?;
+        }
+        if applied_any || !apply.is_empty() {
+            self.handle.applied.send_modify(|turns| *turns += 1);
         }
         for reply in replies {
             reply();

@@ -132,12 +132,19 @@ pub struct Transaction {
 /// How often a command is regrouped after the ranges changed under it.
 const MAX_REGROUPS: usize = 10;
 
-/// Backs off between attempts on a lock: 2 ms doubling to 50 ms.
+/// The longest a lock waiter sleeps before it looks again (and renews its
+/// wait with the deadlock detector).
+const WAIT_SLICE: Duration = Duration::from_millis(500);
+
+/// How a lock waiter waits: until the lock's release, within a deadline;
+/// where no release can be watched, backing off 2 ms doubling to 50 ms.
 struct Backoff {
     next: Duration,
     deadline: Instant,
     /// Registered a wait with the deadlock detector.
     registered: bool,
+    /// The holder of the lock met last.
+    last_holder: Option<Timestamp>,
 }
 
 impl Backoff {
@@ -146,7 +153,18 @@ impl Backoff {
             next: Duration::from_millis(2),
             deadline: Instant::now() + limit,
             registered: false,
+            last_holder: None,
         }
+    }
+
+    /// The time left to wait.
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Records meeting `holder`'s lock; true if it was met last time too.
+    fn met(&mut self, holder: Timestamp) -> bool {
+        self.last_holder.replace(holder) == Some(holder)
     }
 
     /// Sleeps, or fails with the lock that outlasted the wait.
@@ -654,7 +672,30 @@ impl TxnClient {
                 cycle: cycle.into_iter().skip(1).collect(),
             });
         }
-        backoff.wait(lock).await
+        // Sleep until the holder's lock goes (or a slice of the wait
+        // passes: the deadlock edge needs renewing), then try again.
+        let slice = backoff.remaining().min(WAIT_SLICE);
+        if slice.is_zero() {
+            return backoff.wait(lock).await;
+        }
+        let started = Instant::now();
+        match self
+            .inner
+            .kv
+            .wait_lock_release(&lock.key, holder, slice)
+            .await
+        {
+            // Gone at once, yet met again: the node that answered may hold
+            // no replica of the key; fall back to backing off.
+            Ok(true) if started.elapsed() < Duration::from_millis(1) && backoff.met(holder) => {
+                backoff.wait(lock).await
+            }
+            Ok(_) => Ok(()),
+            Err(err) => {
+                tracing::debug!(%err, "waiting for a lock's release");
+                backoff.wait(lock).await
+            }
+        }
     }
 
     /// Tells the deadlock detector that `waiter` waits no more, if it
