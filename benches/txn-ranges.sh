@@ -17,23 +17,8 @@ SECONDS_PER_RUN="${1:-15}"
 ACCOUNTS="${2:-10000}"
 HALF=$((ACCOUNTS / 2))
 CLIENTS=8
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-bash scripts/setup.sh
 command -v pgbench >/dev/null || { echo "pgbench not found (apt install postgresql-client)" >&2; exit 1; }
-cargo build --release -p tessera-server
-T="$CARGO_TARGET_DIR/release/tessera"
-
-DATA="$(mktemp -d)"
-PORT=17433
-SQL_PORT=15433
-"$T" demo --nodes 3 --data-dir "$DATA" --base-port "$PORT" --sql-base-port "$SQL_PORT" >"$DATA/demo.log" 2>&1 &
-DEMO=$!
-trap 'kill $DEMO 2>/dev/null; wait $DEMO 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 100); do
-    grep -q "Ctrl-C stops" "$DATA/demo.log" && break
-    sleep 0.2
-done
-grep -q "Ctrl-C stops" "$DATA/demo.log" || { cat "$DATA/demo.log"; exit 1; }
+source benches/demo-cluster.sh
 
 script() { # file, range of :b
     cat >"$1" <<SQL

@@ -88,33 +88,15 @@ async fn split(client: &Client, target: &Target, table: &str, at: &[i64]) -> Res
     Ok(())
 }
 
-/// Every lock left in the user keyspace, waiting up to 10 s for the
-/// background commits of secondaries to finish (Tessera only).
+/// The locks left in the user keyspace (Tessera only), waiting up to 10 s
+/// for the background commits of secondaries.
 async fn locks_left(target: &Target) -> Result<usize, String> {
     if target.grpc.is_empty() {
         return Ok(0);
     }
-    let kv = tessera_kv::KvClient::new(target.grpc.clone(), Default::default());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut count = 0;
-        let mut cursor = vec![0x02];
-        loop {
-            let (locks, resume) = kv
-                .scan_locks(&cursor, b"", tessera_types::Timestamp(u64::MAX), 10_000)
-                .await
-                .map_err(|e| format!("scanning locks: {e}"))?;
-            count += locks.len();
-            match resume {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        if count == 0 || Instant::now() > deadline {
-            return Ok(count);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tessera_e2e::locks_left(&target.grpc, Duration::from_secs(10))
+        .await
+        .map_err(|e| format!("scanning locks: {e:#}"))
 }
 
 /// Whether an error is one a client retries the transaction after.

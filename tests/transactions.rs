@@ -309,31 +309,6 @@ async fn balances(client: &tokio_postgres::Client) -> Vec<i32> {
         .collect()
 }
 
-/// Every lock in the user keyspace, polled until none is left or 10 s
-/// pass.
-async fn locks_left(kv: &KvClient) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut count = 0;
-        let mut cursor = vec![0x02];
-        loop {
-            let (locks, resume) = kv
-                .scan_locks(&cursor, b"", Timestamp(u64::MAX), 10_000)
-                .await
-                .unwrap();
-            count += locks.len();
-            match resume {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        if count == 0 || std::time::Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Kills the gateway coordinating a two-range SQL transaction (with a
 /// failpoint that aborts the process, as kill -9 would) between its
 /// prewrites and its commit point, then again just after the commit
@@ -342,7 +317,7 @@ async fn locks_left(kv: &KvClient) -> usize {
 /// restarted gateway sees the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
-    let (mut cluster, kv) = start().await;
+    let (mut cluster, _) = start().await;
     let sql_addresses = cluster.sql_addresses();
     let reader = sql(&sql_addresses[0]).await;
     reader
@@ -394,7 +369,9 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
                 .contains(&format!("failpoint {failpoint} reached")),
             "{failpoint}: the gateway died elsewhere"
         );
-        assert_eq!(locks_left(&kv).await, 0, "{failpoint}: locks left");
+        let addresses = cluster.addresses();
+        let left = tessera_e2e::locks_left(&addresses, Duration::from_secs(10));
+        assert_eq!(left.await.unwrap(), 0, "{failpoint}: locks left");
     }
     // The gateway comes back without failpoints and agrees.
     let gateway = &mut cluster.nodes[2];

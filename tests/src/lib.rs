@@ -285,3 +285,29 @@ pub async fn wait_for_port(address: &str, timeout: Duration) -> anyhow::Result<(
         }
     }
 }
+
+/// How many locks are left in the user keyspace of the cluster at
+/// `addresses` (gRPC), polled until none is left or `patience` passes (the
+/// secondaries of two-phase commits are committed in the background).
+pub async fn locks_left(addresses: &[String], patience: Duration) -> anyhow::Result<usize> {
+    let kv = tessera_kv::KvClient::new(addresses.to_vec(), Default::default());
+    let deadline = Instant::now() + patience;
+    loop {
+        let mut count = 0;
+        let mut cursor = vec![0x02];
+        loop {
+            let (locks, resume) = kv
+                .scan_locks(&cursor, b"", tessera_types::Timestamp(u64::MAX), 10_000)
+                .await?;
+            count += locks.len();
+            match resume {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        if count == 0 || Instant::now() > deadline {
+            return Ok(count);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,21 @@
+# Sourced by the benchmark scripts: builds the release binary and starts a
+# 3-node cluster (`tessera demo`, three nodes in one process on 127.0.0.1,
+# RocksDB with fsync) with gRPC on 17433.. and SQL on 15433.., stopped and
+# removed when the script exits. Sets T (the binary), DATA (its directory),
+# PORT, SQL_PORT and DEMO (its pid).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
+bash scripts/setup.sh
+cargo build --release -p tessera-server
+T="$CARGO_TARGET_DIR/release/tessera"
+
+DATA="$(mktemp -d)"
+PORT=17433
+SQL_PORT=15433
+"$T" demo --nodes 3 --data-dir "$DATA" --base-port "$PORT" --sql-base-port "$SQL_PORT" >"$DATA/demo.log" 2>&1 &
+DEMO=$!
+trap 'kill $DEMO 2>/dev/null; wait $DEMO 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 1 100); do
+    grep -q "Ctrl-C stops" "$DATA/demo.log" && break
+    sleep 0.2
+done
+grep -q "Ctrl-C stops" "$DATA/demo.log" || { cat "$DATA/demo.log"; exit 1; }
