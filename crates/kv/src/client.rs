@@ -1,11 +1,11 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tessera_proto::kv::{self as pb, kv_client::KvClient as PbKvClient, route_error, RouteError};
 use tessera_proto::meta::{Mutation, RangeDescriptor};
 use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
-use tessera_types::Timestamp;
+use tessera_types::{keys, RangeId, Timestamp};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{ClientError, ClientResult};
@@ -46,8 +46,25 @@ pub struct KvClient {
 #[derive(Default)]
 struct ClientState {
     channels: HashMap<String, Channel>,
-    /// The address that answered last; tried first.
+    /// The address that answered last; tried first for a range whose
+    /// leader is not known.
     preferred: Option<String>,
+    /// Range spans from the meta range (`learn_ranges`): the meta key of
+    /// the range's end -> (its start, its id).
+    spans: BTreeMap<Vec<u8>, (Vec<u8>, RangeId)>,
+    /// Where each range's leader answered last (or a not-leader hint
+    /// pointed).
+    leaders: HashMap<RangeId, String>,
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    /// The leader of the range holding the key.
+    Key(&'a [u8]),
+    /// The leader of the meta range (the oracle, the deadlock detector,
+    /// range ids, meta records).
+    Meta,
 }
 
 trait Routed {
@@ -108,9 +125,39 @@ impl KvClient {
         Ok(channel)
     }
 
-    /// Sends a request, following hints, until it is answered or the retry
-    /// budget runs out.
-    async fn call<R, F, Fut>(&self, f: F) -> ClientResult<R>
+    /// Teaches the client the ranges' spans (the meta range's
+    /// descriptors), so that each request goes straight to the leader of
+    /// its range once that is known.
+    pub fn learn_ranges(&self, descriptors: &[RangeDescriptor]) {
+        let spans = descriptors
+            .iter()
+            .map(|d| {
+                (
+                    keys::meta_key(&d.end_key),
+                    (d.start_key.clone(), d.range_id),
+                )
+            })
+            .collect();
+        self.state.lock().spans = spans;
+    }
+
+    /// The range a request goes to, if the client knows it.
+    fn range_of(state: &ClientState, route: Route<'_>) -> Option<RangeId> {
+        match route {
+            Route::Meta => Some(keys::META_RANGE_ID),
+            Route::Key(key) => state
+                .spans
+                .range(keys::meta_key(key)..)
+                .next()
+                .filter(|(_, (start, _))| key >= start.as_slice())
+                .map(|(_, (_, range))| *range),
+        }
+    }
+
+    /// Sends a request to the leader of its range (as far as the client
+    /// knows it), following hints, until it is answered or the retry budget
+    /// runs out.
+    async fn call<R, F, Fut>(&self, route: Route<'_>, f: F) -> ClientResult<R>
     where
         R: Routed,
         F: Fn(PbKvClient<Channel>) -> Fut,
@@ -122,12 +169,16 @@ impl KvClient {
             ));
         }
         let mut next_node = 0;
-        let mut address = self
-            .state
-            .lock()
-            .preferred
-            .clone()
-            .unwrap_or_else(|| self.nodes[0].clone());
+        let (range, mut address) = {
+            let state = self.state.lock();
+            let range = Self::range_of(&state, route);
+            let address = range
+                .and_then(|r| state.leaders.get(&r))
+                .or(state.preferred.as_ref())
+                .cloned()
+                .unwrap_or_else(|| self.nodes[0].clone());
+            (range, address)
+        };
         let mut backoff = self.config.initial_backoff;
         let mut last_error = String::new();
         for _ in 0..self.config.max_attempts {
@@ -140,7 +191,11 @@ impl KvClient {
                     let response = response.into_inner();
                     match response.route_error().and_then(|e| e.kind.clone()) {
                         None => {
-                            self.state.lock().preferred = Some(address);
+                            let mut state = self.state.lock();
+                            if let Some(range) = range {
+                                state.leaders.insert(range, address.clone());
+                            }
+                            state.preferred = Some(address);
                             return Ok(response);
                         }
                         Some(route_error::Kind::NotLeader(hint))
@@ -149,6 +204,10 @@ impl KvClient {
                         {
                             last_error =
                                 format!("range {}: not leader at {address}", hint.range_id);
+                            self.state
+                                .lock()
+                                .leaders
+                                .insert(hint.range_id, hint.leader_address.clone());
                             address = hint.leader_address;
                             redirected = true;
                         }
@@ -194,7 +253,7 @@ impl KvClient {
     /// Reads a key.
     pub async fn get(&self, key: &[u8]) -> ClientResult<Option<Vec<u8>>> {
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(key), |mut c| {
                 let key = key.to_vec();
                 async move { c.get(pb::GetRequest { key }).await }
             })
@@ -204,7 +263,7 @@ impl KvClient {
 
     /// Writes a key.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> ClientResult<()> {
-        self.call(|mut c| {
+        self.call(Route::Key(key), |mut c| {
             let (key, value) = (key.to_vec(), value.to_vec());
             async move { c.put(pb::PutRequest { key, value }).await }
         })
@@ -214,7 +273,7 @@ impl KvClient {
 
     /// Deletes a key.
     pub async fn delete(&self, key: &[u8]) -> ClientResult<()> {
-        self.call(|mut c| {
+        self.call(Route::Key(key), |mut c| {
             let key = key.to_vec();
             async move { c.delete(pb::DeleteRequest { key }).await }
         })
@@ -224,10 +283,13 @@ impl KvClient {
 
     /// Applies mutations atomically; they must fall in one range.
     pub async fn batch(&self, mutations: Vec<Mutation>) -> ClientResult<()> {
-        self.call(|mut c| {
-            let mutations = mutations.clone();
-            async move { c.batch(pb::BatchRequest { mutations }).await }
-        })
+        self.call(
+            Route::Key(mutations.first().and_then(mutation_key).unwrap_or_default()),
+            |mut c| {
+                let mutations = mutations.clone();
+                async move { c.batch(pb::BatchRequest { mutations }).await }
+            },
+        )
         .await?;
         Ok(())
     }
@@ -235,8 +297,9 @@ impl KvClient {
     /// Runs a transactional command on the range holding its keys.
     /// Conflicts are part of the result (`TxnResult::error`).
     pub async fn txn(&self, command: TxnCommand) -> ClientResult<TxnResult> {
+        let route_key = txn_route_key(&command);
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(&route_key), |mut c| {
                 let command = Some(command.clone());
                 async move { c.txn(pb::TxnRequest { command }).await }
             })
@@ -253,7 +316,7 @@ impl KvClient {
         ts: Timestamp,
     ) -> ClientResult<Result<Option<Vec<u8>>, TxnError>> {
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(key), |mut c| {
                 let key = key.to_vec();
                 async move { c.mvcc_get(pb::MvccGetRequest { key, ts: ts.0 }).await }
             })
@@ -277,7 +340,7 @@ impl KvClient {
         limit: u32,
     ) -> ClientResult<Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>), TxnError>> {
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(start), |mut c| {
                 let (start, end) = (start.to_vec(), end.to_vec());
                 async move {
                     c.mvcc_scan(pb::MvccScanRequest {
@@ -313,7 +376,7 @@ impl KvClient {
         limit: u32,
     ) -> ClientResult<(Vec<tessera_proto::txn::LockInfo>, Option<Vec<u8>>)> {
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(start), |mut c| {
                 let (start, end) = (start.to_vec(), end.to_vec());
                 async move {
                     c.scan_locks(pb::ScanLocksRequest {
@@ -343,7 +406,7 @@ impl KvClient {
     ) -> ClientResult<(RangeDescriptor, RangeDescriptor, bool)> {
         let request = pb::SplitRequest { key: key.to_vec() };
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(key), |mut c| {
                 let request = request.clone();
                 async move { c.split(request).await }
             })
@@ -370,7 +433,7 @@ impl KvClient {
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         };
         let response = self
-            .call(|mut c| {
+            .call(Route::Key(key), |mut c| {
                 let request = request.clone();
                 async move { c.wait_lock_release(request).await }
             })
@@ -381,7 +444,9 @@ impl KvClient {
     /// A new cluster-unique range id.
     pub async fn allocate_range_id(&self) -> ClientResult<u64> {
         let response = self
-            .call(|mut c| async move { c.allocate_range_id(pb::AllocateRangeIdRequest {}).await })
+            .call(Route::Meta, |mut c| async move {
+                c.allocate_range_id(pb::AllocateRangeIdRequest {}).await
+            })
             .await?;
         Ok(response.range_id)
     }
@@ -389,7 +454,7 @@ impl KvClient {
     /// Records range descriptors in the meta range.
     pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
         let request = pb::UpdateMetaRequest { descriptors };
-        self.call(|mut c| {
+        self.call(Route::Meta, |mut c| {
             let request = request.clone();
             async move { c.update_meta(request).await }
         })
@@ -413,7 +478,7 @@ impl KvClient {
             clean_up: false,
         };
         let response = self
-            .call(|mut c| {
+            .call(Route::Meta, |mut c| {
                 let request = request.clone();
                 async move { c.wait_for(request).await }
             })
@@ -435,7 +500,7 @@ impl KvClient {
             clean_up: true,
             ..Default::default()
         };
-        self.call(|mut c| {
+        self.call(Route::Meta, |mut c| {
             let request = request.clone();
             async move { c.wait_for(request).await }
         })
@@ -447,7 +512,9 @@ impl KvClient {
     /// many there are.
     pub async fn timestamps(&self, count: u32) -> ClientResult<(Timestamp, u32)> {
         let response = self
-            .call(|mut c| async move { c.timestamps(pb::TimestampsRequest { count }).await })
+            .call(Route::Meta, |mut c| async move {
+                c.timestamps(pb::TimestampsRequest { count }).await
+            })
             .await?;
         Ok((Timestamp(response.first), response.count))
     }
@@ -475,7 +542,7 @@ impl KvClient {
             };
             let want = want as u32;
             let response = self
-                .call(|mut c| {
+                .call(Route::Key(&cursor), |mut c| {
                     let (start, end) = (cursor.clone(), end.to_vec());
                     async move {
                         c.scan(pb::ScanRequest {
@@ -493,5 +560,25 @@ impl KvClient {
             }
             cursor = response.resume_key;
         }
+    }
+}
+
+/// The key a mutation writes.
+fn mutation_key(m: &Mutation) -> Option<&[u8]> {
+    match &m.op {
+        Some(tessera_proto::meta::mutation::Op::Put(put)) => Some(&put.key),
+        Some(tessera_proto::meta::mutation::Op::Delete(delete)) => Some(&delete.key),
+        None => None,
+    }
+}
+
+/// The key whose range runs a transactional command.
+fn txn_route_key(command: &TxnCommand) -> Vec<u8> {
+    match &command.kind {
+        Some(tessera_proto::txn::txn_command::Kind::Gc(gc)) => gc.start.clone(),
+        _ => tessera_raft::txn_command_keys(command)
+            .first()
+            .map(|key| key.to_vec())
+            .unwrap_or_default(),
     }
 }

@@ -37,6 +37,8 @@ impl RangeCache {
                 .map_err(|e| TxnError::Internal(format!("corrupt range descriptor: {e}")))?;
             ranges.insert(key, descriptor);
         }
+        let descriptors: Vec<RangeDescriptor> = ranges.values().cloned().collect();
+        self.kv.learn_ranges(&descriptors);
         *self.ranges.write() = ranges;
         Ok(())
     }
