@@ -257,7 +257,12 @@ fn result(tag: String, ret: Option<(Vec<Expr>, Vec<Column>)>, rows: Vec<Row>) ->
     }
 }
 
-fn table_for(snap: &Snapshot, db: &str, name: &ast::ObjectName) -> SqlResult<Arc<TableDesc>> {
+/// The user table `name` names (42501 for system catalogs, 42P01 if none).
+pub(crate) fn table_for(
+    snap: &Snapshot,
+    db: &str,
+    name: &ast::ObjectName,
+) -> SqlResult<Arc<TableDesc>> {
     let (schema, rel) = binder::relation_name(name)?;
     if let Some(s) = &schema {
         if s == "pg_catalog" || s == "information_schema" {

@@ -3,7 +3,7 @@
 
 use sqlparser::ast;
 
-use crate::binder::{self, Binder, Scope};
+use crate::binder::{Binder, Scope};
 use crate::catalog::TableDesc;
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::Expr;
@@ -13,19 +13,21 @@ use crate::types::{DataType, Value};
 
 fn table(session: &Session, name: &ast::ObjectName) -> SqlResult<std::sync::Arc<TableDesc>> {
     let snap = session.engine.catalog.snapshot()?;
-    let db = session.vars.database();
-    let (_, name) = binder::relation_name(name)?;
-    snap.table(db, &name)
-        .ok_or_else(|| binder::undefined_table(&name))
+    crate::dml::table_for(&snap, session.vars.database(), name)
+}
+
+/// A key's primary key values as `(v1, v2)`, or its bytes if it is not a
+/// key of a known table.
+fn key_text(snap: &crate::catalog::Snapshot, key: &[u8]) -> String {
+    match rowcodec::key_columns(snap, key) {
+        Some(k) => format!("({})", k.values.join(", ")),
+        None => format!("{key:02x?}"),
+    }
 }
 
 /// The primary key of a SPLIT AT row: constants for a prefix of the
 /// primary key's columns, converted to their types.
-fn split_key(
-    session: &Session,
-    table: &TableDesc,
-    row: &[ast::Expr],
-) -> SqlResult<(Vec<u8>, Vec<Value>)> {
+fn split_key(session: &Session, table: &TableDesc, row: &[ast::Expr]) -> SqlResult<Vec<u8>> {
     let pk = table.primary();
     if row.is_empty() || row.len() > pk.columns.len() {
         return Err(SqlError::new(
@@ -41,7 +43,6 @@ fn split_key(
     let mut binder = Binder::new(&snap, session.vars.database(), Vec::new());
     let mut key =
         tessera_types::encoding::KeyWriter::from_vec(rowcodec::index_prefix(table.oid, pk.id));
-    let mut values = Vec::new();
     for (e, (column_id, desc)) in row.iter().zip(&pk.columns) {
         let column = table
             .columns
@@ -65,9 +66,8 @@ fn split_key(
             ));
         }
         rowcodec::encode_key_value(&mut key, &value, *desc);
-        values.push(value);
     }
-    Ok((key.into_bytes(), values))
+    Ok(key.into_bytes())
 }
 
 /// `ALTER TABLE t SPLIT AT VALUES (...)`: one row per split point, with
@@ -82,23 +82,12 @@ pub fn split_at(
     for row in rows {
         keys.push(split_key(session, &table, row)?);
     }
+    let snap = session.engine.catalog.snapshot()?;
     let mut out = Vec::new();
-    for (key, values) in keys {
+    for key in keys {
         let created = session.engine.kv.split(&key)?;
-        let pretty: Vec<String> = values
-            .iter()
-            .zip(&table.primary().columns)
-            .map(|(v, (id, _))| {
-                let ty = table
-                    .columns
-                    .iter()
-                    .find(|c| c.id == *id)
-                    .map_or(DataType::Text, |c| c.ty);
-                v.to_pg_text(ty).unwrap_or_default()
-            })
-            .collect();
         out.push(vec![
-            Value::Text(format!("({})", pretty.join(", "))),
+            Value::Text(key_text(&snap, &key)),
             Value::Bool(created),
         ]);
     }
@@ -123,13 +112,7 @@ pub fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Q
         if key.is_empty() || key <= start.as_slice() || key >= end.as_slice() {
             return Value::Null;
         }
-        match rowcodec::describe_key(&snap, key) {
-            Some(text) => Value::Text(
-                text.split_once("=")
-                    .map_or(text.clone(), |(_, values)| values.to_string()),
-            ),
-            None => Value::Text(format!("{key:02x?}")),
-        }
+        Value::Text(key_text(&snap, key))
     };
     let rows = session
         .engine

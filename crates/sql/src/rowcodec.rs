@@ -31,10 +31,23 @@ pub fn table_prefix(table_oid: u32) -> Vec<u8> {
     w.into_bytes()
 }
 
-/// Names the row or index entry `key` belongs to, as PostgreSQL words a
-/// key: `table "t", key (a, b)=(1, x)`. None if the key is not one of a
-/// table the catalog knows, or does not decode.
-pub fn describe_key(snap: &crate::catalog::Snapshot, key: &[u8]) -> Option<String> {
+/// The columns a key holds, decoded: its table and index, and the names
+/// and values (as text) of the leading index columns present in the key (a
+/// row or index entry has them all; a range boundary may have fewer).
+pub struct KeyColumns {
+    /// The table's name.
+    pub table: String,
+    /// The index's name, None for the primary key.
+    pub index: Option<String>,
+    /// The columns present, in index order.
+    pub names: Vec<String>,
+    /// Their values as PostgreSQL prints them.
+    pub values: Vec<String>,
+}
+
+/// Decodes the table, index and column values of `key`. None if the key is
+/// not one of a table the catalog knows, or does not decode.
+pub fn key_columns(snap: &crate::catalog::Snapshot, key: &[u8]) -> Option<KeyColumns> {
     use tessera_types::encoding::KeyReader;
     let mut r = KeyReader::new(key.strip_prefix(USER_MIN)?);
     let oid = u32::try_from(r.decode_u64().ok()?).ok()?;
@@ -44,21 +57,36 @@ pub fn describe_key(snap: &crate::catalog::Snapshot, key: &[u8]) -> Option<Strin
     let mut names = Vec::new();
     let mut values = Vec::new();
     for (column_id, desc) in &index.columns {
+        if r.remaining().is_empty() {
+            break;
+        }
         let column = table.columns.iter().find(|c| c.id == *column_id)?;
         let value = decode_key_value(&mut r, column.ty, *desc)?;
         names.push(column.name.clone());
         values.push(value.to_pg_text(column.ty).unwrap_or_else(|| "NULL".into()));
     }
-    let entry = if index.primary {
-        String::new()
-    } else {
-        format!(" in index \"{}\"", index.name)
+    Some(KeyColumns {
+        table: table.name.clone(),
+        index: (!index.primary).then(|| index.name.clone()),
+        names,
+        values,
+    })
+}
+
+/// Names the row or index entry `key` belongs to, as PostgreSQL words a
+/// key: `table "t", key (a, b)=(1, x)`. None if the key is not one of a
+/// table the catalog knows, or does not decode.
+pub fn describe_key(snap: &crate::catalog::Snapshot, key: &[u8]) -> Option<String> {
+    let k = key_columns(snap, key)?;
+    let entry = match &k.index {
+        None => String::new(),
+        Some(index) => format!(" in index \"{index}\""),
     };
     Some(format!(
         "table \"{}\"{entry}, key ({})=({})",
-        table.name,
-        names.join(", "),
-        values.join(", ")
+        k.table,
+        k.names.join(", "),
+        k.values.join(", ")
     ))
 }
 

@@ -337,15 +337,20 @@ impl Transaction {
             // by it.
             let primary = keys.remove(0);
             self.primary = Some(primary.clone());
-            if let Err(err) = self.lock_group(vec![primary.clone()], wait).await {
+            if let Err(err) = self.lock_in_ranges(vec![primary], wait).await {
                 self.primary = None;
                 return Err(err);
             }
-            self.locked.insert(primary);
             self.start_heartbeat();
-            if keys.is_empty() {
-                return Ok(());
-            }
+        }
+        self.lock_in_ranges(keys, wait).await
+    }
+
+    /// Locks `keys` with one command per range, in parallel, and records
+    /// the ones locked; returns the first failure.
+    async fn lock_in_ranges(&mut self, keys: Vec<Vec<u8>>, wait: Duration) -> TxnResult<()> {
+        if keys.is_empty() {
+            return Ok(());
         }
         let request = |keys: Vec<Vec<u8>>| {
             command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
@@ -370,21 +375,6 @@ impl Transaction {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// Locks the keys of one range in one command.
-    async fn lock_group(&self, keys: Vec<Vec<u8>>, wait: Duration) -> TxnResult<()> {
-        let request = command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
-            start_ts: self.start_ts.0,
-            for_update_ts: self.read_ts.0,
-            primary: self.primary.clone().unwrap_or_default(),
-            ttl_ms: self.ttl_ms(),
-            keys,
-        }));
-        self.client
-            .run_locked(request, self.start_ts, wait)
-            .await
-            .map(|_| ())
     }
 
     /// The TTL of the locks taken now: the transaction's age plus the lock
