@@ -425,6 +425,7 @@ fn aggregates() -> Result<(), String> {
             .map_err(err("setup"))?;
         let queries = [
             "SELECT count(*)::TEXT, count(x)::TEXT, sum(x)::TEXT, min(x)::TEXT, max(x)::TEXT FROM m",
+            "SELECT id::TEXT, (x * 2)::TEXT FROM m WHERE g = 3 AND x > 5000",
             "SELECT g::TEXT, count(*)::TEXT, sum(x)::TEXT, avg(x)::TEXT FROM m GROUP BY g ORDER BY g",
             "SELECT count(*)::TEXT FROM m WHERE id BETWEEN 150 AND 1850 AND x > 100",
         ];
@@ -437,6 +438,40 @@ fn aggregates() -> Result<(), String> {
                 "one range: {one_range:?}\nten ranges: {ten_ranges:?}"
             ));
         }
+        // Parameters travel with the flows to the leaders.
+        let bound = "SELECT g::TEXT, count(*)::TEXT, sum(x)::TEXT FROM m \
+                     WHERE id > $1 AND x < $2 GROUP BY g ORDER BY g";
+        let with_params = rows_text(
+            client
+                .query(bound, &[&150i32, &3000i32])
+                .await
+                .map_err(err(bound))?,
+        );
+        if target.is_tessera() {
+            // The same answers with every row read through the gateway.
+            client
+                .simple_query("SET distsql = off")
+                .await
+                .map_err(err("SET distsql"))?;
+            let gateway = results(client, &queries).await?;
+            if gateway != ten_ranges {
+                return Err(format!(
+                    "at the gateway: {gateway:?}\nat the leaders: {ten_ranges:?}"
+                ));
+            }
+            let gateway_params = rows_text(
+                client
+                    .query(bound, &[&150i32, &3000i32])
+                    .await
+                    .map_err(err(bound))?,
+            );
+            if gateway_params != with_params {
+                return Err(format!(
+                    "with parameters at the gateway: {gateway_params:?}\nat the leaders: \
+                     {with_params:?}"
+                ));
+            }
+        }
         Ok(())
     })
 }
@@ -445,11 +480,17 @@ fn aggregates() -> Result<(), String> {
 async fn results(client: &Client, queries: &[&str]) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for q in queries {
-        let rows = client.query(*q, &[]).await.map_err(err(q))?;
-        for row in rows {
-            let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i)).collect();
-            out.push(format!("{cells:?}"));
-        }
+        out.extend(rows_text(client.query(*q, &[]).await.map_err(err(q))?));
     }
     Ok(out)
+}
+
+/// Rows of text columns, one string each.
+fn rows_text(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i)).collect();
+            format!("{cells:?}")
+        })
+        .collect()
 }

@@ -95,7 +95,8 @@ routed!(
     pb::SplitResponse,
     pb::WaitLockReleaseResponse,
     pb::AllocateRangeIdResponse,
-    pb::UpdateMetaResponse
+    pb::UpdateMetaResponse,
+    pb::FlowResponse
 );
 
 impl KvClient {
@@ -307,6 +308,32 @@ impl KvClient {
         response
             .result
             .ok_or_else(|| ClientError::Server("a transactional response without a result".into()))
+    }
+
+    /// Runs the encoded flow `spec` over `[start, end)` at `ts`, at the
+    /// leader of the range holding `start` (see `flow`): its answer, and
+    /// where the rest of the span resumes, if anywhere. A lock met is the
+    /// inner error, after the output of the keys before it.
+    pub async fn flow(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        ts: Timestamp,
+        spec: &[u8],
+    ) -> ClientResult<(Vec<u8>, Option<Vec<u8>>, Option<TxnError>)> {
+        let response = self
+            .call(Route::Key(start), |mut c| {
+                let request = pb::FlowRequest {
+                    start: start.to_vec(),
+                    end: end.to_vec(),
+                    ts: ts.0,
+                    spec: spec.to_vec(),
+                };
+                async move { c.flow(request).await }
+            })
+            .await?;
+        let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
+        Ok((response.output, resume, response.txn_error))
     }
 
     /// Reads a key at `ts`; a lock that hides it is the inner error.

@@ -8,12 +8,15 @@
 //!   nodes, a bounded number of times.
 //! - `tso`: the timestamp oracle, served by the meta range's leader.
 //! - `deadlock`: the wait-for graph, kept by the meta range's leader.
+//! - `flow`: the hook through which a range's leader runs the SQL layer's
+//!   flows over its rows.
 #![deny(missing_docs)]
 
 mod address_book;
 mod client;
 pub mod deadlock;
 mod error;
+pub mod flow;
 pub mod range_ids;
 pub mod services;
 mod transport;

@@ -38,6 +38,8 @@ pub struct NodeContext {
     pub request_timeout: Duration,
     /// Replicas per range at bootstrap (fewer if there are fewer nodes).
     pub replication_factor: usize,
+    /// Runs the SQL layer's flows (None: the node runs no SQL).
+    pub flows: Option<Arc<dyn crate::flow::FlowEvaluator>>,
 }
 
 /// Receives Raft message streams from other nodes.
@@ -83,6 +85,9 @@ impl RaftTransport for RaftTransportService {
         Ok(Response::new(RaftStreamDone {}))
     }
 }
+
+/// Entries a flow reads from the store at a time.
+const FLOW_READ_CHUNK: usize = 1024;
 
 /// The KV service.
 pub struct KvService {
@@ -597,6 +602,66 @@ impl Kv for KvService {
             .collect();
         let error = self.run(self.ctx.store.write(mutations)).await?.err();
         Ok(Response::new(pb::UpdateMetaResponse { error }))
+    }
+
+    async fn flow(
+        &self,
+        request: Request<pb::FlowRequest>,
+    ) -> Result<Response<pb::FlowResponse>, Status> {
+        let pb::FlowRequest {
+            start,
+            end,
+            ts,
+            spec,
+        } = request.into_inner();
+        let Some(evaluator) = &self.ctx.flows else {
+            return Err(Status::unimplemented("this node runs no SQL flows"));
+        };
+        let mut flow = evaluator.start(&spec);
+        let mut cursor = start;
+        let mut read_any = false;
+        let (resume_key, txn_error) = loop {
+            let read = self.ctx.store.mvcc_scan(
+                cursor.clone(),
+                end.clone(),
+                Timestamp(ts),
+                FLOW_READ_CHUNK,
+            );
+            match self.run(read).await? {
+                Ok(Ok((kvs, resume))) => {
+                    read_any = true;
+                    // Evaluating the rows is CPU work: off the async threads.
+                    let (more, running) = tokio::task::spawn_blocking(move || {
+                        let more = flow.push(kvs);
+                        (more, flow)
+                    })
+                    .await
+                    .map_err(|e| Status::internal(format!("flow task failed: {e}")))?;
+                    flow = running;
+                    match resume {
+                        None => break (Vec::new(), None),
+                        Some(next) if more => cursor = next,
+                        Some(next) => break (next, None),
+                    }
+                }
+                Ok(Err(txn_error)) => break (cursor, Some(txn_error)),
+                Err(error) if !read_any => {
+                    return Ok(Response::new(pb::FlowResponse {
+                        error: Some(error),
+                        ..Default::default()
+                    }))
+                }
+                // The range ended at the cursor (or its leadership moved):
+                // the gateway goes on from there.
+                Err(_) => break (cursor, None),
+            }
+        };
+        Ok(Response::new(pb::FlowResponse {
+            error: None,
+            txn_error,
+            output: flow.finish(),
+            resume_key,
+        }))
     }
 
     async fn timestamps(

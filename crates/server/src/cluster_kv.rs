@@ -1,10 +1,15 @@
 //! [`ClusterKv`]: the SQL layer's storage interface over the replicated
-//! cluster, through the transaction coordinator ([`TxnClient`]).
+//! cluster, through the transaction coordinator ([`TxnClient`]); and
+//! [`SqlFlows`], which runs the SQL layer's flows at a range's leader.
 
 use std::time::Duration;
 
+use tessera_kv::flow::{FlowEvaluator, FlowRun};
+use tessera_sql::flow::RangeFlow;
+
 use tessera_sql::kv::{
-    conflict_error, deadlock_error, lock_timeout_error, Kv, KvTxn, KvWrite, Locked, RangeInfo,
+    conflict_error, deadlock_error, lock_timeout_error, FlowPart, Kv, KvTxn, KvWrite, Locked,
+    RangeInfo,
 };
 use tessera_sql::{code, SqlError, SqlResult};
 use tessera_txn::{Transaction, TxnClient, TxnError};
@@ -187,6 +192,29 @@ impl KvTxn for ClusterTxn {
         }
     }
 
+    fn runs_flows(&self) -> bool {
+        true
+    }
+
+    fn flow(&self, spec: &[u8], spans: Vec<(Vec<u8>, Vec<u8>)>) -> SqlResult<Vec<Vec<FlowPart>>> {
+        let answers = self
+            .runtime
+            .block_on(self.txn.flow(spec, spans))
+            .map_err(sql_error)?;
+        Ok(answers
+            .into_iter()
+            .map(|parts| {
+                parts
+                    .into_iter()
+                    .map(|part| FlowPart {
+                        output: part.output,
+                        resume: part.resume,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
         let ClusterTxn { mut txn, runtime } = *self;
         buffer(&mut txn, writes);
@@ -194,5 +222,26 @@ impl KvTxn for ClusterTxn {
             .block_on(txn.commit())
             .map(|_| ())
             .map_err(sql_error)
+    }
+}
+
+/// Runs the SQL layer's flows over a range's rows at its leader.
+pub struct SqlFlows;
+
+impl FlowEvaluator for SqlFlows {
+    fn start(&self, spec: &[u8]) -> Box<dyn FlowRun> {
+        Box::new(SqlFlow(RangeFlow::new(spec)))
+    }
+}
+
+struct SqlFlow(RangeFlow);
+
+impl FlowRun for SqlFlow {
+    fn push(&mut self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> bool {
+        self.0.push(entries)
+    }
+
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finish()
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
-use crate::cluster_kv::ClusterKv;
+use crate::cluster_kv::{ClusterKv, SqlFlows};
 use crate::config::NodeConfig;
 
 /// A running node.
@@ -142,6 +142,7 @@ impl Node {
             join: config.join.clone(),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             replication_factor: config.replication_factor,
+            flows: Some(Arc::new(SqlFlows)),
         };
         let max = tessera_kv::MAX_MESSAGE_BYTES;
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();

@@ -15,6 +15,7 @@ use crate::binder::Binder;
 use crate::catalog::{SequenceDesc, Snapshot, TableDesc};
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::{CmpOp, Expr, SubqueryKind};
+use crate::flow;
 use crate::plan::{AggCall, AggFunc, JoinKind, Plan, ScanSpan, SetOpKind};
 use crate::rowcodec;
 use crate::session::{Column, Described, QueryResult, Session, SqlEngine, Statement};
@@ -47,7 +48,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(
+    pub(crate) fn new(
         session: &'a Session,
         snap: Arc<Snapshot>,
         reader: Reader<'a>,
@@ -243,13 +244,29 @@ pub fn run<'a>(plan: &'a Plan, env: Env<'a>) -> SqlResult<RowIter<'a>> {
                 },
             }))
         }
-        Plan::Project { input, exprs, .. } => {
-            let it = run(input, env)?;
-            Box::new(it.map(move |r| {
-                let row = r?;
-                exprs.iter().map(|e| e.eval(&row, &env)).collect()
-            }))
-        }
+        // A projection of a scan without row locks runs with the scan, at
+        // the ranges' leaders if it can (see `flow`).
+        Plan::Project { input, exprs, .. } => match input.as_ref() {
+            Plan::Scan {
+                table,
+                span: span @ (ScanSpan::Full | ScanSpan::Range { .. }),
+                filter,
+                locking: None,
+                ..
+            } => match key_span(table, span, &env)? {
+                Some((start, end)) => {
+                    span_rows(table, start, end, filter.as_ref(), Some(exprs), env)?
+                }
+                None => Box::new(std::iter::empty()),
+            },
+            _ => {
+                let it = run(input, env)?;
+                Box::new(it.map(move |r| {
+                    let row = r?;
+                    exprs.iter().map(|e| e.eval(&row, &env)).collect()
+                }))
+            }
+        },
         Plan::Limit {
             input,
             limit,
@@ -506,6 +523,90 @@ fn range_scan<'a>(
     })
 }
 
+/// The primary-key span `[start, end)` a full or range scan reads; None if
+/// it reads nothing (a NULL bound).
+fn key_span(
+    table: &TableDesc,
+    span: &ScanSpan,
+    env: &Env,
+) -> SqlResult<Option<(Vec<u8>, Vec<u8>)>> {
+    let pk = table.primary();
+    let prefix = rowcodec::index_prefix(table.oid, pk.id);
+    let (eq, lower, upper) = match span {
+        ScanSpan::Range { eq, lower, upper } => (eq.as_slice(), lower, upper),
+        _ => {
+            let end = rowcodec::prefix_end(&prefix);
+            return Ok(Some((prefix, end)));
+        }
+    };
+    let Some(vals) = key_values(eq, env)? else {
+        return Ok(None);
+    };
+    let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
+    for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
+        rowcodec::encode_key_value(&mut w, v, *desc);
+    }
+    let eq_prefix = w.into_bytes();
+    // Outer None: a NULL bound, nothing matches; inner None: unbounded.
+    type Bound = Option<Option<(Vec<u8>, bool)>>;
+    let bound = |b: &Option<(Expr, bool)>| -> SqlResult<Bound> {
+        match b {
+            None => Ok(Some(None)),
+            Some((e, inclusive)) => {
+                let v = e.eval(&[], env)?;
+                if v.is_null() {
+                    return Ok(None);
+                }
+                let mut w = tessera_types::encoding::KeyWriter::from_vec(eq_prefix.clone());
+                rowcodec::encode_key_value(&mut w, &v, false);
+                Ok(Some(Some((w.into_bytes(), *inclusive))))
+            }
+        }
+    };
+    let (Some(lo), Some(hi)) = (bound(lower)?, bound(upper)?) else {
+        return Ok(None);
+    };
+    let start = match lo {
+        None => eq_prefix.clone(),
+        Some((k, true)) => k,
+        Some((k, false)) => rowcodec::prefix_end(&k),
+    };
+    let end = match hi {
+        None => rowcodec::prefix_end(&eq_prefix),
+        Some((k, true)) => rowcodec::prefix_end(&k),
+        Some((k, false)) => k,
+    };
+    if !end.is_empty() && start >= end {
+        return Ok(None);
+    }
+    Ok(Some((start, end)))
+}
+
+/// The rows of `[start, end)` that pass `filter`, projected by `project`:
+/// read and evaluated at the ranges' leaders, in parallel, when the flow
+/// can run there, else read in chunks through the gateway.
+fn span_rows<'a>(
+    table: &'a Arc<TableDesc>,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    filter: Option<&'a Expr>,
+    project: Option<&'a [Expr]>,
+    env: Env<'a>,
+) -> SqlResult<RowIter<'a>> {
+    let stage = flow::Stage::Rows(project.map(<[Expr]>::to_vec));
+    if let Some(gateway) = flow::Gateway::new(table, (&start, &end), filter, stage, &env)? {
+        return Ok(gateway.rows(start, end, env));
+    }
+    let rows = range_scan(table, start, end, filter, env);
+    Ok(match project {
+        None => rows,
+        Some(exprs) => Box::new(rows.map(move |r| {
+            let row = r?;
+            exprs.iter().map(|e| e.eval(&row, &env)).collect()
+        })),
+    })
+}
+
 fn scan<'a>(
     table: &'a Arc<TableDesc>,
     span: &'a ScanSpan,
@@ -515,10 +616,10 @@ fn scan<'a>(
     let pk = table.primary();
     let prefix = rowcodec::index_prefix(table.oid, pk.id);
     match span {
-        ScanSpan::Full => {
-            let end = rowcodec::prefix_end(&prefix);
-            Ok(range_scan(table, prefix, end, filter, env))
-        }
+        ScanSpan::Full | ScanSpan::Range { .. } => match key_span(table, span, &env)? {
+            Some((start, end)) => span_rows(table, start, end, filter, None, env),
+            None => Ok(Box::new(std::iter::empty())),
+        },
         ScanSpan::Point(exprs) => {
             let Some(vals) = key_values(exprs, &env)? else {
                 return Ok(Box::new(std::iter::empty()));
@@ -537,49 +638,6 @@ fn scan<'a>(
                 }
             }
             Ok(Box::new(std::iter::once(Ok(row))))
-        }
-        ScanSpan::Range { eq, lower, upper } => {
-            let Some(vals) = key_values(eq, &env)? else {
-                return Ok(Box::new(std::iter::empty()));
-            };
-            let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
-            for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
-                rowcodec::encode_key_value(&mut w, v, *desc);
-            }
-            let eq_prefix = w.into_bytes();
-            // Outer None: a NULL bound, nothing matches; inner None: unbounded.
-            type Bound = Option<Option<(Vec<u8>, bool)>>;
-            let bound = |b: &Option<(Expr, bool)>| -> SqlResult<Bound> {
-                match b {
-                    None => Ok(Some(None)),
-                    Some((e, inclusive)) => {
-                        let v = e.eval(&[], &env)?;
-                        if v.is_null() {
-                            return Ok(None);
-                        }
-                        let mut w = tessera_types::encoding::KeyWriter::from_vec(eq_prefix.clone());
-                        rowcodec::encode_key_value(&mut w, &v, false);
-                        Ok(Some(Some((w.into_bytes(), *inclusive))))
-                    }
-                }
-            };
-            let (Some(lo), Some(hi)) = (bound(lower)?, bound(upper)?) else {
-                return Ok(Box::new(std::iter::empty()));
-            };
-            let start = match lo {
-                None => eq_prefix.clone(),
-                Some((k, true)) => k,
-                Some((k, false)) => rowcodec::prefix_end(&k),
-            };
-            let end = match hi {
-                None => rowcodec::prefix_end(&eq_prefix),
-                Some((k, true)) => rowcodec::prefix_end(&k),
-                Some((k, false)) => k,
-            };
-            if !end.is_empty() && start >= end {
-                return Ok(Box::new(std::iter::empty()));
-            }
-            Ok(range_scan(table, start, end, filter, env))
         }
         ScanSpan::Index { index, eq } => {
             let ix = &table.indexes[*index];
@@ -606,15 +664,90 @@ fn scan<'a>(
     }
 }
 
+/// The running state of one aggregate over one group.
 #[derive(Default)]
-struct AggState {
-    count: i64,
-    sum: Option<Value>,
-    best: Option<Value>,
-    bool_acc: Option<bool>,
-    text: Option<String>,
-    items: Vec<Value>,
-    seen: HashSet<Value>,
+pub(crate) struct AggState {
+    pub(crate) count: i64,
+    pub(crate) sum: Option<Value>,
+    pub(crate) best: Option<Value>,
+    pub(crate) bool_acc: Option<bool>,
+    pub(crate) text: Option<String>,
+    pub(crate) items: Vec<Value>,
+    pub(crate) seen: HashSet<Value>,
+}
+
+impl AggState {
+    /// Adds the partial state of other rows of the group (count, sum, min,
+    /// max, avg, bool_and and bool_or without DISTINCT: see `flow`).
+    pub(crate) fn merge(&mut self, call: &AggCall, other: AggState) -> SqlResult<()> {
+        self.count += other.count;
+        match call.func {
+            AggFunc::Count | AggFunc::CountStar => {}
+            AggFunc::Sum | AggFunc::Avg => {
+                if let Some(v) = other.sum {
+                    self.add_to_sum(call, v)?;
+                }
+            }
+            AggFunc::Min | AggFunc::Max => {
+                if let Some(v) = other.best {
+                    self.keep_best(call, v);
+                }
+            }
+            AggFunc::BoolAnd | AggFunc::BoolOr => {
+                if let Some(b) = other.bool_acc {
+                    self.combine_bool(call, b);
+                }
+            }
+            AggFunc::StringAgg | AggFunc::ArrayAgg => {
+                return Err(SqlError::internal(format!(
+                    "{:?} has no partial states",
+                    call.func
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn add_to_sum(&mut self, call: &AggCall, v: Value) -> SqlResult<()> {
+        let acc_ty = match call.arg_ty {
+            t if t.is_integer() => DataType::Numeric(None),
+            DataType::Float4 | DataType::Float8 => DataType::Float8,
+            _ => DataType::Numeric(None),
+        };
+        self.sum = Some(match self.sum.take() {
+            None => match acc_ty {
+                DataType::Float8 => Value::Float(v.as_f64()?),
+                _ => Value::Numeric(v.as_decimal()?),
+            },
+            Some(acc) => crate::expr::arith(crate::expr::ArithOp::Add, acc, v, acc_ty)?,
+        });
+        Ok(())
+    }
+
+    fn keep_best(&mut self, call: &AggCall, v: Value) {
+        let better = match &self.best {
+            None => true,
+            Some(b) => {
+                let o = compare(&v, b);
+                if call.func == AggFunc::Min {
+                    o == std::cmp::Ordering::Less
+                } else {
+                    o == std::cmp::Ordering::Greater
+                }
+            }
+        };
+        if better {
+            self.best = Some(v);
+        }
+    }
+
+    fn combine_bool(&mut self, call: &AggCall, b: bool) {
+        self.bool_acc = Some(match self.bool_acc {
+            None => b,
+            Some(acc) if call.func == AggFunc::BoolAnd => acc && b,
+            Some(acc) => acc || b,
+        });
+    }
 }
 
 fn agg_update(call: &AggCall, st: &mut AggState, row: &[Value], env: &Env) -> SqlResult<()> {
@@ -641,48 +774,11 @@ fn agg_update(call: &AggCall, st: &mut AggState, row: &[Value], env: &Env) -> Sq
     st.count += 1;
     match call.func {
         AggFunc::Count | AggFunc::CountStar => {}
-        AggFunc::Sum | AggFunc::Avg => {
-            let acc_ty = match (call.func, call.arg_ty) {
-                (_, t) if t.is_integer() => DataType::Numeric(None),
-                (_, DataType::Float4 | DataType::Float8) => DataType::Float8,
-                _ => DataType::Numeric(None),
-            };
-            st.sum = Some(match st.sum.take() {
-                None => match acc_ty {
-                    DataType::Float8 => Value::Float(v.as_f64()?),
-                    _ => Value::Numeric(v.as_decimal()?),
-                },
-                Some(acc) => crate::expr::arith(crate::expr::ArithOp::Add, acc, v, acc_ty)?,
-            });
-        }
-        AggFunc::Min | AggFunc::Max => {
-            let better = match &st.best {
-                None => true,
-                Some(b) => {
-                    let o = compare(&v, b);
-                    if call.func == AggFunc::Min {
-                        o == std::cmp::Ordering::Less
-                    } else {
-                        o == std::cmp::Ordering::Greater
-                    }
-                }
-            };
-            if better {
-                st.best = Some(v);
-            }
-        }
+        AggFunc::Sum | AggFunc::Avg => st.add_to_sum(call, v)?,
+        AggFunc::Min | AggFunc::Max => st.keep_best(call, v),
         AggFunc::BoolAnd | AggFunc::BoolOr => {
             let b = v.as_bool()?.unwrap_or(false);
-            st.bool_acc = Some(match st.bool_acc {
-                None => b,
-                Some(acc) => {
-                    if call.func == AggFunc::BoolAnd {
-                        acc && b
-                    } else {
-                        acc || b
-                    }
-                }
-            });
+            st.combine_bool(call, b);
         }
         AggFunc::StringAgg => {
             let sep = match &call.extra {
@@ -741,34 +837,89 @@ fn value_type(v: &Value) -> DataType {
 }
 
 fn aggregate(input: &Plan, groups: &[Expr], aggs: &[AggCall], env: Env) -> SqlResult<Vec<Row>> {
-    let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
-    let mut states: Vec<(Vec<Value>, Vec<AggState>)> = Vec::new();
+    // Over a scan without row locks, the ranges' leaders compute partial
+    // aggregates if they can (see `flow`).
+    if let Plan::Scan {
+        table,
+        span: span @ (ScanSpan::Full | ScanSpan::Range { .. }),
+        filter,
+        locking: None,
+        ..
+    } = input
+    {
+        if let Some((start, end)) = key_span(table, span, &env)? {
+            let stage = flow::Stage::Partial {
+                groups: groups.to_vec(),
+                aggs: aggs.to_vec(),
+            };
+            let span = (start.as_slice(), end.as_slice());
+            if let Some(gateway) = flow::Gateway::new(table, span, filter.as_ref(), stage, &env)? {
+                let merged = gateway.aggregate(start, end, aggs, &env)?;
+                return finish_aggregates(merged, groups, aggs);
+            }
+        }
+    }
+    let mut states = Groups::default();
     let mut n = 0usize;
     for r in run(input, env)? {
-        let row = r?;
-        let key = groups
-            .iter()
-            .map(|g| g.eval(&row, &env))
-            .collect::<SqlResult<Vec<_>>>()?;
-        let slot = match index.get(&key) {
-            Some(i) => *i,
-            None => {
-                states.push((
-                    key.clone(),
-                    aggs.iter().map(|_| AggState::default()).collect(),
-                ));
-                index.insert(key, states.len() - 1);
-                states.len() - 1
-            }
-        };
-        for (call, st) in aggs.iter().zip(states[slot].1.iter_mut()) {
-            agg_update(call, st, &row, &env)?;
-        }
+        states.update(groups, aggs, &r?, &env)?;
         n += 1;
         if n.is_multiple_of(4096) {
             env.ctx.session.check_cancel()?;
         }
     }
+    finish_aggregates(states, groups, aggs)
+}
+
+/// Aggregate states per group, in the order the groups were first seen.
+#[derive(Default)]
+pub(crate) struct Groups {
+    index: HashMap<Vec<Value>, usize>,
+    pub(crate) states: Vec<(Vec<Value>, Vec<AggState>)>,
+}
+
+impl Groups {
+    /// The states of `key`'s group (new ones for a group not seen yet).
+    pub(crate) fn states_of(&mut self, key: Vec<Value>, aggs: usize) -> &mut [AggState] {
+        let slot = match self.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let fresh = (0..aggs).map(|_| AggState::default()).collect();
+                self.states.push((key.clone(), fresh));
+                self.index.insert(key, self.states.len() - 1);
+                self.states.len() - 1
+            }
+        };
+        &mut self.states[slot].1
+    }
+
+    /// Adds a row to its group.
+    pub(crate) fn update(
+        &mut self,
+        groups: &[Expr],
+        aggs: &[AggCall],
+        row: &[Value],
+        env: &Env,
+    ) -> SqlResult<()> {
+        let key = groups
+            .iter()
+            .map(|g| g.eval(row, env))
+            .collect::<SqlResult<Vec<_>>>()?;
+        for (call, st) in aggs.iter().zip(self.states_of(key, aggs.len())) {
+            agg_update(call, st, row, env)?;
+        }
+        Ok(())
+    }
+}
+
+/// The aggregates' results per group (one row for an empty input without
+/// GROUP BY).
+fn finish_aggregates(
+    groups_seen: Groups,
+    groups: &[Expr],
+    aggs: &[AggCall],
+) -> SqlResult<Vec<Row>> {
+    let mut states = groups_seen.states;
     if states.is_empty() && groups.is_empty() {
         states.push((vec![], aggs.iter().map(|_| AggState::default()).collect()));
     }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{code, SqlError, SqlResult};
 use crate::exec::Env;
@@ -13,7 +14,7 @@ use crate::plan::Plan;
 use crate::types::{cast, compare, int_range, DataType, Value};
 
 /// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmpOp {
     Eq,
     NotEq,
@@ -59,7 +60,7 @@ impl CmpOp {
 }
 
 /// Arithmetic operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArithOp {
     Add,
     Sub,
@@ -98,7 +99,10 @@ pub enum SubqueryKind {
 }
 
 /// A bound expression: column references are positions in the input row.
-#[derive(Debug, Clone)]
+///
+/// Expressions travel to the nodes that hold a scan's ranges (see
+/// [`crate::flow`]); a subquery never does, so it cannot be serialized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Expr {
     Const(Value),
     Column(usize),
@@ -160,6 +164,7 @@ pub enum Expr {
         array: Box<Expr>,
         all: bool,
     },
+    #[serde(skip)]
     Subquery {
         /// Unique within the statement; caches uncorrelated results.
         id: usize,

@@ -3,6 +3,7 @@
 use chrono::{Datelike, Timelike, Utc};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{code, SqlError, SqlResult};
 use crate::exec::Env;
@@ -10,7 +11,7 @@ use crate::expr::Expr;
 use crate::types::{cast, compare, DataType, Value};
 
 /// A scalar function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Func {
     Abs,
     Round,
@@ -187,6 +188,12 @@ impl Func {
             NullText => "pg_get_statisticsobjdef_columns",
             False => "pg_relation_is_publishable",
         }
+    }
+
+    /// Functions that read the session's settings, which a flow run at a
+    /// range's leader does not have.
+    pub fn reads_session(self) -> bool {
+        matches!(self, Func::CurrentSetting)
     }
 
     /// Functions whose result changes between calls with the same inputs.

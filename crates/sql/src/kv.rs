@@ -97,6 +97,31 @@ pub trait KvTxn: Send {
     fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked>;
     /// Commits `writes` atomically, or fails with 40001 on a conflict.
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()>;
+
+    /// Whether the store runs flows ([`crate::flow`]) where the data is.
+    fn runs_flows(&self) -> bool {
+        false
+    }
+
+    /// Runs the encoded flow `spec` over each of `spans` as of the
+    /// snapshot: over each range a span touches, at the range's leader, all
+    /// in parallel. Answers, per span in order, the parts it was divided
+    /// into, in key order. Stores that do not run flows refuse (0A000).
+    fn flow(&self, spec: &[u8], spans: Vec<(Vec<u8>, Vec<u8>)>) -> SqlResult<Vec<Vec<FlowPart>>> {
+        let _ = (spec, spans);
+        Err(SqlError::new(
+            code::FEATURE_NOT_SUPPORTED,
+            "this store does not run flows",
+        ))
+    }
+}
+
+/// One range's answer to a flow: the encoded output, and the rest of its
+/// span (`[resume, end)`) if the leader stopped before the end.
+#[derive(Debug, Clone)]
+pub struct FlowPart {
+    pub output: Vec<u8>,
+    pub resume: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The error of a transaction that lost a write-write conflict on `key`.
@@ -162,6 +187,8 @@ struct MemoryState {
     locks: HashMap<Vec<u8>, u64>,
     /// Waiting transactions -> the transaction they wait for.
     waits: HashMap<u64, u64>,
+    /// Where ranges begin, after the first: start key -> range id.
+    splits: BTreeMap<Vec<u8>, u64>,
 }
 
 impl MemoryState {
@@ -254,6 +281,11 @@ struct Shared {
 /// An in-memory [`Kv`] with snapshot isolation, row locks with waits and
 /// deadlock detection, for tests and embedded use. Old versions are kept
 /// for the life of the store.
+///
+/// Its ranges are only boundaries (all data is in one map), but flows run
+/// over them as the cluster runs them: one range at a time, each answering
+/// after a few dozen rows with the key to resume from, so that the engine's
+/// tests cover the gateway's merging of flows.
 #[derive(Default, Clone)]
 pub struct MemoryKv {
     shared: Arc<Shared>,
@@ -294,19 +326,37 @@ impl Kv for MemoryKv {
         Ok(Box::new(self.begin_txn()))
     }
 
-    fn split(&self, _key: &[u8]) -> SqlResult<bool> {
-        Err(SqlError::unsupported(
-            "the in-memory store has one range and does not split",
-        ))
+    fn split(&self, key: &[u8]) -> SqlResult<bool> {
+        let mut state = self.shared.state.lock();
+        if key.is_empty() || state.splits.contains_key(key) {
+            return Ok(false);
+        }
+        let id = state.splits.len() as u64 + 2;
+        state.splits.insert(key.to_vec(), id);
+        Ok(true)
     }
 
-    fn ranges(&self, _start: &[u8], _end: &[u8]) -> SqlResult<Vec<RangeInfo>> {
-        Ok(vec![RangeInfo {
-            range_id: 1,
-            start: Vec::new(),
-            end: Vec::new(),
-            replicas: Vec::new(),
-        }])
+    fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>> {
+        let state = self.shared.state.lock();
+        let starts = std::iter::once((Vec::new(), 1)).chain(state.splits.clone());
+        let ends = state
+            .splits
+            .keys()
+            .cloned()
+            .chain(std::iter::once(Vec::new()));
+        Ok(starts
+            .zip(ends)
+            .filter(|((first, _), after)| {
+                (after.is_empty() || after.as_slice() > start)
+                    && (end.is_empty() || first.as_slice() < end)
+            })
+            .map(|((first, range_id), after)| RangeInfo {
+                range_id,
+                start: first,
+                end: after,
+                replicas: Vec::new(),
+            })
+            .collect())
     }
 }
 
@@ -384,6 +434,54 @@ impl KvTxn for MemoryTxn {
     fn refresh_snapshot(&mut self) -> SqlResult<()> {
         self.snapshot = self.shared.state.lock().clock;
         Ok(())
+    }
+
+    fn runs_flows(&self) -> bool {
+        true
+    }
+
+    fn flow(&self, spec: &[u8], spans: Vec<(Vec<u8>, Vec<u8>)>) -> SqlResult<Vec<Vec<FlowPart>>> {
+        /// Entries read at a time, and reads per answer.
+        const CHUNK: usize = 16;
+        const READS: usize = 4;
+        let state = self.shared.state.lock();
+        let mut answers = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            // Cut the span where ranges begin.
+            let mut cuts: Vec<Vec<u8>> = state
+                .splits
+                .keys()
+                .filter(|k| {
+                    k.as_slice() > start.as_slice()
+                        && (end.is_empty() || k.as_slice() < end.as_slice())
+                })
+                .cloned()
+                .collect();
+            cuts.push(end.clone());
+            let mut parts = Vec::with_capacity(cuts.len());
+            let mut from = start;
+            for to in cuts {
+                let mut flow = crate::flow::RangeFlow::new(spec);
+                let mut cursor = Some(from.clone());
+                for _ in 0..READS {
+                    let Some(at) = cursor.take() else { break };
+                    let entries = state.scan(&at, &to, CHUNK, self.snapshot);
+                    if entries.len() == CHUNK {
+                        cursor = entries.last().map(|(k, _)| [k.as_slice(), &[0]].concat());
+                    }
+                    if !flow.push(entries) {
+                        break;
+                    }
+                }
+                parts.push(FlowPart {
+                    output: flow.finish(),
+                    resume: cursor.map(|at| (at, to.clone())),
+                });
+                from = to;
+            }
+            answers.push(parts);
+        }
+        Ok(answers)
     }
 
     fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked> {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::catalog::TableDesc;
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::Expr;
@@ -73,7 +75,7 @@ pub enum SetOpKind {
 }
 
 /// Aggregate functions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggFunc {
     CountStar,
     Count,
@@ -88,7 +90,7 @@ pub enum AggFunc {
 }
 
 /// One aggregate of an Aggregate node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AggCall {
     pub func: AggFunc,
     pub arg: Option<Expr>,
@@ -254,8 +256,20 @@ impl Plan {
         }
     }
 
-    fn fmt_tree(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+    /// `in_flow`: the node is part of its parent's flow (see `flow`).
+    fn fmt_tree(&self, f: &mut fmt::Formatter<'_>, depth: usize, in_flow: bool) -> fmt::Result {
         let pad = "  ".repeat(depth);
+        let flow = if in_flow {
+            None
+        } else {
+            crate::flow::explain(self)
+        };
+        // The children of a node whose flow includes them.
+        let child_in_flow = flow.is_some() && !matches!(self, Plan::Scan { .. });
+        let distributed = |f: &mut fmt::Formatter<'_>| match flow {
+            Some(what) => writeln!(f, "{pad}      Distributed: {what} at each range's leader"),
+            None => Ok(()),
+        };
         let arrow = if depth == 0 { "" } else { "-> " };
         let list = |exprs: &[Expr]| {
             exprs
@@ -303,7 +317,7 @@ impl Plan {
                 if let Some(p) = filter {
                     writeln!(f, "{pad}      Filter: {p}")?;
                 }
-                Ok(())
+                distributed(f)
             }
             Plan::Virtual { name, .. } => writeln!(f, "{pad}{arrow}Virtual Scan on {name}"),
             Plan::Values { rows, .. } => writeln!(f, "{pad}{arrow}Values ({} rows)", rows.len()),
@@ -313,11 +327,12 @@ impl Plan {
             ),
             Plan::Filter { input, predicate } => {
                 writeln!(f, "{pad}{arrow}Filter: {predicate}")?;
-                input.fmt_tree(f, depth + 1)
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::Project { input, exprs, .. } => {
                 writeln!(f, "{pad}{arrow}Project: {}", list(exprs))?;
-                input.fmt_tree(f, depth + 1)
+                distributed(f)?;
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::Aggregate {
                 input,
@@ -339,7 +354,8 @@ impl Plan {
                         a.join(", ")
                     )?;
                 }
-                input.fmt_tree(f, depth + 1)
+                distributed(f)?;
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::Join {
                 left,
@@ -364,8 +380,8 @@ impl Plan {
                     write!(f, " filter {on}")?;
                 }
                 writeln!(f)?;
-                left.fmt_tree(f, depth + 1)?;
-                right.fmt_tree(f, depth + 1)
+                left.fmt_tree(f, depth + 1, false)?;
+                right.fmt_tree(f, depth + 1, false)
             }
             Plan::Sort { input, keys } => {
                 let k: Vec<String> = keys
@@ -373,7 +389,7 @@ impl Plan {
                     .map(|k| format!("{}{}", k.expr, if k.desc { " DESC" } else { "" }))
                     .collect();
                 writeln!(f, "{pad}{arrow}Sort: {}", k.join(", "))?;
-                input.fmt_tree(f, depth + 1)
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::Limit {
                 input,
@@ -388,11 +404,11 @@ impl Plan {
                     write!(f, " offset {o}")?;
                 }
                 writeln!(f)?;
-                input.fmt_tree(f, depth + 1)
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::Distinct { input } => {
                 writeln!(f, "{pad}{arrow}Distinct")?;
-                input.fmt_tree(f, depth + 1)
+                input.fmt_tree(f, depth + 1, child_in_flow)
             }
             Plan::SetOp {
                 op,
@@ -402,8 +418,8 @@ impl Plan {
                 ..
             } => {
                 writeln!(f, "{pad}{arrow}{op:?}{}", if *all { " All" } else { "" })?;
-                left.fmt_tree(f, depth + 1)?;
-                right.fmt_tree(f, depth + 1)
+                left.fmt_tree(f, depth + 1, false)?;
+                right.fmt_tree(f, depth + 1, false)
             }
         }
     }
@@ -411,6 +427,6 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_tree(f, 0)
+        self.fmt_tree(f, 0, false)
     }
 }

@@ -193,6 +193,29 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session a flow runs its expressions in at a range's leader
+    /// (see [`crate::flow`]): the gateway's database, user and now(), and
+    /// default settings.
+    pub(crate) fn for_flow(
+        engine: Arc<SqlEngine>,
+        database: &str,
+        user: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        Self {
+            engine,
+            vars: crate::vars::Vars::new(database, user),
+            txn: crate::txn::TxnState::default(),
+            cancel: CancelHandle::default(),
+            txn_start: Some(now),
+            seq_values: HashMap::new(),
+            pending: RefCell::new(Pending::default()),
+            prepared: BTreeSet::new(),
+            deallocated: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
     /// Opens a session on `database` for `user`; `options` are the startup
     /// parameters (they set session variables). Fails with 3D000 if the
     /// database does not exist.

@@ -329,7 +329,7 @@ impl DataType {
 
 /// A SQL value. Integer types share `Int` and float types share `Float`; the
 /// static type says which width applies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Value {
     Null,
     Bool(bool),

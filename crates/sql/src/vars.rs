@@ -63,6 +63,9 @@ fn defaults(database: &str, user: &str) -> Vec<(&'static str, String)> {
         ("row_security", "on".into()),
         ("synchronous_commit", "on".into()),
         ("enable_seqscan", "on".into()),
+        // Tessera's own: scans run their filters, projections and partial
+        // aggregates at the ranges' leaders (the name CockroachDB uses).
+        ("distsql", "on".into()),
         ("current_user", user.into()),
         ("database", database.into()),
     ]
@@ -219,6 +222,11 @@ impl Vars {
                     }
                 }
             }
+            "distsql" => match value.to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => "on".into(),
+                "off" | "false" | "0" => "off".into(),
+                _ => return Err(invalid("Use on or off.")),
+            },
             "standard_conforming_strings" => {
                 let v = value.to_ascii_lowercase();
                 if v != "on" && v != "true" {
@@ -289,6 +297,11 @@ impl Vars {
             .and_then(|v| parse_duration_ms(&v))
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis)
+    }
+
+    /// Whether scans may run their work at the ranges' leaders (`distsql`).
+    pub(crate) fn distsql(&self) -> bool {
+        self.get("distsql").as_deref() != Some("off")
     }
 
     /// Whether the transaction runs under READ COMMITTED (READ UNCOMMITTED

@@ -58,6 +58,33 @@ impl RangeCache {
             .cloned()
     }
 
+    /// Cuts `[start, end)` (an empty end: unbounded) where the cached
+    /// ranges begin and end, loading the descriptors first if none are
+    /// cached. A part of the span no cached range covers stays whole.
+    pub async fn split_span(&self, start: &[u8], end: &[u8]) -> TxnResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        if self.ranges.read().is_empty() {
+            self.refresh().await?;
+        }
+        let mut parts = Vec::new();
+        let mut cursor = start.to_vec();
+        loop {
+            let range_end = self.lookup(&cursor).map(|d| d.end_key);
+            let cut = match range_end {
+                Some(range_end)
+                    if !range_end.is_empty() && (end.is_empty() || range_end.as_slice() < end) =>
+                {
+                    range_end
+                }
+                _ => end.to_vec(),
+            };
+            let last = cut.as_slice() == end;
+            parts.push((std::mem::replace(&mut cursor, cut.clone()), cut));
+            if last {
+                return Ok(parts);
+            }
+        }
+    }
+
     /// Splits `items` (sorted by key) into runs that fall in one range each,
     /// loading the descriptors first if none are cached.
     pub async fn group<T>(

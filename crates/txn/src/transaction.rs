@@ -129,6 +129,15 @@ pub struct Transaction {
     finished: bool,
 }
 
+/// One range's answer to a flow ([`Transaction::flow`]).
+#[derive(Debug, Clone)]
+pub struct FlowPart {
+    /// The flow's encoded output.
+    pub output: Vec<u8>,
+    /// The rest of the part, `[resume, end)`, if the leader stopped early.
+    pub resume: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// How often a command is regrouped after the ranges changed under it.
 const MAX_REGROUPS: usize = 10;
 
@@ -296,6 +305,52 @@ impl Transaction {
             out.truncate(limit);
         }
         Ok(out)
+    }
+
+    /// Runs the encoded flow `spec` (the SQL layer's filter, projection or
+    /// partial aggregates) over each of `spans` at the read timestamp: over
+    /// each range a span touches, at the range's leader, all in parallel.
+    /// Answers, per span in order, its parts in key order. A part's leader
+    /// stops after a bounded amount of work, or at a lock (which is resolved
+    /// or waited for here): the part says where the rest of it resumes.
+    /// The transaction's own buffered writes are not seen: the caller runs
+    /// flows only over spans it has not written.
+    pub async fn flow(
+        &self,
+        spec: &[u8],
+        spans: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> TxnResult<Vec<Vec<FlowPart>>> {
+        let mut cut = Vec::with_capacity(spans.len());
+        for (start, end) in &spans {
+            cut.push(self.client.inner.ranges.split_span(start, end).await?);
+        }
+        let answers = futures::future::join_all(cut.iter().map(|parts| {
+            futures::future::join_all(
+                parts
+                    .iter()
+                    .map(|(start, end)| self.flow_part(spec, start, end)),
+            )
+        }))
+        .await;
+        answers
+            .into_iter()
+            .map(|parts| parts.into_iter().collect())
+            .collect()
+    }
+
+    async fn flow_part(&self, spec: &[u8], start: &[u8], end: &[u8]) -> TxnResult<FlowPart> {
+        let inner = &self.client.inner;
+        let (output, resume, lock) = inner.kv.flow(start, end, self.read_ts, spec).await?;
+        if let Some(err) = lock {
+            let mut backoff = Backoff::new(inner.options.lock_wait);
+            let result = self.resolve_or_wait(err, &mut backoff).await;
+            self.client.done_waiting(self.start_ts, &backoff).await;
+            result?;
+        }
+        Ok(FlowPart {
+            output,
+            resume: resume.map(|key| (key, end.to_vec())),
+        })
     }
 
     /// Handles a lock met by a read or a prewrite: resolves it through its
