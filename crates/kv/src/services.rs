@@ -86,8 +86,35 @@ impl RaftTransport for RaftTransportService {
     }
 }
 
-/// Entries a flow reads from the store at a time.
-const FLOW_READ_CHUNK: usize = 1024;
+/// Entries a flow reads from the store at a time (each read is confirmed
+/// with the range's quorum first), and hands to the flow at a time.
+const FLOW_READ_CHUNK: usize = 8192;
+const FLOW_PUSH_CHUNK: usize = 1024;
+
+/// Whether a flow stopped taking rows.
+enum Stopped {
+    No,
+    /// After the last row read.
+    AtEnd,
+    /// Before this key, which the next request resumes from.
+    Before(Vec<u8>),
+}
+
+/// Hands the rows read to the flow, a chunk at a time, until it stops.
+fn push_rows(flow: &mut dyn crate::flow::FlowRun, mut kvs: Vec<(Vec<u8>, Vec<u8>)>) -> Stopped {
+    while !kvs.is_empty() {
+        let rest = kvs.split_off(kvs.len().min(FLOW_PUSH_CHUNK));
+        let after_last = kvs.last().map(|(key, _)| [key.as_slice(), &[0]].concat());
+        if !flow.push(kvs) {
+            return match after_last {
+                Some(next) if !rest.is_empty() => Stopped::Before(next),
+                _ => Stopped::AtEnd,
+            };
+        }
+        kvs = rest;
+    }
+    Stopped::No
+}
 
 /// The KV service.
 pub struct KvService {
@@ -631,17 +658,18 @@ impl Kv for KvService {
                 Ok(Ok((kvs, resume))) => {
                     read_any = true;
                     // Evaluating the rows is CPU work: off the async threads.
-                    let (more, running) = tokio::task::spawn_blocking(move || {
-                        let more = flow.push(kvs);
-                        (more, flow)
+                    let (stopped, running) = tokio::task::spawn_blocking(move || {
+                        let stopped = push_rows(flow.as_mut(), kvs);
+                        (stopped, flow)
                     })
                     .await
                     .map_err(|e| Status::internal(format!("flow task failed: {e}")))?;
                     flow = running;
-                    match resume {
-                        None => break (Vec::new(), None),
-                        Some(next) if more => cursor = next,
-                        Some(next) => break (next, None),
+                    match (stopped, resume) {
+                        (Stopped::Before(next), _) => break (next, None),
+                        (_, None) => break (Vec::new(), None),
+                        (Stopped::No, Some(next)) => cursor = next,
+                        (Stopped::AtEnd, Some(next)) => break (next, None),
                     }
                 }
                 Ok(Err(txn_error)) => break (cursor, Some(txn_error)),
