@@ -34,7 +34,7 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 const SHOWN_ROWS: usize = 8;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("differential");
+    let dir = support::manifest_dir().join("differential");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()

@@ -16,7 +16,6 @@
 mod support;
 
 use std::future::Future;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -828,7 +827,7 @@ fn psycopg_smoke() -> Result<(), String> {
     let target = target()?;
     let database = support::unique_database("drv_psycopg");
     let config = support::runtime().block_on(target.fresh_database(&database, 1))?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/smoke.py");
+    let script = support::manifest_dir().join("python/smoke.py");
     let result = run_with_timeout(
         Command::new(&python).arg(&script).arg(libpq_dsn(&config)),
         Duration::from_secs(60),

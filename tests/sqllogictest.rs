@@ -56,7 +56,7 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 const SQLITE_CORPUS: &[&str] = &["select1.test", "select2.test"];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let root = support::manifest_dir()
         .parent()
         .expect("repository root")
         .to_path_buf();

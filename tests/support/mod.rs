@@ -248,6 +248,15 @@ pub async fn connect(config: &Config) -> Result<Client, String> {
     Ok(client)
 }
 
+/// This test package's directory as cargo gives it when it runs the test.
+/// The path compiled into the binary is that of the checkout that built it,
+/// which may be another one when checkouts share a build directory.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// A runtime for one test.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -182,7 +182,13 @@ fn run_file(path: &Path, classic: bool) -> (usize, usize, Option<String>) {
 
 #[test]
 fn slt_suites_in_process() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The package's directory as cargo gives it at run time: the path compiled in is that of the
+    // checkout that built the binary, which a shared build directory may
+    // make another one.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = manifest.join("../..");
     let filter = std::env::var("TESSERA_SLT_FILTER").unwrap_or_default();
     let mut files: Vec<(PathBuf, bool)> = std::fs::read_dir(root.join("sqllogictest"))
         .unwrap()
