@@ -24,6 +24,14 @@ use tokio_postgres::Client;
 fn main() {
     support::run_trials(vec![
         support::trial("sql_transactions::bank", bank),
+        support::trial(
+            "sql_transactions::bank_lease_transfers",
+            bank_lease_transfers,
+        ),
+        support::trial(
+            "sql_transactions::range_admin_bad_input",
+            range_admin_bad_input,
+        ),
         support::trial("sql_transactions::lost_update", lost_update),
         support::trial("sql_transactions::deadlock", deadlock),
         support::trial("sql_transactions::row_locks", row_locks),
@@ -112,12 +120,83 @@ const INITIAL: i64 = 1000;
 /// reader sums every balance again and again: the sum never changes, and no
 /// lock is left at the end.
 fn bank() -> Result<(), String> {
+    with_database("bank", move |target, database| async move {
+        run_bank(target, &database, |_, _| async { Ok(0) }).await
+    })
+}
+
+/// The bank workload while the leases of the table's ranges move from node
+/// to node, each range's in turn (Tessera only): the same guarantees, and
+/// `SHOW RANGES` names the new lease holder after each move.
+fn bank_lease_transfers() -> Result<(), String> {
+    with_database("bank_leases", move |target, database| async move {
+        if !target.is_tessera() {
+            println!("skipped: PostgreSQL has no ranges");
+            return Ok(());
+        }
+        run_bank(target, &database, |admin, stop| async move {
+            let mut moves = 0u64;
+            let mut round = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                round += 1;
+                for range in admin
+                    .query("SHOW RANGES FROM TABLE acct", &[])
+                    .await
+                    .map_err(err("SHOW RANGES"))?
+                {
+                    let id: i64 = range.get("range_id");
+                    let replicas: String = range.get("replicas");
+                    let nodes: Vec<i64> = replicas
+                        .trim_matches(|c| c == '{' || c == '}')
+                        .split(',')
+                        .filter_map(|n| n.parse().ok())
+                        .collect();
+                    let Some(to) = nodes.get((round + id as usize) % nodes.len().max(1)) else {
+                        return Err(format!("range {id} has no replicas: {replicas}"));
+                    };
+                    let sql = format!("ALTER RANGE {id} RELOCATE LEASE TO {to}");
+                    let moved = admin
+                        .query_one(sql.as_str(), &[])
+                        .await
+                        .map_err(err(&sql))?;
+                    let holder: i64 = moved.get("lease_holder");
+                    if holder != *to {
+                        return Err(format!("{sql} answered lease holder {holder}"));
+                    }
+                    moves += 1;
+                }
+                let after = admin
+                    .query("SHOW RANGES FROM TABLE acct", &[])
+                    .await
+                    .map_err(err("SHOW RANGES"))?;
+                if after
+                    .iter()
+                    .any(|r| r.get::<_, Option<i64>>("lease_holder").is_none())
+                {
+                    return Err("a range without a lease holder after the moves".into());
+                }
+            }
+            Ok(moves)
+        })
+        .await
+    })
+}
+
+/// Runs the bank workload for TESSERA_BANK_SECS (default 8) seconds on a
+/// table in four ranges, with `admin` running beside it on a client of its
+/// own until told to stop; checks the workload's guarantees.
+async fn run_bank<F, Fut>(target: &'static Target, database: &str, admin: F) -> Result<(), String>
+where
+    F: FnOnce(Client, Arc<AtomicBool>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
+{
     let secs: u64 = std::env::var("TESSERA_BANK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    with_database("bank", move |target, database| async move {
-        let mut all = clients(target, &database, 18).await?;
+    {
+        let mut all = clients(target, database, 19).await?;
+        let admin_client = all.pop().unwrap_or_else(|| unreachable!());
         let setup = all.pop().unwrap_or_else(|| unreachable!());
         setup
             .batch_execute(&format!(
@@ -207,11 +286,13 @@ fn bank() -> Result<(), String> {
                 Ok::<(), String>(())
             }));
         }
+        let admin = tokio::spawn(admin(admin_client, stop.clone()));
         tokio::time::sleep(Duration::from_secs(secs)).await;
         stop.store(true, Ordering::Relaxed);
         for worker in workers {
             worker.await.map_err(|e| e.to_string())??;
         }
+        let admin_steps = admin.await.map_err(|e| e.to_string())??;
         let sums = reads.await.map_err(|e| e.to_string())??;
         let total: i64 = setup
             .query_one("SELECT sum(bal)::INT8 FROM acct", &[])
@@ -225,7 +306,8 @@ fn bank() -> Result<(), String> {
             .get(0);
         let left = locks_left(target).await?;
         println!(
-            "bank: {} transfers committed, {} retried, {sums} consistent sums in {secs} s",
+            "bank: {} transfers committed, {} retried, {sums} consistent sums, {admin_steps} \
+             admin steps in {secs} s",
             committed.load(Ordering::Relaxed),
             retried.load(Ordering::Relaxed)
         );
@@ -237,6 +319,94 @@ fn bank() -> Result<(), String> {
         }
         if left != 0 {
             return Err(format!("{left} locks left after the workload"));
+        }
+        Ok(())
+    }
+}
+
+/// Range administration refuses what it cannot do, with a clear error and
+/// no change (Tessera only).
+fn range_admin_bad_input() -> Result<(), String> {
+    with_database("range_admin", |target, database| async move {
+        if !target.is_tessera() {
+            println!("skipped: PostgreSQL has no ranges");
+            return Ok(());
+        }
+        let all = clients(target, &database, 1).await?;
+        let client = &all[0];
+        client
+            .batch_execute("CREATE TABLE r (id INT PRIMARY KEY)")
+            .await
+            .map_err(err("setup"))?;
+        split(client, target, "r", &[10]).await?;
+        let ranges = client
+            .query("SHOW RANGES FROM TABLE r", &[])
+            .await
+            .map_err(err("SHOW RANGES"))?;
+        let id: i64 = ranges[1].get("range_id");
+        let holder: Option<i64> = ranges[1].get("lease_holder");
+        let cases = [
+            (
+                "ALTER RANGE 999999 RELOCATE LEASE TO 1".to_string(),
+                "22023",
+                "range 999999 does not exist",
+            ),
+            (
+                format!("ALTER RANGE {id} RELOCATE LEASE TO 42"),
+                "22023",
+                "node 42 holds no voting replica",
+            ),
+            (
+                format!("ALTER RANGE {id} RELOCATE VOTERS FROM 1 TO 4"),
+                "0A000",
+                "not supported yet",
+            ),
+            (
+                format!("ALTER RANGE {id} RELOCATE LEASE"),
+                "42601",
+                "syntax error",
+            ),
+            (
+                "ALTER RANGE x RELOCATE LEASE TO 1".to_string(),
+                "42601",
+                "syntax error",
+            ),
+            ("ALTER TABLE r SPLIT AT VALUES (10)".to_string(), "", ""),
+        ];
+        for (sql, code, message) in cases {
+            match client.simple_query(&sql).await {
+                Err(e) if support::sqlstate(&e).as_deref() == Some(code) => {
+                    let text = support::error_text(&e);
+                    if !text.contains(message) {
+                        return Err(format!("{sql}: {text}, expected it to say \"{message}\""));
+                    }
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{sql}: {}, expected {code}",
+                        support::error_text(&e)
+                    ))
+                }
+                Ok(_) if code.is_empty() => {}
+                Ok(_) => return Err(format!("{sql} succeeded, expected {code}")),
+            }
+        }
+        // Splitting at an existing boundary creates nothing.
+        let again = client
+            .query_one("ALTER TABLE r SPLIT AT VALUES (10)", &[])
+            .await
+            .map_err(err("split again"))?;
+        if again.get::<_, bool>("created") {
+            return Err("a second split at 10 created a range".into());
+        }
+        let after = client
+            .query("SHOW RANGES FROM TABLE r", &[])
+            .await
+            .map_err(err("SHOW RANGES"))?;
+        let same =
+            after.len() == ranges.len() && after[1].get::<_, Option<i64>>("lease_holder") == holder;
+        if !same {
+            return Err("the refused statements changed the ranges".into());
         }
         Ok(())
     })

@@ -386,7 +386,8 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
 /// SQL transfers through nodes 2 and 3 keep running while node 1 (which
 /// leads every range after bootstrap, the meta range's oracle and deadlock
 /// detector among them) is killed and restarted: no transfer fails with
-/// anything but a retryable error, and the total holds.
+/// anything but a retryable error, and the total holds. Moving a lease to
+/// the dead node fails clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_transfers_survive_a_node_kill() {
     let (mut cluster, _) = start().await;
@@ -430,9 +431,23 @@ async fn sql_transfers_survive_a_node_kill() {
             done
         }));
     }
+    let range: i64 = setup
+        .query("SHOW RANGES FROM TABLE acct", &[])
+        .await
+        .unwrap()[1]
+        .get("range_id");
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.nodes[0].kill();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The lease cannot move to the dead node: a clear error, after the
+    // range's new leader has tried for a while.
+    let sql = format!("ALTER RANGE {range} RELOCATE LEASE TO 1");
+    let err = setup.simple_query(&sql).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("did not take the lease"),
+        "{err:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.nodes[0].restart();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);

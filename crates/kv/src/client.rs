@@ -96,7 +96,9 @@ routed!(
     pb::WaitLockReleaseResponse,
     pb::AllocateRangeIdResponse,
     pb::UpdateMetaResponse,
-    pb::FlowResponse
+    pb::FlowResponse,
+    pb::TransferLeaderResponse,
+    pb::LeaseHolderResponse
 );
 
 impl KvClient {
@@ -219,7 +221,9 @@ impl KvClient {
                     }
                 }
                 Err(status) => match status.code() {
-                    tonic::Code::InvalidArgument | tonic::Code::OutOfRange => {
+                    tonic::Code::InvalidArgument
+                    | tonic::Code::OutOfRange
+                    | tonic::Code::FailedPrecondition => {
                         return Err(ClientError::InvalidRequest(status.message().to_string()))
                     }
                     tonic::Code::Unavailable
@@ -334,6 +338,42 @@ impl KvClient {
             .await?;
         let resume = (!response.resume_key.is_empty()).then_some(response.resume_key);
         Ok((response.output, resume, response.txn_error))
+    }
+
+    /// The node that leads (holds the lease of) the range holding `key`.
+    pub async fn lease_holder(&self, key: &[u8]) -> ClientResult<u64> {
+        let response = self
+            .call(Route::Key(key), |mut c| {
+                let key = key.to_vec();
+                async move { c.lease_holder(pb::LeaseHolderRequest { key }).await }
+            })
+            .await?;
+        Ok(response.node_id)
+    }
+
+    /// Moves the leadership of range `range_id`, which starts at `start`,
+    /// to its voting replica on `node`; returns once that node leads it.
+    pub async fn transfer_leader(
+        &self,
+        start: &[u8],
+        range_id: RangeId,
+        node: u64,
+    ) -> ClientResult<()> {
+        self.call(Route::Key(start), |mut c| {
+            let key = start.to_vec();
+            async move {
+                c.transfer_leader(pb::TransferLeaderRequest {
+                    key,
+                    range_id,
+                    node_id: node,
+                })
+                .await
+            }
+        })
+        .await?;
+        // The next request finds the new leader through a not-leader hint.
+        self.state.lock().leaders.remove(&range_id);
+        Ok(())
     }
 
     /// Reads a key at `ts`; a lock that hides it is the inner error.

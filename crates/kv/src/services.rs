@@ -91,6 +91,10 @@ impl RaftTransport for RaftTransportService {
 const FLOW_READ_CHUNK: usize = 8192;
 const FLOW_PUSH_CHUNK: usize = 1024;
 
+/// How long a lease transfer may take before the leader gives up on it
+/// (raft-rs abandons it after an election timeout).
+const TRANSFER_WAIT: Duration = Duration::from_secs(3);
+
 /// Whether a flow stopped taking rows.
 enum Stopped {
     No,
@@ -690,6 +694,72 @@ impl Kv for KvService {
             output: flow.finish(),
             resume_key,
         }))
+    }
+
+    async fn lease_holder(
+        &self,
+        request: Request<pb::LeaseHolderRequest>,
+    ) -> Result<Response<pb::LeaseHolderResponse>, Status> {
+        let key = request.into_inner().key;
+        // Answers only if this node leads the range (else: where it is).
+        let response = match self.run(self.ctx.store.split_check(key)).await? {
+            Ok(()) => pb::LeaseHolderResponse {
+                error: None,
+                node_id: self.ctx.store.node_id(),
+            },
+            Err(error) => pb::LeaseHolderResponse {
+                error: Some(error),
+                node_id: 0,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let pb::TransferLeaderRequest {
+            range_id, node_id, ..
+        } = request.into_inner();
+        let failed = |error| {
+            Ok(Response::new(pb::TransferLeaderResponse {
+                error: Some(error),
+                ..Default::default()
+            }))
+        };
+        let begin = self.ctx.store.transfer_leader(range_id, node_id);
+        if let Err(error) = self.run(begin).await? {
+            return failed(error);
+        }
+        // Answer once this replica sees the new leader (it learns of it from
+        // the new leader's first message).
+        let deadline = tokio::time::Instant::now() + TRANSFER_WAIT;
+        loop {
+            let leader = self
+                .ctx
+                .store
+                .replicas()
+                .await
+                .map_err(|err| Status::unavailable(err.to_string()))?
+                .into_iter()
+                .find(|r| r.range_id == range_id)
+                .and_then(|r| r.leader_node);
+            if leader == Some(node_id) {
+                return Ok(Response::new(pb::TransferLeaderResponse {
+                    error: None,
+                    leader_node_id: node_id,
+                }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Not retried: the node is down or cannot catch up.
+                return Err(Status::failed_precondition(format!(
+                    "node {node_id} did not take the lease of range {range_id} within \
+                     {TRANSFER_WAIT:?}: is it down?"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn timestamps(

@@ -712,6 +712,30 @@ impl Replica {
         Ok(())
     }
 
+    /// Hands leadership to the voting replica on node `to` (raft-rs sends it
+    /// a TimeoutNow once its log has caught up). Nothing to do if this
+    /// replica is that one.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<()> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let target = self
+            .descriptor()
+            .and_then(|d| d.replicas.iter().find(|r| r.node_id == to))
+            .filter(|r| r.role == ReplicaRole::Voter as i32)
+            .map(|r| r.replica_id)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "node {to} holds no voting replica of range {}",
+                    self.range_id
+                ))
+            })?;
+        if target != self.raw.raft.id {
+            self.raw.transfer_leader(target);
+        }
+        Ok(())
+    }
+
     /// Proposes a single-step membership change. The new descriptor rides in
     /// the entry's context and is installed when the change applies.
     pub fn propose_change(&mut self, change: ReplicaChange, callback: ProposalCallback) {

@@ -126,6 +126,11 @@ enum StoreMsg {
         key: Vec<u8>,
         callback: ProposalCallback,
     },
+    TransferLeader {
+        range_id: RangeId,
+        to: NodeId,
+        callback: oneshot::Sender<Result<()>>,
+    },
     Stop,
 }
 
@@ -532,6 +537,19 @@ impl StoreHandle {
             .map(|_| ())
     }
 
+    /// Asks this node's replica of the range, which must lead it, to hand
+    /// leadership to the voting replica on node `to`. Returns once the
+    /// transfer has begun: the transferee takes over when it has caught up
+    /// (at once if it has), and the old leader stops serving then.
+    pub async fn transfer_leader(&self, range_id: RangeId, to: NodeId) -> Result<()> {
+        self.request(|callback| StoreMsg::TransferLeader {
+            range_id,
+            to,
+            callback,
+        })
+        .await
+    }
+
     /// Changes a range's membership by one step; must be sent to the leader.
     /// Returns once the change is committed and applied here.
     pub async fn change_replicas(&self, range_id: RangeId, change: ReplicaChange) -> Result<()> {
@@ -724,6 +742,20 @@ impl StoreLoop {
                 new_range_id,
                 callback,
             } => self.on_split(key, new_range_id, callback),
+            StoreMsg::TransferLeader {
+                range_id,
+                to,
+                callback,
+            } => {
+                let result = match self.replicas.get_mut(&range_id) {
+                    Some(replica) => replica.transfer_leader(to),
+                    None => Err(Error::NotLeader {
+                        range_id,
+                        leader: None,
+                    }),
+                };
+                let _ = callback.send(result);
+            }
             StoreMsg::SplitCheck { key, callback } => {
                 let result = match self.replica_for_key(&key) {
                     None => Err(Error::RangeNotFound { key }),

@@ -92,6 +92,7 @@ fn sql_error(err: TxnError) -> SqlError {
         TxnError::Unavailable(msg) => {
             SqlError::new(code::CONNECTION_FAILURE, "the cluster is unavailable").with_detail(msg)
         }
+        TxnError::InvalidRequest(msg) => SqlError::new(code::INVALID_PARAMETER_VALUE, msg),
         TxnError::Internal(msg) => SqlError::internal(format!("storage error: {msg}")),
     }
 }
@@ -134,23 +135,35 @@ impl Kv for ClusterKv {
     }
 
     fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>> {
-        let ranges = self
+        let ranges: Vec<_> = self
             .runtime
             .block_on(self.client.ranges())
-            .map_err(sql_error)?;
-        Ok(ranges
+            .map_err(sql_error)?
             .into_iter()
             .filter(|r| {
                 (r.end_key.is_empty() || r.end_key.as_slice() > start)
                     && (end.is_empty() || r.start_key.as_slice() < end)
             })
-            .map(|r| RangeInfo {
+            .collect();
+        let starts: Vec<Vec<u8>> = ranges.iter().map(|r| r.start_key.clone()).collect();
+        let holders = self.runtime.block_on(self.client.lease_holders(&starts));
+        Ok(ranges
+            .into_iter()
+            .zip(holders)
+            .map(|(r, lease_holder)| RangeInfo {
                 range_id: r.range_id,
                 start: r.start_key,
                 end: r.end_key,
                 replicas: r.replicas.iter().map(|replica| replica.node_id).collect(),
+                lease_holder,
             })
             .collect())
+    }
+
+    fn transfer_lease(&self, range_id: u64, node: u64) -> SqlResult<()> {
+        self.runtime
+            .block_on(self.client.transfer_lease(range_id, node))
+            .map_err(sql_error)
     }
 
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {

@@ -8,6 +8,7 @@ use tessera_kv::{KvClient, KvClientConfig};
 use tessera_proto::node::node_client::NodeClient;
 use tessera_server::config::{NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT};
 use tessera_server::node::{bind, Node};
+use tessera_txn::{TxnClient, TxnOptions};
 
 /// The allocator: the store loop and gRPC allocate and free many small
 /// buffers per request, where glibc's malloc showed as 12% of a write-heavy
@@ -135,6 +136,18 @@ enum KvOp {
 enum AdminOp {
     /// The replicas on the node: range, span, leader, term, indexes.
     Ranges,
+    /// Moves a range's lease (its Raft leadership) to its replica on a node.
+    TransferLease {
+        /// The range id (`SHOW RANGES` lists them).
+        #[arg(long)]
+        range: u64,
+        /// The node to hold the lease; it must hold a voting replica.
+        #[arg(long)]
+        to: u64,
+        /// Print what would move, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -447,6 +460,39 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                     r.applied_index,
                     replicas
                 );
+            }
+        }
+        AdminOp::TransferLease { range, to, dry_run } => {
+            let client = TxnClient::new(
+                KvClient::new(vec![host.to_string()], KvClientConfig::default()),
+                TxnOptions::default(),
+            );
+            let descriptor = client
+                .ranges()
+                .await?
+                .into_iter()
+                .find(|d| d.range_id == range)
+                .ok_or_else(|| anyhow::anyhow!("range {range} does not exist"))?;
+            let holder = client
+                .lease_holders(std::slice::from_ref(&descriptor.start_key))
+                .await
+                .pop()
+                .flatten();
+            let holder = holder.map_or("none".to_string(), |n| format!("n{n}"));
+            let replicas: Vec<String> = descriptor
+                .replicas
+                .iter()
+                .map(|r| format!("n{}", r.node_id))
+                .collect();
+            println!(
+                "range {range} (replicas {}): lease {holder} -> n{to}",
+                replicas.join(",")
+            );
+            if dry_run {
+                println!("dry run: nothing moved");
+            } else {
+                client.transfer_lease(range, to).await?;
+                println!("n{to} holds the lease of range {range}");
             }
         }
     }

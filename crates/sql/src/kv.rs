@@ -52,6 +52,10 @@ pub trait Kv: Send + Sync {
     fn split(&self, key: &[u8]) -> SqlResult<bool>;
     /// The ranges that overlap `[start, end)`, in key order.
     fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>>;
+    /// Moves range `range_id`'s lease to its voting replica on `node`
+    /// (22023 if the range does not exist, the node holds no voter of it
+    /// or does not take the lease). Stores without replicas refuse (0A000).
+    fn transfer_lease(&self, range_id: u64, node: u64) -> SqlResult<()>;
 }
 
 /// A range of the store, as `SHOW RANGES` lists it.
@@ -65,6 +69,8 @@ pub struct RangeInfo {
     pub end: Vec<u8>,
     /// The nodes holding its replicas.
     pub replicas: Vec<u64>,
+    /// The node holding its lease (its Raft leader), if known.
+    pub lease_holder: Option<u64>,
 }
 
 /// What [`KvTxn::lock`] did.
@@ -355,8 +361,15 @@ impl Kv for MemoryKv {
                 start: first,
                 end: after,
                 replicas: Vec::new(),
+                lease_holder: None,
             })
             .collect())
+    }
+
+    fn transfer_lease(&self, _range_id: u64, _node: u64) -> SqlResult<()> {
+        Err(SqlError::unsupported(
+            "the in-memory store has no replicas to move a lease between",
+        ))
     }
 }
 

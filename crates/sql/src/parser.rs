@@ -41,6 +41,12 @@ pub enum TesseraStmt {
     },
     /// `SHOW RANGES FROM TABLE t`: the ranges holding the table's rows.
     ShowRanges { table: ast::ObjectName },
+    /// `ALTER RANGE id RELOCATE LEASE TO node`: the range's lease (its Raft
+    /// leadership) moves to its replica on the node.
+    RelocateLease { range_id: u64, node: u64 },
+    /// `ALTER RANGE id RELOCATE [VOTERS] FROM node TO node`: parsed so that
+    /// it can be refused clearly; replicas do not move yet.
+    RelocateVoters { range_id: u64, from: u64, to: u64 },
 }
 
 impl std::fmt::Display for TesseraStmt {
@@ -57,6 +63,15 @@ impl std::fmt::Display for TesseraStmt {
                 write!(f, "ALTER TABLE {table} SPLIT AT VALUES {}", rows.join(", "))
             }
             TesseraStmt::ShowRanges { table } => write!(f, "SHOW RANGES FROM TABLE {table}"),
+            TesseraStmt::RelocateLease { range_id, node } => {
+                write!(f, "ALTER RANGE {range_id} RELOCATE LEASE TO {node}")
+            }
+            TesseraStmt::RelocateVoters { range_id, from, to } => {
+                write!(
+                    f,
+                    "ALTER RANGE {range_id} RELOCATE VOTERS FROM {from} TO {to}"
+                )
+            }
         }
     }
 }
@@ -148,6 +163,56 @@ fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     Ok(TesseraStmt::SplitAt { table, rows })
 }
 
+/// Whether the next tokens are `ALTER RANGE`.
+fn is_alter_range(p: &Parser) -> bool {
+    is_keyword(&p.peek_nth_token(0).token, Keyword::ALTER)
+        && matches!(&p.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("range"))
+}
+
+/// A range or node id: a non-negative integer literal.
+fn parse_id(p: &mut Parser, what: &str) -> Result<u64, ParserError> {
+    let token = p.next_token();
+    match &token.token {
+        Token::Number(n, _) => n
+            .parse()
+            .map_err(|_| ParserError::ParserError(format!("invalid {what}: {n}"))),
+        _ => p.expected(what, token),
+    }
+}
+
+fn expect_word(p: &mut Parser, word: &str) -> Result<(), ParserError> {
+    let token = p.next_token();
+    match &token.token {
+        Token::Word(w) if w.value.eq_ignore_ascii_case(word) => Ok(()),
+        _ => p.expected(word, token),
+    }
+}
+
+/// `ALTER RANGE id RELOCATE LEASE TO node` and
+/// `ALTER RANGE id RELOCATE [VOTERS] FROM node TO node`
+fn parse_alter_range(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
+    p.expect_keyword_is(Keyword::ALTER)?;
+    p.next_token(); // RANGE, checked by is_alter_range
+    let range_id = parse_id(p, "a range id")?;
+    expect_word(p, "relocate")?;
+    let lease =
+        matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("lease"));
+    if lease {
+        p.next_token();
+        p.expect_keyword_is(Keyword::TO)?;
+        let node = parse_id(p, "a node id")?;
+        return Ok(TesseraStmt::RelocateLease { range_id, node });
+    }
+    if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("voters")) {
+        p.next_token();
+    }
+    p.expect_keyword_is(Keyword::FROM)?;
+    let from = parse_id(p, "a node id")?;
+    p.expect_keyword_is(Keyword::TO)?;
+    let to = parse_id(p, "a node id")?;
+    Ok(TesseraStmt::RelocateVoters { range_id, from, to })
+}
+
 /// `SHOW RANGES FROM TABLE name`
 fn parse_show_ranges(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     p.expect_keyword_is(Keyword::SHOW)?;
@@ -175,6 +240,8 @@ fn parse_statements(p: &mut Parser) -> Result<Vec<Stmt>, ParserError> {
             Stmt::Tessera(parse_split_at(p)?)
         } else if is_show_ranges(p) {
             Stmt::Tessera(parse_show_ranges(p)?)
+        } else if is_alter_range(p) {
+            Stmt::Tessera(parse_alter_range(p)?)
         } else {
             Stmt::Sql(Box::new(p.parse_statement()?))
         });

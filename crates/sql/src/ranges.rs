@@ -1,5 +1,5 @@
-//! Range administration: `ALTER TABLE t SPLIT AT VALUES (...)` and
-//! `SHOW RANGES FROM TABLE t`.
+//! Range administration: `ALTER TABLE t SPLIT AT VALUES (...)`,
+//! `SHOW RANGES FROM TABLE t` and `ALTER RANGE id RELOCATE LEASE TO node`.
 
 use sqlparser::ast;
 
@@ -7,8 +7,9 @@ use crate::binder::{Binder, Scope};
 use crate::catalog::TableDesc;
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::Expr;
+use crate::parser::TesseraStmt;
 use crate::rowcodec;
-use crate::session::{QueryResult, Session};
+use crate::session::{Column, QueryResult, Session};
 use crate::types::{DataType, Value};
 
 fn table(session: &Session, name: &ast::ObjectName) -> SqlResult<std::sync::Arc<TableDesc>> {
@@ -70,13 +71,57 @@ fn split_key(session: &Session, table: &TableDesc, row: &[ast::Expr]) -> SqlResu
     Ok(key.into_bytes())
 }
 
+/// The result columns of a range statement.
+pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
+    match stmt {
+        TesseraStmt::SplitAt { .. } => vec![
+            Column::new("split_key", DataType::Text),
+            Column::new("created", DataType::Bool),
+        ],
+        TesseraStmt::ShowRanges { .. } => vec![
+            Column::new("range_id", DataType::Int8),
+            Column::new("start_key", DataType::Text),
+            Column::new("end_key", DataType::Text),
+            Column::new("replicas", DataType::Text),
+            Column::new("lease_holder", DataType::Int8),
+        ],
+        TesseraStmt::RelocateLease { .. } | TesseraStmt::RelocateVoters { .. } => vec![
+            Column::new("range_id", DataType::Int8),
+            Column::new("lease_holder", DataType::Int8),
+        ],
+    }
+}
+
+/// Runs a range statement.
+pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResult> {
+    let rows = match stmt {
+        TesseraStmt::SplitAt { table, rows } => split_at(session, table, rows)?,
+        TesseraStmt::ShowRanges { table } => show_ranges(session, table)?,
+        TesseraStmt::RelocateLease { range_id, node } => {
+            session.engine.kv.transfer_lease(*range_id, *node)?;
+            vec![vec![Value::Int(*range_id as i64), Value::Int(*node as i64)]]
+        }
+        TesseraStmt::RelocateVoters { .. } => {
+            return Err(SqlError::unsupported(
+                "moving a range's replicas (RELOCATE VOTERS) is not supported yet; \
+                 RELOCATE LEASE moves its lease",
+            ))
+        }
+    };
+    Ok(QueryResult::Rows {
+        columns: columns(stmt),
+        tag: crate::exec::select_tag(rows.len()),
+        rows,
+    })
+}
+
 /// `ALTER TABLE t SPLIT AT VALUES (...)`: one row per split point, with
 /// the key (as SQL values) and whether a new range starts there.
-pub fn split_at(
+fn split_at(
     session: &mut Session,
     name: &ast::ObjectName,
     rows: &[Vec<ast::Expr>],
-) -> SqlResult<QueryResult> {
+) -> SqlResult<Vec<Vec<Value>>> {
     let table = table(session, name)?;
     let mut keys = Vec::new();
     for row in rows {
@@ -91,19 +136,13 @@ pub fn split_at(
             Value::Bool(created),
         ]);
     }
-    Ok(QueryResult::Rows {
-        columns: vec![
-            crate::session::Column::new("split_key", DataType::Text),
-            crate::session::Column::new("created", DataType::Bool),
-        ],
-        tag: crate::exec::select_tag(out.len()),
-        rows: out,
-    })
+    Ok(out)
 }
 
 /// `SHOW RANGES FROM TABLE t`: each range holding the table's rows, with
-/// its bounds as primary key values (NULL: before or after the table).
-pub fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<QueryResult> {
+/// its bounds as primary key values (NULL: before or after the table), its
+/// replicas' nodes and the node holding its lease.
+fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Vec<Vec<Value>>> {
     let table = table(session, name)?;
     let start = rowcodec::table_prefix(table.oid);
     let end = rowcodec::prefix_end(&start);
@@ -114,7 +153,7 @@ pub fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Q
         }
         Value::Text(key_text(&snap, key))
     };
-    let rows = session
+    Ok(session
         .engine
         .kv
         .ranges(&start, &end)?
@@ -126,17 +165,10 @@ pub fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Q
                 bound(&range.start),
                 bound(&range.end),
                 Value::Text(format!("{{{}}}", replicas.join(","))),
+                range
+                    .lease_holder
+                    .map_or(Value::Null, |node| Value::Int(node as i64)),
             ]
         })
-        .collect::<Vec<_>>();
-    Ok(QueryResult::Rows {
-        columns: vec![
-            crate::session::Column::new("range_id", DataType::Int8),
-            crate::session::Column::new("start_key", DataType::Text),
-            crate::session::Column::new("end_key", DataType::Text),
-            crate::session::Column::new("replicas", DataType::Text),
-        ],
-        tag: crate::exec::select_tag(rows.len()),
-        rows,
-    })
+        .collect())
 }

@@ -95,20 +95,7 @@ pub fn describe_statement(
     let s = match stmt {
         Stmt::Sql(s) => s,
         Stmt::Empty => return Ok(None),
-        Stmt::Tessera(crate::parser::TesseraStmt::SplitAt { .. }) => {
-            return Ok(Some(vec![
-                Column::new("split_key", DataType::Text),
-                Column::new("created", DataType::Bool),
-            ]))
-        }
-        Stmt::Tessera(crate::parser::TesseraStmt::ShowRanges { .. }) => {
-            return Ok(Some(vec![
-                Column::new("range_id", DataType::Int8),
-                Column::new("start_key", DataType::Text),
-                Column::new("end_key", DataType::Text),
-                Column::new("replicas", DataType::Text),
-            ]))
-        }
+        Stmt::Tessera(stmt) => return Ok(Some(crate::ranges::columns(stmt))),
     };
     Ok(match s.as_ref() {
         ast::Statement::Query(q) => Some(exec::plan_columns(&binder.query(q)?)),
@@ -239,12 +226,7 @@ pub fn execute_statement(
     let s = match stmt {
         Stmt::Sql(s) => s,
         Stmt::Empty => return Ok(QueryResult::Empty),
-        Stmt::Tessera(crate::parser::TesseraStmt::SplitAt { table, rows }) => {
-            return crate::ranges::split_at(session, table, rows)
-        }
-        Stmt::Tessera(crate::parser::TesseraStmt::ShowRanges { table }) => {
-            return crate::ranges::show_ranges(session, table)
-        }
+        Stmt::Tessera(stmt) => return crate::ranges::execute(session, stmt),
     };
     let engine = session.engine.clone();
     match s.as_ref() {

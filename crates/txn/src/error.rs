@@ -72,6 +72,10 @@ pub enum TxnError {
     /// may not have happened.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// The request cannot be carried out as asked (a range that does not
+    /// exist, a node that holds no replica of it or does not answer).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A bug or corrupt state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,6 +98,7 @@ impl From<ClientError> for TxnError {
         match err {
             ClientError::Unavailable(msg) => TxnError::Unavailable(msg),
             ClientError::CrossRange(key) => TxnError::RangeChanged { key },
+            ClientError::InvalidRequest(msg) => TxnError::InvalidRequest(msg),
             other => TxnError::Internal(other.to_string()),
         }
     }

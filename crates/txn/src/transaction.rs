@@ -73,6 +73,59 @@ impl TxnClient {
         Ok(created)
     }
 
+    /// Moves the lease of range `range_id` (its Raft leadership: the lease
+    /// holder serves its reads and writes) to its voting replica on `node`;
+    /// returns once `node` leads it.
+    pub async fn transfer_lease(&self, range_id: u64, node: u64) -> TxnResult<()> {
+        self.inner.ranges.refresh().await?;
+        let descriptor = self
+            .inner
+            .ranges
+            .all()
+            .into_iter()
+            .find(|d| d.range_id == range_id)
+            .ok_or_else(|| TxnError::InvalidRequest(format!("range {range_id} does not exist")))?;
+        let voter = |r: &&tessera_proto::meta::ReplicaDescriptor| {
+            r.role == tessera_proto::meta::ReplicaRole::Voter as i32
+        };
+        if !descriptor
+            .replicas
+            .iter()
+            .filter(voter)
+            .any(|r| r.node_id == node)
+        {
+            let nodes: Vec<String> = descriptor
+                .replicas
+                .iter()
+                .filter(voter)
+                .map(|r| r.node_id.to_string())
+                .collect();
+            return Err(TxnError::InvalidRequest(format!(
+                "node {node} holds no voting replica of range {range_id} (its voters are on \
+                 nodes {})",
+                nodes.join(", ")
+            )));
+        }
+        self.inner
+            .kv
+            .transfer_leader(&descriptor.start_key, range_id, node)
+            .await?;
+        Ok(())
+    }
+
+    /// The node holding each range's lease (leading it), asked of the ranges'
+    /// leaders in parallel; None where no leader answered.
+    pub async fn lease_holders(&self, starts: &[Vec<u8>]) -> Vec<Option<u64>> {
+        let kv = &self.inner.kv;
+        futures::future::join_all(starts.iter().map(|start| async move {
+            tokio::time::timeout(Duration::from_secs(2), kv.lease_holder(start))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }))
+        .await
+    }
+
     /// The ranges, as the meta range records them (refreshed now).
     pub async fn ranges(&self) -> TxnResult<Vec<tessera_proto::meta::RangeDescriptor>> {
         self.inner.ranges.refresh().await?;
