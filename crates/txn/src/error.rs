@@ -82,12 +82,14 @@ pub enum TxnError {
 }
 
 impl TxnError {
-    /// Whether retrying the transaction from the start may succeed.
+    /// Whether retrying the transaction from the start may succeed (a
+    /// deadlock's victim too: the other transaction goes on without it).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             TxnError::WriteConflict { .. }
                 | TxnError::Aborted { .. }
+                | TxnError::Deadlock { .. }
                 | TxnError::RangeChanged { .. }
         )
     }
