@@ -69,8 +69,20 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `tessera start` for node `id`, serving SQL on a free port.
     pub fn start(id: u64, address: &str, data_dir: &Path, join: &[String], log_dir: &Path) -> Self {
+        Self::start_with(id, address, data_dir, join, log_dir, &[])
+    }
+
+    /// `start` with more flags for `tessera start`.
+    pub fn start_with(
+        id: u64,
+        address: &str,
+        data_dir: &Path,
+        join: &[String],
+        log_dir: &Path,
+        extra: &[&str],
+    ) -> Self {
         let sql_address = format!("127.0.0.1:{}", free_port());
-        let args = vec![
+        let mut args = vec![
             "start".to_string(),
             "--node-id".into(),
             id.to_string(),
@@ -83,6 +95,7 @@ impl NodeProcess {
             "--sql-addr".into(),
             sql_address.clone(),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut node = Self {
             id,
             address: address.to_string(),
@@ -203,6 +216,11 @@ impl Cluster {
     /// Starts `n` nodes that join each other, runs `tessera init` and waits
     /// until every node accepts connections on its SQL port.
     pub async fn start(n: usize) -> anyhow::Result<Self> {
+        Self::start_with(n, &[]).await
+    }
+
+    /// `start`, with more flags for every node's `tessera start`.
+    pub async fn start_with(n: usize, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("tessera-e2e").tempdir()?;
         let addresses: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -213,7 +231,7 @@ impl Cluster {
             .map(|(i, address)| {
                 let id = i as u64 + 1;
                 let data = dir.path().join(format!("n{id}"));
-                NodeProcess::start(id, address, &data, &addresses, dir.path())
+                NodeProcess::start_with(id, address, &data, &addresses, dir.path(), extra)
             })
             .collect();
         let cluster = Self { nodes, dir };

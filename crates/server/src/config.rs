@@ -47,6 +47,46 @@ pub struct NodeConfig {
     pub raft: RaftSection,
     /// Garbage collection of old MVCC versions.
     pub gc: GcSection,
+    /// Automatic splits of ranges by size.
+    pub split: SplitSection,
+    /// Lease rebalancing among the live nodes.
+    pub rebalance: RebalanceSection,
+}
+
+/// The `[rebalance]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebalanceSection {
+    /// Seconds between the node's looks at how many leases it holds beside
+    /// its fellow nodes (it hands one over when it holds two more than one
+    /// of them); 0 turns lease rebalancing off.
+    pub interval_secs: u64,
+}
+
+impl Default for RebalanceSection {
+    fn default() -> Self {
+        Self { interval_secs: 10 }
+    }
+}
+
+/// The `[split]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitSection {
+    /// A range whose data passes this many bytes splits in two, at the key
+    /// in its middle; 0 turns automatic splits off.
+    pub max_range_bytes: u64,
+    /// Seconds between size checks of the ranges this node leads.
+    pub check_interval_secs: u64,
+}
+
+impl Default for SplitSection {
+    fn default() -> Self {
+        Self {
+            max_range_bytes: 64 << 20,
+            check_interval_secs: 5,
+        }
+    }
 }
 
 /// The `[gc]` table.
@@ -99,6 +139,8 @@ impl Default for NodeConfig {
             sql_users: BTreeMap::new(),
             raft: RaftSection::default(),
             gc: GcSection::default(),
+            split: SplitSection::default(),
+            rebalance: RebalanceSection::default(),
         }
     }
 }

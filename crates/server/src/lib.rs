@@ -2,6 +2,8 @@
 //! storage, the store loop, the gRPC services and the SQL server.
 #![deny(missing_docs)]
 
+pub mod autosplit;
 pub mod cluster_kv;
 pub mod config;
 pub mod node;
+pub mod rebalance;

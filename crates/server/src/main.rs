@@ -51,6 +51,9 @@ enum Command {
         /// SQL port of node 1; node i listens on base + i - 1.
         #[arg(long, default_value_t = DEFAULT_SQL_PORT)]
         sql_base_port: u16,
+        /// A range larger than this many bytes splits in two (0: never).
+        #[arg(long)]
+        split_max_range_bytes: Option<u64>,
     },
     /// Debug KV client.
     Kv {
@@ -101,6 +104,12 @@ struct StartArgs {
     /// Applied log entries kept before compaction.
     #[arg(long)]
     raft_log_compact_threshold: Option<u64>,
+    /// A range larger than this many bytes splits in two (0: never).
+    #[arg(long)]
+    split_max_range_bytes: Option<u64>,
+    /// Seconds between lease rebalancing looks (0: never).
+    #[arg(long)]
+    rebalance_interval_secs: Option<u64>,
     /// SQL (PostgreSQL wire protocol) listen address [default: 127.0.0.1:5433].
     #[arg(long)]
     sql_addr: Option<String>,
@@ -190,7 +199,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             base_port,
             sql_base_port,
-        } => demo(nodes, data_dir, base_port, sql_base_port).await,
+            split_max_range_bytes,
+        } => {
+            demo(
+                nodes,
+                data_dir,
+                base_port,
+                sql_base_port,
+                split_max_range_bytes,
+            )
+            .await
+        }
         Command::Kv { host, op } => kv(host, op).await,
         Command::Admin { host, op } => admin(&host, op).await,
         Command::Bench { workload } => match workload {
@@ -246,6 +265,12 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.raft_log_compact_threshold {
         config.raft.log_compact_threshold = v;
+    }
+    if let Some(v) = args.split_max_range_bytes {
+        config.split.max_range_bytes = v;
+    }
+    if let Some(v) = args.rebalance_interval_secs {
+        config.rebalance.interval_secs = v;
     }
     if let Some(v) = args.sql_addr {
         config.sql_addr = v;
@@ -310,6 +335,7 @@ async fn demo(
     data_dir: Option<PathBuf>,
     base_port: u16,
     sql_base_port: u16,
+    split_max_range_bytes: Option<u64>,
 ) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -327,7 +353,7 @@ async fn demo(
         .collect();
     let mut running = Vec::new();
     for (i, address) in addresses.iter().enumerate() {
-        let config = NodeConfig {
+        let mut config = NodeConfig {
             node_id: i as u64 + 1,
             data_dir: root.join(format!("node{}", i + 1)),
             listen_addr: address.clone(),
@@ -335,6 +361,9 @@ async fn demo(
             sql_addr: format!("127.0.0.1:{}", u64::from(sql_base_port) + i as u64),
             ..Default::default()
         };
+        if let Some(bytes) = split_max_range_bytes {
+            config.split.max_range_bytes = bytes;
+        }
         let listener = bind(address).await.context("try another --base-port")?;
         running.push(Node::start(&config, listener).await?);
     }

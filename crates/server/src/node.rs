@@ -35,6 +35,10 @@ pub struct Node {
     sql_address: SocketAddr,
     /// The garbage collection loop, if collection is on.
     gc: Option<JoinHandle<()>>,
+    /// The automatic split loop, if automatic splits are on.
+    autosplit: Option<JoinHandle<()>>,
+    /// The lease rebalancing loop, if rebalancing is on.
+    rebalance: Option<JoinHandle<()>>,
 }
 
 /// Runs a garbage collection pass every `interval` while this node leads
@@ -107,6 +111,7 @@ impl Node {
             )
         })?;
         let engine: Arc<dyn Engine> = Arc::new(engine);
+        let measured = engine.clone();
         let addresses = AddressBook::new();
         load_node_records(engine.as_ref(), &addresses)?;
         let advertise = config.advertise();
@@ -215,6 +220,23 @@ impl Node {
                 Duration::from_secs(config.gc.interval_secs),
             ))
         });
+        let split = &config.split;
+        let autosplit = (split.max_range_bytes > 0 && split.check_interval_secs > 0).then(|| {
+            tokio::spawn(crate::autosplit::run(
+                store.handle(),
+                measured,
+                KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
+                split.max_range_bytes,
+                Duration::from_secs(split.check_interval_secs),
+            ))
+        });
+        let rebalance = (config.rebalance.interval_secs > 0).then(|| {
+            tokio::spawn(crate::rebalance::run(
+                store.handle(),
+                addresses.clone(),
+                Duration::from_secs(config.rebalance.interval_secs),
+            ))
+        });
         let kv = ClusterKv::new(
             TxnClient::new(
                 KvClient::new(kv_nodes, KvClientConfig::default()),
@@ -234,6 +256,8 @@ impl Node {
             sql,
             sql_address,
             gc,
+            autosplit,
+            rebalance,
         })
     }
 
@@ -257,6 +281,12 @@ impl Node {
     pub async fn shutdown(mut self) {
         if let Some(gc) = self.gc.take() {
             gc.abort();
+        }
+        for task in [self.autosplit.take(), self.rebalance.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         // Dropping the SQL server closes its connections.
         self.sql.abort();

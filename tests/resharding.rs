@@ -1,0 +1,124 @@
+//! Online resharding on three real `tessera start` processes: ranges that
+//! split on their own when they grow past the size threshold, and leases
+//! that spread evenly over the nodes.
+
+use std::time::{Duration, Instant};
+
+use tessera_e2e::Cluster;
+
+/// Connects to a node's SQL port.
+async fn sql(address: &str) -> tokio_postgres::Client {
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user("tessera")
+        .dbname("tessera")
+        .connect_timeout(Duration::from_secs(10));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connect to {address}: {err}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// With a 64 KiB threshold, loading 20,000 rows makes the table split into
+/// ranges on its own while it is read and written; nothing is lost. Then
+/// the rebalancer leaves the nodes' lease counts within one of each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_split_on_their_own_when_they_grow() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--split-max-range-bytes",
+            "65536",
+            "--rebalance-interval-secs",
+            "1",
+        ],
+    )
+    .await
+    .expect("cluster");
+    let client = sql(&cluster.sql_addresses()[1]).await;
+    client
+        .batch_execute("CREATE TABLE big (id INT PRIMARY KEY, g INT NOT NULL, pad TEXT)")
+        .await
+        .expect("create");
+    for chunk in 0..4 {
+        let from = chunk * 5000 + 1;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO big SELECT i, i % 10, repeat('x', 20) FROM generate_series({from}, {}) i",
+                from + 4999
+            ))
+            .await
+            .expect("load");
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ranges = loop {
+        let ranges = client
+            .query("SHOW RANGES FROM TABLE big", &[])
+            .await
+            .expect("SHOW RANGES");
+        if ranges.len() >= 4 || Instant::now() > deadline {
+            break ranges;
+        }
+        // Writes go on while the ranges split.
+        client
+            .batch_execute("UPDATE big SET g = g + 1 WHERE id % 1000 = 0")
+            .await
+            .expect("update");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        ranges.len() >= 4,
+        "the table is in {} ranges after the load",
+        ranges.len()
+    );
+    println!("20,000 rows in {} ranges", ranges.len());
+    let (rows, ids, g): (i64, i64, i64) = {
+        let row = client
+            .query_one("SELECT count(*), sum(id)::INT8, sum(g)::INT8 FROM big", &[])
+            .await
+            .expect("count");
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!(rows, 20_000);
+    assert_eq!(ids, 20_000 * 20_001 / 2);
+    // The updates added their count to the twenty rows they touch.
+    let updated: i64 = client
+        .query_one(
+            "SELECT sum(g - id % 10)::INT8 FROM big WHERE id % 1000 = 0",
+            &[],
+        )
+        .await
+        .expect("updated")
+        .get(0);
+    assert_eq!(g, (0..20_000).map(|i| (i + 1) % 10).sum::<i64>() + updated);
+
+    // Leases even out: within one of each other over the three nodes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut leases = [0usize; 3];
+        for range in client
+            .query("SHOW RANGES FROM TABLE big", &[])
+            .await
+            .expect("SHOW RANGES")
+        {
+            if let Some(node) = range.get::<_, Option<i64>>("lease_holder") {
+                leases[(node - 1) as usize] += 1;
+            }
+        }
+        let spread = leases.iter().max().unwrap_or(&0) - leases.iter().min().unwrap_or(&0);
+        if spread <= 1 {
+            println!("leases per node: {leases:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leases per node still {leases:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
