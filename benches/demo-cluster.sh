@@ -2,7 +2,7 @@
 # 3-node cluster (`tessera demo`, three nodes in one process on 127.0.0.1,
 # RocksDB with fsync) with gRPC on 17433.. and SQL on 15433.., stopped and
 # removed when the script exits. Sets T (the binary), DATA (its directory),
-# PORT, SQL_PORT and DEMO (its pid).
+# PORT, SQL_PORT and DEMO (its pid), and defines `percentile`.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
 bash scripts/setup.sh
 cargo build --release -p tessera-server
@@ -19,3 +19,12 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 grep -q "Ctrl-C stops" "$DATA/demo.log" || { cat "$DATA/demo.log"; exit 1; }
+
+# The p-th percentile (ms) of the transaction latencies (us, 3rd field) of
+# pgbench's per-transaction logs.
+percentile() { # p, log files...
+    local p="$1"
+    shift
+    cat "$@" | awk '{print $3}' | sort -n |
+        awk -v p="$p" '{v[NR] = $1} END {i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000}'
+}

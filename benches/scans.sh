@@ -38,13 +38,6 @@ SQL
     fi
 }
 
-percentile() { # p, log files...
-    local p="$1"
-    shift
-    cat "$@" | awk '{print $3}' | sort -n |
-        awk -v p="$p" '{v[NR] = $1} END {i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000}'
-}
-
 run() { # label, conninfo, query name, PGOPTIONS
     local out logs="$DATA/logs-$1-$3"
     mkdir -p "$logs"

@@ -46,15 +46,6 @@ SQL
     fi
 }
 
-# The p-th percentile (ms) of the transaction latencies (us, 3rd field) of
-# pgbench's logs.
-percentile() { # p, log files...
-    local p="$1"
-    shift
-    cat "$@" | awk '{print $3}' | sort -n |
-        awk -v p="$p" '{v[NR] = $1} END {i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000}'
-}
-
 run() { # target, conninfo, script
     local out logs="$DATA/logs-$1-$(basename "$3" .sql)"
     mkdir -p "$logs"
