@@ -412,6 +412,43 @@ fn range_admin_bad_input() -> Result<(), String> {
         if layout(&after) != layout(&ranges) {
             return Err("the refused statements changed the ranges".into());
         }
+        // The range holding a row.
+        for (row, expected) in [(5, &ranges[0]), (10, &ranges[1]), (15, &ranges[1])] {
+            let sql = format!("SHOW RANGE FROM TABLE r FOR ROW ({row})");
+            let found = client.query(sql.as_str(), &[]).await.map_err(err(&sql))?;
+            let ids: Vec<i64> = found.iter().map(|r| r.get("range_id")).collect();
+            if ids != [expected.get::<_, i64>("range_id")] {
+                return Err(format!("{sql}: ranges {ids:?}"));
+            }
+        }
+        for (sql, code) in [
+            ("SHOW RANGE FROM TABLE r FOR ROW (1, 2)", "42601"),
+            ("SHOW RANGE FROM TABLE r FOR ROW ('x')", "22P02"),
+            ("SHOW RANGE FROM TABLE nosuch FOR ROW (1)", "42P01"),
+        ] {
+            match client.simple_query(sql).await {
+                Err(e) if support::sqlstate(&e).as_deref() == Some(code) => {}
+                other => return Err(format!("{sql}: {other:?}, expected {code}")),
+            }
+        }
+        // Every node is live and holds replicas; the leases add up to at
+        // least the user ranges.
+        let nodes = client
+            .query("SHOW NODES", &[])
+            .await
+            .map_err(err("SHOW NODES"))?;
+        let live = nodes.iter().filter(|n| n.get::<_, bool>("is_live")).count();
+        let leases: i64 = nodes
+            .iter()
+            .filter_map(|n| n.get::<_, Option<i64>>("leases"))
+            .sum();
+        let ids: Vec<i64> = nodes.iter().map(|n| n.get("node_id")).collect();
+        if ids != [1, 2, 3] || live != 3 || leases < after.len() as i64 {
+            return Err(format!(
+                "SHOW NODES: nodes {ids:?}, {live} live, {leases} leases for {} ranges of r",
+                after.len()
+            ));
+        }
         Ok(())
     })
 }

@@ -447,6 +447,15 @@ async fn sql_transfers_survive_a_node_kill() {
         format!("{err:?}").contains("did not take the lease"),
         "{err:?}"
     );
+    // SHOW NODES says which node is down.
+    let live: Vec<(i64, bool)> = setup
+        .query("SHOW NODES", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| (n.get("node_id"), n.get("is_live")))
+        .collect();
+    assert_eq!(live, [(1, false), (2, true), (3, true)]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.nodes[0].restart();
     tokio::time::sleep(Duration::from_secs(3)).await;

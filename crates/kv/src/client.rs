@@ -340,6 +340,26 @@ impl KvClient {
         Ok((response.output, resume, response.txn_error))
     }
 
+    /// What the node at `address` holds, asked of it (`Node.Ranges`) within
+    /// `timeout`: its replicas, and how many of them lead their ranges.
+    pub async fn node_status(
+        &self,
+        address: &str,
+        timeout: Duration,
+    ) -> ClientResult<(usize, usize)> {
+        let mut client = tessera_proto::node::node_client::NodeClient::new(self.channel(address)?);
+        let answer = tokio::time::timeout(
+            timeout,
+            client.ranges(tessera_proto::node::RangesRequest {}),
+        )
+        .await
+        .map_err(|_| ClientError::Unavailable(format!("{address}: no answer within {timeout:?}")))?
+        .map_err(|s| ClientError::Unavailable(format!("{address}: {}", s.message())))?
+        .into_inner();
+        let leases = answer.replicas.iter().filter(|r| r.is_leader).count();
+        Ok((answer.replicas.len(), leases))
+    }
+
     /// The node that leads (holds the lease of) the range holding `key`.
     pub async fn lease_holder(&self, key: &[u8]) -> ClientResult<u64> {
         let response = self

@@ -9,7 +9,7 @@ use tessera_sql::flow::RangeFlow;
 
 use tessera_sql::kv::{
     conflict_error, deadlock_error, lock_timeout_error, FlowPart, Kv, KvTxn, KvWrite, Locked,
-    RangeInfo,
+    NodeInfo, RangeInfo,
 };
 use tessera_sql::{code, SqlError, SqlResult};
 use tessera_txn::{Transaction, TxnClient, TxnError};
@@ -156,6 +156,23 @@ impl Kv for ClusterKv {
                 end: r.end_key,
                 replicas: r.replicas.iter().map(|replica| replica.node_id).collect(),
                 lease_holder,
+            })
+            .collect())
+    }
+
+    fn nodes(&self) -> SqlResult<Vec<NodeInfo>> {
+        let nodes = self
+            .runtime
+            .block_on(self.client.nodes())
+            .map_err(sql_error)?;
+        Ok(nodes
+            .into_iter()
+            .map(|n| NodeInfo {
+                node_id: n.node_id,
+                address: n.address,
+                live: n.live,
+                replicas: n.replicas.map(|r| r as u64),
+                leases: n.leases.map(|l| l as u64),
             })
             .collect())
     }

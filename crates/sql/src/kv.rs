@@ -56,6 +56,22 @@ pub trait Kv: Send + Sync {
     /// (22023 if the range does not exist, the node holds no voter of it
     /// or does not take the lease). Stores without replicas refuse (0A000).
     fn transfer_lease(&self, range_id: u64, node: u64) -> SqlResult<()>;
+    /// The cluster's nodes. Stores without nodes refuse (0A000).
+    fn nodes(&self) -> SqlResult<Vec<NodeInfo>>;
+}
+
+/// A node of the cluster, as `SHOW NODES` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its id.
+    pub node_id: u64,
+    /// Its gRPC address.
+    pub address: String,
+    /// Whether it answered just now.
+    pub live: bool,
+    /// The replicas it holds and how many lead their ranges, if it answered.
+    pub replicas: Option<u64>,
+    pub leases: Option<u64>,
 }
 
 /// A range of the store, as `SHOW RANGES` lists it.
@@ -370,6 +386,10 @@ impl Kv for MemoryKv {
         Err(SqlError::unsupported(
             "the in-memory store has no replicas to move a lease between",
         ))
+    }
+
+    fn nodes(&self) -> SqlResult<Vec<NodeInfo>> {
+        Err(SqlError::unsupported("the in-memory store has no nodes"))
     }
 }
 

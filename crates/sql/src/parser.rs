@@ -41,6 +41,14 @@ pub enum TesseraStmt {
     },
     /// `SHOW RANGES FROM TABLE t`: the ranges holding the table's rows.
     ShowRanges { table: ast::ObjectName },
+    /// `SHOW RANGE FROM TABLE t FOR ROW (v, ...)`: the range holding the
+    /// row with that primary key.
+    ShowRangeForRow {
+        table: ast::ObjectName,
+        row: Vec<ast::Expr>,
+    },
+    /// `SHOW NODES`: the cluster's nodes.
+    ShowNodes,
     /// `ALTER RANGE id RELOCATE LEASE TO node`: the range's lease (its Raft
     /// leadership) moves to its replica on the node.
     RelocateLease { range_id: u64, node: u64 },
@@ -63,6 +71,15 @@ impl std::fmt::Display for TesseraStmt {
                 write!(f, "ALTER TABLE {table} SPLIT AT VALUES {}", rows.join(", "))
             }
             TesseraStmt::ShowRanges { table } => write!(f, "SHOW RANGES FROM TABLE {table}"),
+            TesseraStmt::ShowRangeForRow { table, row } => {
+                let values: Vec<String> = row.iter().map(|e| e.to_string()).collect();
+                write!(
+                    f,
+                    "SHOW RANGE FROM TABLE {table} FOR ROW ({})",
+                    values.join(", ")
+                )
+            }
+            TesseraStmt::ShowNodes => write!(f, "SHOW NODES"),
             TesseraStmt::RelocateLease { range_id, node } => {
                 write!(f, "ALTER RANGE {range_id} RELOCATE LEASE TO {node}")
             }
@@ -139,10 +156,10 @@ fn is_split_at(p: &Parser) -> bool {
     matches!(&p.peek_nth_token(n + 1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("split"))
 }
 
-/// Whether the next tokens are `SHOW RANGES`.
-fn is_show_ranges(p: &Parser) -> bool {
+/// Whether the next tokens are `SHOW <word>`.
+fn is_show(p: &Parser, word: &str) -> bool {
     is_keyword(&p.peek_nth_token(0).token, Keyword::SHOW)
-        && matches!(&p.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("ranges"))
+        && matches!(&p.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
 }
 
 /// `ALTER TABLE name SPLIT AT VALUES (...)[, (...)]`
@@ -213,13 +230,24 @@ fn parse_alter_range(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     Ok(TesseraStmt::RelocateVoters { range_id, from, to })
 }
 
-/// `SHOW RANGES FROM TABLE name`
-fn parse_show_ranges(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
+/// `SHOW RANGES FROM TABLE name`, `SHOW RANGE FROM TABLE name FOR ROW
+/// (...)` and `SHOW NODES`
+fn parse_show(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     p.expect_keyword_is(Keyword::SHOW)?;
-    p.next_token(); // RANGES, checked by is_show_ranges
+    let what = p.next_token().to_string().to_ascii_lowercase();
+    if what == "nodes" {
+        return Ok(TesseraStmt::ShowNodes);
+    }
     p.expect_keywords(&[Keyword::FROM, Keyword::TABLE])?;
     let table = p.parse_object_name(false)?;
-    Ok(TesseraStmt::ShowRanges { table })
+    if what == "ranges" {
+        return Ok(TesseraStmt::ShowRanges { table });
+    }
+    p.expect_keywords(&[Keyword::FOR, Keyword::ROW])?;
+    p.expect_token(&Token::LParen)?;
+    let row = p.parse_comma_separated(Parser::parse_expr)?;
+    p.expect_token(&Token::RParen)?;
+    Ok(TesseraStmt::ShowRangeForRow { table, row })
 }
 
 /// The statements of a query string, separated by semicolons. sqlparser
@@ -238,8 +266,8 @@ fn parse_statements(p: &mut Parser) -> Result<Vec<Stmt>, ParserError> {
             Stmt::Sql(Box::new(parse_create_sequence(p)?))
         } else if is_split_at(p) {
             Stmt::Tessera(parse_split_at(p)?)
-        } else if is_show_ranges(p) {
-            Stmt::Tessera(parse_show_ranges(p)?)
+        } else if is_show(p, "ranges") || is_show(p, "range") || is_show(p, "nodes") {
+            Stmt::Tessera(parse_show(p)?)
         } else if is_alter_range(p) {
             Stmt::Tessera(parse_alter_range(p)?)
         } else {

@@ -1,5 +1,6 @@
 //! Range administration: `ALTER TABLE t SPLIT AT VALUES (...)`,
-//! `SHOW RANGES FROM TABLE t` and `ALTER RANGE id RELOCATE LEASE TO node`.
+//! `SHOW RANGES FROM TABLE t`, `SHOW RANGE FROM TABLE t FOR ROW (...)`,
+//! `ALTER RANGE id RELOCATE LEASE TO node` and `SHOW NODES`.
 
 use sqlparser::ast;
 
@@ -26,15 +27,22 @@ fn key_text(snap: &crate::catalog::Snapshot, key: &[u8]) -> String {
     }
 }
 
-/// The primary key of a SPLIT AT row: constants for a prefix of the
-/// primary key's columns, converted to their types.
-fn split_key(session: &Session, table: &TableDesc, row: &[ast::Expr]) -> SqlResult<Vec<u8>> {
+/// The primary key of a SPLIT AT (or FOR ROW) row: constants for a prefix
+/// of the primary key's columns, converted to their types.
+///
+/// `clause` names the statement's clause in errors (`SPLIT AT`, `FOR ROW`).
+fn split_key(
+    session: &Session,
+    table: &TableDesc,
+    row: &[ast::Expr],
+    clause: &str,
+) -> SqlResult<Vec<u8>> {
     let pk = table.primary();
     if row.is_empty() || row.len() > pk.columns.len() {
         return Err(SqlError::new(
             code::SYNTAX_ERROR,
             format!(
-                "SPLIT AT data column count ({}) must be between 1 and the primary key's ({})",
+                "{clause} data column count ({}) must be between 1 and the primary key's ({})",
                 row.len(),
                 pk.columns.len()
             ),
@@ -56,14 +64,14 @@ fn split_key(session: &Session, table: &TableDesc, row: &[ast::Expr]) -> SqlResu
         let Expr::Const(value) = bound else {
             return Err(SqlError::new(
                 code::FEATURE_NOT_SUPPORTED,
-                "SPLIT AT values must be constants",
+                format!("{clause} values must be constants"),
             ));
         };
         let value = crate::types::cast(value, ty, column.ty, false)?;
         if value.is_null() {
             return Err(SqlError::new(
                 code::NOT_NULL_VIOLATION,
-                format!("SPLIT AT value of column \"{}\" is NULL", column.name),
+                format!("{clause} value of column \"{}\" is NULL", column.name),
             ));
         }
         rowcodec::encode_key_value(&mut key, &value, *desc);
@@ -78,7 +86,14 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
             Column::new("split_key", DataType::Text),
             Column::new("created", DataType::Bool),
         ],
-        TesseraStmt::ShowRanges { .. } => vec![
+        TesseraStmt::ShowNodes => vec![
+            Column::new("node_id", DataType::Int8),
+            Column::new("address", DataType::Text),
+            Column::new("is_live", DataType::Bool),
+            Column::new("replicas", DataType::Int8),
+            Column::new("leases", DataType::Int8),
+        ],
+        TesseraStmt::ShowRanges { .. } | TesseraStmt::ShowRangeForRow { .. } => vec![
             Column::new("range_id", DataType::Int8),
             Column::new("start_key", DataType::Text),
             Column::new("end_key", DataType::Text),
@@ -96,7 +111,26 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
 pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResult> {
     let rows = match stmt {
         TesseraStmt::SplitAt { table, rows } => split_at(session, table, rows)?,
-        TesseraStmt::ShowRanges { table } => show_ranges(session, table)?,
+        TesseraStmt::ShowRanges { table } => show_ranges(session, table, None)?,
+        TesseraStmt::ShowRangeForRow { table, row } => {
+            show_ranges(session, table, Some(row.as_slice()))?
+        }
+        TesseraStmt::ShowNodes => session
+            .engine
+            .kv
+            .nodes()?
+            .into_iter()
+            .map(|n| {
+                let count = |c: Option<u64>| c.map_or(Value::Null, |c| Value::Int(c as i64));
+                vec![
+                    Value::Int(n.node_id as i64),
+                    Value::Text(n.address),
+                    Value::Bool(n.live),
+                    count(n.replicas),
+                    count(n.leases),
+                ]
+            })
+            .collect(),
         TesseraStmt::RelocateLease { range_id, node } => {
             session.engine.kv.transfer_lease(*range_id, *node)?;
             vec![vec![Value::Int(*range_id as i64), Value::Int(*node as i64)]]
@@ -125,7 +159,7 @@ fn split_at(
     let table = table(session, name)?;
     let mut keys = Vec::new();
     for row in rows {
-        keys.push(split_key(session, &table, row)?);
+        keys.push(split_key(session, &table, row, "SPLIT AT")?);
     }
     let snap = session.engine.catalog.snapshot()?;
     let mut out = Vec::new();
@@ -142,10 +176,25 @@ fn split_at(
 /// `SHOW RANGES FROM TABLE t`: each range holding the table's rows, with
 /// its bounds as primary key values (NULL: before or after the table), its
 /// replicas' nodes and the node holding its lease.
-fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Vec<Vec<Value>>> {
+///
+/// With `row`, only the range holding the row with that primary key (or
+/// the first row with that prefix of it).
+fn show_ranges(
+    session: &mut Session,
+    name: &ast::ObjectName,
+    row: Option<&[ast::Expr]>,
+) -> SqlResult<Vec<Vec<Value>>> {
     let table = table(session, name)?;
     let start = rowcodec::table_prefix(table.oid);
     let end = rowcodec::prefix_end(&start);
+    let (from, to) = match row {
+        None => (start.clone(), end.clone()),
+        Some(row) => {
+            let key = split_key(session, &table, row, "FOR ROW")?;
+            let next = [key.as_slice(), &[0]].concat();
+            (key, next)
+        }
+    };
     let snap = session.engine.catalog.snapshot()?;
     let bound = |key: &[u8]| -> Value {
         if key.is_empty() || key <= start.as_slice() || key >= end.as_slice() {
@@ -156,7 +205,7 @@ fn show_ranges(session: &mut Session, name: &ast::ObjectName) -> SqlResult<Vec<V
     Ok(session
         .engine
         .kv
-        .ranges(&start, &end)?
+        .ranges(&from, &to)?
         .into_iter()
         .map(|range| {
             let replicas: Vec<String> = range.replicas.iter().map(u64::to_string).collect();

@@ -26,5 +26,5 @@ mod tso;
 pub use error::{TxnError, TxnResult};
 pub use gc::GcReport;
 pub use ranges::RangeCache;
-pub use transaction::{FlowPart, Transaction, TxnClient, TxnOptions};
+pub use transaction::{FlowPart, NodeStatus, Transaction, TxnClient, TxnOptions};
 pub use tso::TsoClient;

@@ -126,6 +126,38 @@ impl TxnClient {
         .await
     }
 
+    /// The cluster's nodes, as the meta range records them, each asked
+    /// (within a second) what it holds; a node that does not answer is not
+    /// live.
+    pub async fn nodes(&self) -> TxnResult<Vec<NodeStatus>> {
+        use prost::Message as _;
+        let prefix = tessera_types::keys::NODE_PREFIX;
+        let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
+        let kv = &self.inner.kv;
+        let mut records = Vec::new();
+        for (_, value) in kv.scan(prefix, &end, 0).await? {
+            let record = tessera_proto::meta::NodeRecord::decode(&value[..])
+                .map_err(|e| TxnError::Internal(format!("corrupt node record: {e}")))?;
+            records.push(record);
+        }
+        Ok(
+            futures::future::join_all(records.into_iter().map(|record| async move {
+                let status = kv
+                    .node_status(&record.address, Duration::from_secs(1))
+                    .await
+                    .ok();
+                NodeStatus {
+                    node_id: record.node_id,
+                    address: record.address,
+                    live: status.is_some(),
+                    replicas: status.map(|(replicas, _)| replicas),
+                    leases: status.map(|(_, leases)| leases),
+                }
+            }))
+            .await,
+        )
+    }
+
     /// The ranges, as the meta range records them (refreshed now).
     pub async fn ranges(&self) -> TxnResult<Vec<tessera_proto::meta::RangeDescriptor>> {
         self.inner.ranges.refresh().await?;
@@ -180,6 +212,21 @@ pub struct Transaction {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     /// Committed or rolled back: nothing to clean up on drop.
     finished: bool,
+}
+
+/// A node of the cluster, as [`TxnClient::nodes`] found it.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// Its id.
+    pub node_id: u64,
+    /// Its gRPC address.
+    pub address: String,
+    /// Whether it answered.
+    pub live: bool,
+    /// The replicas it holds, if it answered.
+    pub replicas: Option<usize>,
+    /// How many of them lead their ranges, if it answered.
+    pub leases: Option<usize>,
 }
 
 /// One range's answer to a flow ([`Transaction::flow`]).
