@@ -122,3 +122,89 @@ async fn ranges_split_on_their_own_when_they_grow() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A gateway that leads the range it splits dies after the split and before
+/// the meta range records it (a failpoint aborts the process, as kill -9
+/// would). Nothing retries the split, yet the meta range comes to record
+/// both ranges: the leaders check their ranges' meta records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_whose_meta_update_was_lost_is_repaired() {
+    let mut cluster = Cluster::start(3).await.expect("cluster");
+    let client = sql(&cluster.sql_addresses()[0]).await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i",
+        )
+        .await
+        .expect("setup");
+    let range: i64 = client
+        .query_one("SHOW RANGES FROM TABLE t", &[])
+        .await
+        .expect("SHOW RANGES")
+        .get("range_id");
+    // Node 3 leads the table's range, with the failpoint armed.
+    cluster.nodes[2].env = vec![(
+        "TESSERA_FAILPOINTS".into(),
+        tessera_txn::failpoint::SPLIT_BEFORE_META.into(),
+    )];
+    cluster.nodes[2].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let relocate = format!("ALTER RANGE {range} RELOCATE LEASE TO 3");
+    while let Err(err) = client.simple_query(&relocate).await {
+        assert!(Instant::now() < deadline, "{relocate}: {err:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gateway = sql(&cluster.sql_addresses()[2]).await;
+    let died = gateway
+        .simple_query("ALTER TABLE t SPLIT AT VALUES (50)")
+        .await;
+    assert!(died.is_err(), "the split answered: {died:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.nodes[2].exited() {
+        assert!(Instant::now() < deadline, "node 3 still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cluster.nodes[2]
+        .log()
+        .contains("failpoint split-before-meta reached"));
+    cluster.nodes[2].env.clear();
+    cluster.nodes[2].restart();
+    // The meta range records the split within a few checks.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let starts: Vec<Option<String>> = client
+            .query("SHOW RANGES FROM TABLE t", &[])
+            .await
+            .expect("SHOW RANGES")
+            .iter()
+            .map(|r| r.get("start_key"))
+            .collect();
+        if starts == [None, Some("(50)".to_string())] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the meta range still records {starts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        cluster
+            .nodes
+            .iter()
+            .any(|n| n.log().contains("recorded the range in the meta range")),
+        "no leader repaired the meta records"
+    );
+    // Both halves serve reads and writes.
+    client
+        .batch_execute("UPDATE t SET v = v + 1 WHERE id IN (10, 90)")
+        .await
+        .expect("update");
+    let sum: i64 = client
+        .query_one("SELECT sum(v)::INT8 FROM t", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(sum, 5050 + 2);
+}

@@ -562,6 +562,7 @@ impl Kv for KvService {
             Ok(outcome) => outcome,
             Err(error) => return failed(error),
         };
+        tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_BEFORE_META);
         cluster
             .update_meta(vec![outcome.left.clone(), outcome.right.clone()])
             .await

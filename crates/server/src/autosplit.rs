@@ -1,18 +1,26 @@
-//! Automatic splits by size: every few seconds, each node measures the user
-//! ranges it leads (the bytes of their MVCC commit records and of the values
-//! stored apart from them, read from a snapshot of its own engine, off the
-//! store loop) and splits each one above the threshold at the user key in
-//! its middle, through the same path as `ALTER TABLE ... SPLIT AT`.
+//! The leaders' upkeep of their ranges, every few seconds:
+//!
+//! - Meta records: each node makes sure the meta range records the ranges
+//!   it leads as they are (a leader's descriptor is current). A split whose
+//!   meta update was lost, because the process died between the split and
+//!   the update, is repaired here.
+//! - Automatic splits by size: each node measures the user ranges it leads
+//!   (the bytes of their MVCC commit records and of the values stored apart
+//!   from them, read from a snapshot of its own engine, off the store loop)
+//!   and splits each one above the threshold at the user key in its middle,
+//!   through the same path as `ALTER TABLE ... SPLIT AT`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_kv::KvClient;
+use prost::Message as _;
+use tessera_kv::{ClientResult, KvClient};
+use tessera_proto::meta::RangeDescriptor;
 use tessera_raft::StoreHandle;
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
 
-/// Runs until the task is aborted.
+/// Runs until the task is aborted; `max_range_bytes` 0 splits nothing.
 pub async fn run(
     store: StoreHandle,
     engine: Arc<dyn Engine>,
@@ -29,7 +37,17 @@ pub async fn run(
             let Some(descriptor) = replica.descriptor else {
                 continue;
             };
-            if descriptor.range_id == META_RANGE_ID {
+            match repair_meta(&client, &descriptor).await {
+                Ok(false) => {}
+                Ok(true) => tracing::info!(
+                    range = descriptor.range_id,
+                    "recorded the range in the meta range (its record was missing or stale)"
+                ),
+                Err(err) => {
+                    tracing::warn!(range = descriptor.range_id, %err, "cannot check the meta record")
+                }
+            }
+            if descriptor.range_id == META_RANGE_ID || max_range_bytes == 0 {
                 continue;
             }
             let engine = engine.clone();
@@ -66,6 +84,24 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Makes the meta range record `descriptor`, the current descriptor of a
+/// range this node leads, unless it records a newer one. True if it had to.
+async fn repair_meta(client: &KvClient, descriptor: &RangeDescriptor) -> ClientResult<bool> {
+    let key = keys::meta_key(&descriptor.end_key);
+    let recorded = client
+        .get(&key)
+        .await?
+        .and_then(|value| RangeDescriptor::decode(&value[..]).ok());
+    let stale = match &recorded {
+        None => true,
+        Some(r) => r != descriptor && r.generation <= descriptor.generation,
+    };
+    if stale {
+        client.update_meta(vec![descriptor.clone()]).await?;
+    }
+    Ok(stale)
 }
 
 /// The size of `[start, end)`'s data: the bytes of its commit records (which

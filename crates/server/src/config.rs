@@ -76,7 +76,8 @@ pub struct SplitSection {
     /// A range whose data passes this many bytes splits in two, at the key
     /// in its middle; 0 turns automatic splits off.
     pub max_range_bytes: u64,
-    /// Seconds between size checks of the ranges this node leads.
+    /// Seconds between the checks of the ranges this node leads (their size,
+    /// and their records in the meta range); 0 turns both off.
     pub check_interval_secs: u64,
 }
 

@@ -221,7 +221,7 @@ impl Node {
             ))
         });
         let split = &config.split;
-        let autosplit = (split.max_range_bytes > 0 && split.check_interval_secs > 0).then(|| {
+        let autosplit = (split.check_interval_secs > 0).then(|| {
             tokio::spawn(crate::autosplit::run(
                 store.handle(),
                 measured,

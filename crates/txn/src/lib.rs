@@ -17,7 +17,7 @@
 #![deny(missing_docs)]
 
 mod error;
-pub mod failpoint;
+pub use tessera_types::failpoint;
 mod gc;
 mod ranges;
 mod transaction;

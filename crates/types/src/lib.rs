@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod encoding;
+pub mod failpoint;
 pub mod keys;
 pub mod time;
 

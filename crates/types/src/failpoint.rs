@@ -1,5 +1,5 @@
-//! Failpoints: named places in the coordinator where a test makes the
-//! process die at once, as `kill -9` would, to check what survives.
+//! Failpoints: named places where a test makes the process die at once, as
+//! `kill -9` would, to check what survives.
 //!
 //! A `tessera` process started with `TESSERA_FAILPOINTS=name[,name...]`
 //! aborts when it reaches one of the named places. Without the variable,
@@ -14,6 +14,10 @@ pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
 /// Just after the primary key's commit (the commit point), before the
 /// client is answered and the secondaries are committed.
 pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
+
+/// After a range split (applied by its replicas), before the meta range
+/// records the two ranges.
+pub const SPLIT_BEFORE_META: &str = "split-before-meta";
 
 fn armed() -> &'static [String] {
     static ARMED: OnceLock<Vec<String>> = OnceLock::new();
