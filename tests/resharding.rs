@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 
 use tessera_e2e::Cluster;
 
+/// The tests of this file run one at a time: each starts a cluster, kills
+/// and restarts nodes, and measures how leases spread, which a second
+/// cluster on the same two cores (or a port picked twice) would disturb.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Connects to a node's SQL port.
 async fn sql(address: &str) -> tokio_postgres::Client {
     let (host, port) = address.rsplit_once(':').expect("host:port");
@@ -29,6 +34,7 @@ async fn sql(address: &str) -> tokio_postgres::Client {
 /// the rebalancer leaves the nodes' lease counts within one of each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_split_on_their_own_when_they_grow() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start_with(
         3,
         &[
@@ -150,6 +156,7 @@ async fn ranges_split_on_their_own_when_they_grow() {
 /// both ranges: the leaders check their ranges' meta records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_whose_meta_update_was_lost_is_repaired() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(3).await.expect("cluster");
     let client = sql(&cluster.sql_addresses()[0]).await;
     client
