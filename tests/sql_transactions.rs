@@ -431,6 +431,37 @@ fn range_admin_bad_input() -> Result<(), String> {
                 other => return Err(format!("{sql}: {other:?}, expected {code}")),
             }
         }
+        // An index splits at its own keys.
+        client
+            .batch_execute("ALTER TABLE r ADD COLUMN g INT; CREATE INDEX r_g ON r (g)")
+            .await
+            .map_err(err("index"))?;
+        let split = client
+            .query_one("ALTER INDEX r@r_g SPLIT AT VALUES (7)", &[])
+            .await
+            .map_err(err("ALTER INDEX ... SPLIT AT"))?;
+        if split.get::<_, String>("split_key") != "r_g (7)" || !split.get::<_, bool>("created") {
+            return Err(format!("ALTER INDEX ... SPLIT AT answered {split:?}"));
+        }
+        let starts: Vec<Option<String>> = client
+            .query("SHOW RANGES FROM INDEX r@r_g", &[])
+            .await
+            .map_err(err("SHOW RANGES FROM INDEX"))?
+            .iter()
+            .map(|r| r.get("start_key"))
+            .collect();
+        if starts != [None, Some("r_g (7)".to_string())] {
+            return Err(format!("SHOW RANGES FROM INDEX r@r_g: starts {starts:?}"));
+        }
+        for sql in [
+            "ALTER INDEX r@nosuch SPLIT AT VALUES (1)",
+            "SHOW RANGES FROM INDEX r@nosuch",
+        ] {
+            match client.simple_query(sql).await {
+                Err(e) if support::sqlstate(&e).as_deref() == Some("42704") => {}
+                other => return Err(format!("{sql}: {other:?}, expected 42704")),
+            }
+        }
         // Every node is live and holds replicas; the leases add up to at
         // least the user ranges.
         let nodes = client

@@ -145,6 +145,8 @@ enum KvOp {
 enum AdminOp {
     /// The replicas on the node: range, span, leader, term, indexes.
     Ranges,
+    /// The cluster's nodes: address, live or not, replicas and leases.
+    Nodes,
     /// Moves a range's lease (its Raft leadership) to its replica on a node.
     TransferLease {
         /// The range id (`SHOW RANGES` lists them).
@@ -488,6 +490,27 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                     r.commit_index,
                     r.applied_index,
                     replicas
+                );
+            }
+        }
+        AdminOp::Nodes => {
+            let client = TxnClient::new(
+                KvClient::new(vec![host.to_string()], KvClientConfig::default()),
+                TxnOptions::default(),
+            );
+            println!(
+                "{:>5}  {:<22} {:>5} {:>8} {:>6}",
+                "node", "address", "live", "replicas", "leases"
+            );
+            for node in client.nodes().await? {
+                let count = |c: Option<usize>| c.map_or("-".to_string(), |c| c.to_string());
+                println!(
+                    "{:>5}  {:<22} {:>5} {:>8} {:>6}",
+                    node.node_id,
+                    node.address,
+                    if node.live { "yes" } else { "no" },
+                    count(node.replicas),
+                    count(node.leases)
                 );
             }
         }

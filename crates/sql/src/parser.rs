@@ -35,12 +35,18 @@ impl std::fmt::Display for Stmt {
 pub enum TesseraStmt {
     /// `ALTER TABLE t SPLIT AT VALUES (v, ...)[, (...)]`: a range starts at
     /// each row's primary key (a prefix of its columns).
+    /// `ALTER INDEX t@idx SPLIT AT ...` splits at the index's keys instead.
     SplitAt {
         table: ast::ObjectName,
+        index: Option<String>,
         rows: Vec<Vec<ast::Expr>>,
     },
     /// `SHOW RANGES FROM TABLE t`: the ranges holding the table's rows.
-    ShowRanges { table: ast::ObjectName },
+    /// `SHOW RANGES FROM INDEX t@idx`: the ranges holding the index.
+    ShowRanges {
+        table: ast::ObjectName,
+        index: Option<String>,
+    },
     /// `SHOW RANGE FROM TABLE t FOR ROW (v, ...)`: the range holding the
     /// row with that primary key.
     ShowRangeForRow {
@@ -60,7 +66,7 @@ pub enum TesseraStmt {
 impl std::fmt::Display for TesseraStmt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TesseraStmt::SplitAt { table, rows } => {
+            TesseraStmt::SplitAt { table, index, rows } => {
                 let rows: Vec<String> = rows
                     .iter()
                     .map(|row| {
@@ -68,9 +74,19 @@ impl std::fmt::Display for TesseraStmt {
                         format!("({})", values.join(", "))
                     })
                     .collect();
-                write!(f, "ALTER TABLE {table} SPLIT AT VALUES {}", rows.join(", "))
+                match index {
+                    None => write!(f, "ALTER TABLE {table}")?,
+                    Some(index) => write!(f, "ALTER INDEX {table}@{index}")?,
+                }
+                write!(f, " SPLIT AT VALUES {}", rows.join(", "))
             }
-            TesseraStmt::ShowRanges { table } => write!(f, "SHOW RANGES FROM TABLE {table}"),
+            TesseraStmt::ShowRanges { table, index: None } => {
+                write!(f, "SHOW RANGES FROM TABLE {table}")
+            }
+            TesseraStmt::ShowRanges {
+                table,
+                index: Some(index),
+            } => write!(f, "SHOW RANGES FROM INDEX {table}@{index}"),
             TesseraStmt::ShowRangeForRow { table, row } => {
                 let values: Vec<String> = row.iter().map(|e| e.to_string()).collect();
                 write!(
@@ -143,14 +159,18 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
 
 /// Whether the next tokens are `ALTER TABLE <name> SPLIT`.
 fn is_split_at(p: &Parser) -> bool {
+    let index = is_keyword(&p.peek_nth_token(1).token, Keyword::INDEX);
     if !is_keyword(&p.peek_nth_token(0).token, Keyword::ALTER)
-        || !is_keyword(&p.peek_nth_token(1).token, Keyword::TABLE)
+        || !(index || is_keyword(&p.peek_nth_token(1).token, Keyword::TABLE))
     {
         return false;
     }
-    // The name: words separated by periods.
+    // The name: words separated by periods, then `@index` for an index.
     let mut n = 2;
     while matches!(p.peek_nth_token(n + 1).token, Token::Period) {
+        n += 2;
+    }
+    if index && matches!(p.peek_nth_token(n + 1).token, Token::AtSign) {
         n += 2;
     }
     matches!(&p.peek_nth_token(n + 1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("split"))
@@ -162,10 +182,25 @@ fn is_show(p: &Parser, word: &str) -> bool {
         && matches!(&p.peek_nth_token(1).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
 }
 
-/// `ALTER TABLE name SPLIT AT VALUES (...)[, (...)]`
-fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
-    p.expect_keywords(&[Keyword::ALTER, Keyword::TABLE])?;
+/// `table@index` (the index part only if `index`).
+fn parse_target(
+    p: &mut Parser,
+    index: bool,
+) -> Result<(ast::ObjectName, Option<String>), ParserError> {
     let table = p.parse_object_name(false)?;
+    if !index {
+        return Ok((table, None));
+    }
+    p.expect_token(&Token::AtSign)?;
+    Ok((table, Some(p.parse_identifier()?.value)))
+}
+
+/// `ALTER TABLE name SPLIT AT VALUES (...)[, (...)]` and
+/// `ALTER INDEX name@index SPLIT AT VALUES (...)[, (...)]`
+fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
+    p.expect_keyword_is(Keyword::ALTER)?;
+    let index = p.parse_one_of_keywords(&[Keyword::TABLE, Keyword::INDEX]) == Some(Keyword::INDEX);
+    let (table, index) = parse_target(p, index)?;
     p.next_token(); // SPLIT, checked by is_split_at
     p.expect_keywords(&[Keyword::AT, Keyword::VALUES])?;
     let mut rows = Vec::new();
@@ -177,7 +212,7 @@ fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
             break;
         }
     }
-    Ok(TesseraStmt::SplitAt { table, rows })
+    Ok(TesseraStmt::SplitAt { table, index, rows })
 }
 
 /// Whether the next tokens are `ALTER RANGE`.
@@ -230,7 +265,8 @@ fn parse_alter_range(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     Ok(TesseraStmt::RelocateVoters { range_id, from, to })
 }
 
-/// `SHOW RANGES FROM TABLE name`, `SHOW RANGE FROM TABLE name FOR ROW
+/// `SHOW RANGES FROM TABLE name`, `SHOW RANGES FROM INDEX name@index`,
+/// `SHOW RANGE FROM TABLE name FOR ROW
 /// (...)` and `SHOW NODES`
 fn parse_show(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     p.expect_keyword_is(Keyword::SHOW)?;
@@ -238,11 +274,17 @@ fn parse_show(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     if what == "nodes" {
         return Ok(TesseraStmt::ShowNodes);
     }
-    p.expect_keywords(&[Keyword::FROM, Keyword::TABLE])?;
-    let table = p.parse_object_name(false)?;
+    p.expect_keyword_is(Keyword::FROM)?;
     if what == "ranges" {
-        return Ok(TesseraStmt::ShowRanges { table });
+        let index = p.parse_one_of_keywords(&[Keyword::TABLE, Keyword::INDEX]);
+        if index.is_none() {
+            return p.expected("TABLE or INDEX", p.peek_token());
+        }
+        let (table, index) = parse_target(p, index == Some(Keyword::INDEX))?;
+        return Ok(TesseraStmt::ShowRanges { table, index });
     }
+    p.expect_keyword_is(Keyword::TABLE)?;
+    let table = p.parse_object_name(false)?;
     p.expect_keywords(&[Keyword::FOR, Keyword::ROW])?;
     p.expect_token(&Token::LParen)?;
     let row = p.parse_comma_separated(Parser::parse_expr)?;

@@ -5,7 +5,7 @@
 use sqlparser::ast;
 
 use crate::binder::{Binder, Scope};
-use crate::catalog::TableDesc;
+use crate::catalog::{IndexDesc, TableDesc};
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::Expr;
 use crate::parser::TesseraStmt;
@@ -18,46 +18,74 @@ fn table(session: &Session, name: &ast::ObjectName) -> SqlResult<std::sync::Arc<
     crate::dml::table_for(&snap, session.vars.database(), name)
 }
 
-/// A key's primary key values as `(v1, v2)`, or its bytes if it is not a
-/// key of a known table.
+/// The table's primary index, or its index named `name`.
+fn index_of<'a>(table: &'a TableDesc, name: Option<&str>) -> SqlResult<&'a IndexDesc> {
+    match name {
+        None => Ok(table.primary()),
+        Some(name) => table
+            .indexes
+            .iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| {
+                SqlError::new(
+                    code::UNDEFINED_OBJECT,
+                    format!(
+                        "index \"{name}\" of table \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            }),
+    }
+}
+
+/// A key's primary key values as `(v1, v2)`, an index entry's as
+/// `index (v1, v2)`, or its bytes if it is not a key of a known table.
 fn key_text(snap: &crate::catalog::Snapshot, key: &[u8]) -> String {
     match rowcodec::key_columns(snap, key) {
-        Some(k) => format!("({})", k.values.join(", ")),
+        Some(k) => match k.index {
+            None => format!("({})", k.values.join(", ")),
+            Some(index) => format!("{index} ({})", k.values.join(", ")),
+        },
         None => format!("{key:02x?}"),
     }
 }
 
-/// The primary key of a SPLIT AT (or FOR ROW) row: constants for a prefix
-/// of the primary key's columns, converted to their types.
+/// The key of a SPLIT AT (or FOR ROW) row in `index`: constants for a
+/// prefix of the index's columns, converted to their types.
 ///
 /// `clause` names the statement's clause in errors (`SPLIT AT`, `FOR ROW`).
 fn split_key(
     session: &Session,
     table: &TableDesc,
+    index: &IndexDesc,
     row: &[ast::Expr],
     clause: &str,
 ) -> SqlResult<Vec<u8>> {
-    let pk = table.primary();
-    if row.is_empty() || row.len() > pk.columns.len() {
+    if row.is_empty() || row.len() > index.columns.len() {
+        let key = if index.primary {
+            "primary key"
+        } else {
+            "index"
+        };
         return Err(SqlError::new(
             code::SYNTAX_ERROR,
             format!(
-                "{clause} data column count ({}) must be between 1 and the primary key's ({})",
+                "{clause} data column count ({}) must be between 1 and the {key}'s ({})",
                 row.len(),
-                pk.columns.len()
+                index.columns.len()
             ),
         ));
     }
     let snap = session.engine.catalog.snapshot()?;
     let mut binder = Binder::new(&snap, session.vars.database(), Vec::new());
     let mut key =
-        tessera_types::encoding::KeyWriter::from_vec(rowcodec::index_prefix(table.oid, pk.id));
-    for (e, (column_id, desc)) in row.iter().zip(&pk.columns) {
+        tessera_types::encoding::KeyWriter::from_vec(rowcodec::index_prefix(table.oid, index.id));
+    for (e, (column_id, desc)) in row.iter().zip(&index.columns) {
         let column = table
             .columns
             .iter()
             .find(|c| c.id == *column_id)
-            .ok_or_else(|| SqlError::internal("primary key column not found"))?;
+            .ok_or_else(|| SqlError::internal("index column not found"))?;
         let (bound, ty) = binder.expr(e, &Scope::default())?;
         // Type-check as an assignment, then convert the constant itself.
         binder.assign(bound.clone(), ty, column.ty, &column.name)?;
@@ -110,10 +138,14 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
 /// Runs a range statement.
 pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResult> {
     let rows = match stmt {
-        TesseraStmt::SplitAt { table, rows } => split_at(session, table, rows)?,
-        TesseraStmt::ShowRanges { table } => show_ranges(session, table, None)?,
+        TesseraStmt::SplitAt { table, index, rows } => {
+            split_at(session, table, index.as_deref(), rows)?
+        }
+        TesseraStmt::ShowRanges { table, index } => {
+            show_ranges(session, table, index.as_deref(), None)?
+        }
         TesseraStmt::ShowRangeForRow { table, row } => {
-            show_ranges(session, table, Some(row.as_slice()))?
+            show_ranges(session, table, None, Some(row.as_slice()))?
         }
         TesseraStmt::ShowNodes => session
             .engine
@@ -154,12 +186,14 @@ pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResu
 fn split_at(
     session: &mut Session,
     name: &ast::ObjectName,
+    index: Option<&str>,
     rows: &[Vec<ast::Expr>],
 ) -> SqlResult<Vec<Vec<Value>>> {
     let table = table(session, name)?;
+    let index = index_of(&table, index)?;
     let mut keys = Vec::new();
     for row in rows {
-        keys.push(split_key(session, &table, row, "SPLIT AT")?);
+        keys.push(split_key(session, &table, index, row, "SPLIT AT")?);
     }
     let snap = session.engine.catalog.snapshot()?;
     let mut out = Vec::new();
@@ -174,23 +208,28 @@ fn split_at(
 }
 
 /// `SHOW RANGES FROM TABLE t`: each range holding the table's rows, with
-/// its bounds as primary key values (NULL: before or after the table), its
-/// replicas' nodes and the node holding its lease.
+/// its bounds as key values (NULL: before or after the table), its
+/// replicas' nodes and the node holding its lease; with `index`, the ranges
+/// holding that index's entries.
 ///
 /// With `row`, only the range holding the row with that primary key (or
 /// the first row with that prefix of it).
 fn show_ranges(
     session: &mut Session,
     name: &ast::ObjectName,
+    index: Option<&str>,
     row: Option<&[ast::Expr]>,
 ) -> SqlResult<Vec<Vec<Value>>> {
     let table = table(session, name)?;
-    let start = rowcodec::table_prefix(table.oid);
+    let start = match index {
+        None => rowcodec::table_prefix(table.oid),
+        Some(_) => rowcodec::index_prefix(table.oid, index_of(&table, index)?.id),
+    };
     let end = rowcodec::prefix_end(&start);
     let (from, to) = match row {
         None => (start.clone(), end.clone()),
         Some(row) => {
-            let key = split_key(session, &table, row, "FOR ROW")?;
+            let key = split_key(session, &table, table.primary(), row, "FOR ROW")?;
             let next = [key.as_slice(), &[0]].concat();
             (key, next)
         }
