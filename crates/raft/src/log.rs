@@ -195,6 +195,12 @@ impl ReplicaStorage {
         Ok(storage)
     }
 
+    /// The index of the last entry dropped from the log (or that the log
+    /// of a new range starts after).
+    pub fn truncated_index(&self) -> u64 {
+        self.apply.truncated_index
+    }
+
     /// The persisted hard state.
     pub fn hard_state(&self) -> &HardState {
         &self.hard_state

@@ -869,17 +869,24 @@ impl StoreLoop {
             let mut storage = ReplicaStorage::load(self.engine.clone(), range_id)?;
             // A message from the new range's leader may have created an
             // uninitialized replica here first, which may have voted: keep
-            // its term and vote.
-            if let Some(early) = self.replicas.remove(&range_id) {
-                let hard_state = early.raw.raft.hard_state();
-                if hard_state.term > storage.hard_state().term {
-                    let mut batch = WriteBatch::new();
-                    let mut kept = storage.hard_state().clone();
-                    kept.term = hard_state.term;
-                    kept.vote = hard_state.vote;
-                    storage.stage_hard_state(&kept, &mut batch);
-                    self.engine.write(&batch, true)?;
-                }
+            // its term and vote. Its own hard state (commit 0) may also have
+            // been written over the split's after the split applied, in the
+            // same turn: the new range's commit index is at least where its
+            // log starts.
+            let early = self
+                .replicas
+                .remove(&range_id)
+                .map(|early| early.raw.raft.hard_state());
+            let mut kept = storage.hard_state().clone();
+            if let Some(hard_state) = early.filter(|h| h.term > kept.term) {
+                kept.term = hard_state.term;
+                kept.vote = hard_state.vote;
+            }
+            kept.commit = kept.commit.max(storage.truncated_index());
+            if &kept != storage.hard_state() {
+                let mut batch = WriteBatch::new();
+                storage.stage_hard_state(&kept, &mut batch);
+                self.engine.write(&batch, true)?;
             }
             let mut replica = self.new_replica(replica_id, storage)?;
             if leader {
