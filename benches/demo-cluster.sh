@@ -2,7 +2,8 @@
 # 3-node cluster (`tessera demo`, three nodes in one process on 127.0.0.1,
 # RocksDB with fsync) with gRPC on 17433.. and SQL on 15433.., stopped and
 # removed when the script exits. Sets T (the binary), DATA (its directory),
-# PORT, SQL_PORT and DEMO (its pid), and defines `percentile`.
+# PORT, SQL_PORT and DEMO (its pid), and defines `percentile` and
+# `transfer_script`.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
 bash scripts/setup.sh
 cargo build --release -p tessera-server
@@ -27,4 +28,18 @@ percentile() { # p, log files...
     shift
     cat "$@" | awk '{print $3}' | sort -n |
         awk -v p="$p" '{v[NR] = $1} END {i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000}'
+}
+
+# Writes a pgbench script that moves a random amount from account :a to
+# account :b of `acct (id, bal)` in one transaction.
+transfer_script() { # file, range of :a ("lo, hi"), range of :b
+    cat >"$1" <<SQL
+\\set a random($2)
+\\set b random($3)
+\\set amount random(1, 100)
+BEGIN;
+UPDATE acct SET bal = bal - :amount WHERE id = :a;
+UPDATE acct SET bal = bal + :amount WHERE id = :b;
+END;
+SQL
 }

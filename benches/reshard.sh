@@ -20,15 +20,7 @@ psql "$TESSERA" -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);
 INSERT INTO acct SELECT g, 1000000 FROM generate_series(1, $ACCOUNTS) AS g;
 SQL
-cat >"$DATA/transfer.sql" <<SQL
-\\set a random(1, $ACCOUNTS)
-\\set b random(1, $ACCOUNTS)
-\\set amount random(1, 100)
-BEGIN;
-UPDATE acct SET bal = bal - :amount WHERE id = :a;
-UPDATE acct SET bal = bal + :amount WHERE id = :b;
-END;
-SQL
+transfer_script "$DATA/transfer.sql" "1, $ACCOUNTS" "1, $ACCOUNTS"
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 show() { echo "$1:"; psql "$TESSERA" -c "SHOW RANGES FROM TABLE acct"; }

@@ -20,19 +20,8 @@ CLIENTS=8
 command -v pgbench >/dev/null || { echo "pgbench not found (apt install postgresql-client)" >&2; exit 1; }
 source benches/demo-cluster.sh
 
-script() { # file, range of :b
-    cat >"$1" <<SQL
-\\set a random(1, $HALF)
-\\set b random($2)
-\\set amount random(1, 100)
-BEGIN;
-UPDATE acct SET bal = bal - :amount WHERE id = :a;
-UPDATE acct SET bal = bal + :amount WHERE id = :b;
-END;
-SQL
-}
-script "$DATA/single-range.sql" "1, $HALF"
-script "$DATA/cross-range.sql" "$((HALF + 1)), $ACCOUNTS"
+transfer_script "$DATA/single-range.sql" "1, $HALF" "1, $HALF"
+transfer_script "$DATA/cross-range.sql" "1, $HALF" "$((HALF + 1)), $ACCOUNTS"
 
 setup() { # conninfo, split
     psql "$1" -q -v ON_ERROR_STOP=1 <<SQL

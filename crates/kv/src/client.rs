@@ -340,13 +340,13 @@ impl KvClient {
         Ok((response.output, resume, response.txn_error))
     }
 
-    /// What the node at `address` holds, asked of it (`Node.Ranges`) within
-    /// `timeout`: its replicas, and how many of them lead their ranges.
-    pub async fn node_status(
+    /// The replicas the node at `address` holds, asked of it
+    /// (`Node.Ranges`) within `timeout`.
+    pub async fn node_replicas(
         &self,
         address: &str,
         timeout: Duration,
-    ) -> ClientResult<(usize, usize)> {
+    ) -> ClientResult<Vec<tessera_proto::node::ReplicaStatus>> {
         let mut client = tessera_proto::node::node_client::NodeClient::new(self.channel(address)?);
         let answer = tokio::time::timeout(
             timeout,
@@ -356,8 +356,7 @@ impl KvClient {
         .map_err(|_| ClientError::Unavailable(format!("{address}: no answer within {timeout:?}")))?
         .map_err(|s| ClientError::Unavailable(format!("{address}: {}", s.message())))?
         .into_inner();
-        let leases = answer.replicas.iter().filter(|r| r.is_leader).count();
-        Ok((answer.replicas.len(), leases))
+        Ok(answer.replicas)
     }
 
     /// The node that leads (holds the lease of) the range holding `key`.

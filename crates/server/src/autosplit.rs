@@ -104,16 +104,13 @@ async fn repair_meta(client: &KvClient, descriptor: &RangeDescriptor) -> ClientR
     Ok(stale)
 }
 
-/// The size of `[start, end)`'s data: the bytes of its commit records (which
-/// hold short values) and of the values stored apart from them.
-fn range_bytes(engine: &dyn Engine, start: &[u8], end: &[u8]) -> tessera_storage::Result<u64> {
+/// The bytes of `cf`'s entries for the user keys in `[start, end)`.
+fn cf_bytes(engine: &dyn Engine, cf: Cf, start: &[u8], end: &[u8]) -> tessera_storage::Result<u64> {
+    let (from, to) = cf.span_bounds(start, end);
     let mut total = 0u64;
-    for cf in [Cf::Write, Cf::Default] {
-        let (from, to) = cf.span_bounds(start, end);
-        for entry in engine.scan(cf, &from, &to) {
-            let (key, value) = entry?;
-            total += (key.len() + value.len()) as u64;
-        }
+    for entry in engine.scan(cf, &from, &to) {
+        let (key, value) = entry?;
+        total += (key.len() + value.len()) as u64;
     }
     Ok(total)
 }
@@ -129,15 +126,16 @@ fn middle_key(
     end: &[u8],
     max_bytes: u64,
 ) -> tessera_storage::Result<Option<Vec<u8>>> {
-    if max_bytes == 0 || range_bytes(engine, start, end)? <= max_bytes {
+    if max_bytes == 0 {
+        return Ok(None);
+    }
+    // The range's size: its commit records (which hold short values) and
+    // the values stored apart from them.
+    let records = cf_bytes(engine, Cf::Write, start, end)?;
+    if records + cf_bytes(engine, Cf::Default, start, end)? <= max_bytes {
         return Ok(None);
     }
     let (from, to) = Cf::Write.span_bounds(start, end);
-    let mut records = 0u64;
-    for entry in engine.scan(Cf::Write, &from, &to) {
-        let (key, value) = entry?;
-        records += (key.len() + value.len()) as u64;
-    }
     // The first record at or past the half: the rest moves to the new range.
     let mut before = 0u64;
     for entry in engine.scan(Cf::Write, &from, &to) {
@@ -179,7 +177,7 @@ mod tests {
     #[test]
     fn a_range_splits_in_its_middle_only_above_the_threshold() {
         let engine = engine_with(100, 3);
-        let bytes = range_bytes(&engine, keys::USER_MIN, b"").expect("measure");
+        let bytes = cf_bytes(&engine, Cf::Write, keys::USER_MIN, b"").expect("measure");
         assert!(bytes > 0);
         assert_eq!(
             middle_key(&engine, keys::USER_MIN, b"", bytes).expect("measure"),

@@ -234,6 +234,7 @@ impl Node {
             tokio::spawn(crate::rebalance::run(
                 store.handle(),
                 addresses.clone(),
+                KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
                 Duration::from_secs(config.rebalance.interval_secs),
             ))
         });

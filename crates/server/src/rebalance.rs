@@ -7,28 +7,24 @@
 //! each other. The meta range's lease (the oracle, the deadlock detector)
 //! stays where it is.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tessera_kv::AddressBook;
+use tessera_kv::{AddressBook, KvClient};
 use tessera_proto::meta::{RangeDescriptor, ReplicaRole};
-use tessera_proto::node::node_client::NodeClient;
-use tessera_proto::node::RangesRequest;
 use tessera_raft::StoreHandle;
 use tessera_types::keys::META_RANGE_ID;
 use tessera_types::NodeId;
-use tonic::transport::{Channel, Endpoint};
 
 /// How long a node may take to report its leases before it counts as not
 /// live for this pass.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs until the task is aborted.
-pub async fn run(store: StoreHandle, addresses: AddressBook, interval: Duration) {
-    let mut channels: HashMap<String, Channel> = HashMap::new();
+pub async fn run(store: StoreHandle, addresses: AddressBook, client: KvClient, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        if let Err(err) = pass(&store, &addresses, &mut channels).await {
+        if let Err(err) = pass(&store, &addresses, &client).await {
             tracing::debug!(%err, "lease rebalancing pass skipped");
         }
     }
@@ -55,7 +51,7 @@ fn voters(d: &RangeDescriptor) -> impl Iterator<Item = NodeId> + '_ {
 async fn pass(
     store: &StoreHandle,
     addresses: &AddressBook,
-    channels: &mut HashMap<String, Channel>,
+    client: &KvClient,
 ) -> anyhow::Result<()> {
     let me = store.node_id();
     let replicas = store.replicas().await?;
@@ -77,24 +73,11 @@ async fn pass(
         let Some(address) = addresses.get(peer) else {
             continue;
         };
-        let channel = match channels.get(&address) {
-            Some(channel) => channel.clone(),
-            None => {
-                let channel = Endpoint::from_shared(format!("http://{address}"))?
-                    .connect_timeout(ASK_TIMEOUT)
-                    .timeout(ASK_TIMEOUT)
-                    .connect_lazy();
-                channels.insert(address.clone(), channel.clone());
-                channel
-            }
-        };
-        let Ok(answer) = NodeClient::new(channel).ranges(RangesRequest {}).await else {
+        let Ok(replicas) = client.node_replicas(&address, ASK_TIMEOUT).await else {
             continue;
         };
-        let answer = answer.into_inner();
         let leads = user_leases(
-            answer
-                .replicas
+            replicas
                 .iter()
                 .map(|r| (r.is_leader, r.descriptor.as_ref())),
         );

@@ -246,27 +246,23 @@ pub fn run<'a>(plan: &'a Plan, env: Env<'a>) -> SqlResult<RowIter<'a>> {
         }
         // A projection of a scan without row locks runs with the scan, at
         // the ranges' leaders if it can (see `flow`).
-        Plan::Project { input, exprs, .. } => match input.as_ref() {
-            Plan::Scan {
-                table,
-                span: span @ (ScanSpan::Full | ScanSpan::Range { .. }),
-                filter,
-                locking: None,
-                ..
-            } => match key_span(table, span, &env)? {
-                Some((start, end)) => {
-                    span_rows(table, start, end, filter.as_ref(), Some(exprs), env)?
+        Plan::Project { input, exprs, .. } => {
+            match flow::span_scan(input).filter(|s| !s.locks_rows) {
+                Some(scan) => match key_span(scan.table, scan.span, &env)? {
+                    Some((start, end)) => {
+                        span_rows(scan.table, start, end, scan.filter, Some(exprs), env)?
+                    }
+                    None => Box::new(std::iter::empty()),
+                },
+                None => {
+                    let it = run(input, env)?;
+                    Box::new(it.map(move |r| {
+                        let row = r?;
+                        exprs.iter().map(|e| e.eval(&row, &env)).collect()
+                    }))
                 }
-                None => Box::new(std::iter::empty()),
-            },
-            _ => {
-                let it = run(input, env)?;
-                Box::new(it.map(move |r| {
-                    let row = r?;
-                    exprs.iter().map(|e| e.eval(&row, &env)).collect()
-                }))
             }
-        },
+        }
         Plan::Limit {
             input,
             limit,
@@ -839,21 +835,14 @@ fn value_type(v: &Value) -> DataType {
 fn aggregate(input: &Plan, groups: &[Expr], aggs: &[AggCall], env: Env) -> SqlResult<Vec<Row>> {
     // Over a scan without row locks, the ranges' leaders compute partial
     // aggregates if they can (see `flow`).
-    if let Plan::Scan {
-        table,
-        span: span @ (ScanSpan::Full | ScanSpan::Range { .. }),
-        filter,
-        locking: None,
-        ..
-    } = input
-    {
-        if let Some((start, end)) = key_span(table, span, &env)? {
+    if let Some(scan) = flow::span_scan(input).filter(|s| !s.locks_rows) {
+        if let Some((start, end)) = key_span(scan.table, scan.span, &env)? {
             let stage = flow::Stage::Partial {
                 groups: groups.to_vec(),
                 aggs: aggs.to_vec(),
             };
             let span = (start.as_slice(), end.as_slice());
-            if let Some(gateway) = flow::Gateway::new(table, span, filter.as_ref(), stage, &env)? {
+            if let Some(gateway) = flow::Gateway::new(scan.table, span, scan.filter, stage, &env)? {
                 let merged = gateway.aggregate(start, end, aggs, &env)?;
                 return finish_aggregates(merged, groups, aggs);
             }

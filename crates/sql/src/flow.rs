@@ -164,15 +164,30 @@ pub fn distributable(filter: Option<&Expr>, stage: &Stage) -> bool {
         }
 }
 
-/// The scan a flow reads: a full or range scan of the primary index.
-fn flow_scan(plan: &Plan) -> Option<(Option<&Expr>, bool)> {
+/// A scan a flow can read: a full or range scan of a primary index.
+pub(crate) struct SpanScan<'a> {
+    pub table: &'a Arc<TableDesc>,
+    pub span: &'a ScanSpan,
+    pub filter: Option<&'a Expr>,
+    /// FOR UPDATE / FOR SHARE: the gateway needs whole rows to lock.
+    pub locks_rows: bool,
+}
+
+/// `plan` as a scan a flow can read, if it is one.
+pub(crate) fn span_scan(plan: &Plan) -> Option<SpanScan<'_>> {
     match plan {
         Plan::Scan {
-            span: ScanSpan::Full | ScanSpan::Range { .. },
+            table,
+            span: span @ (ScanSpan::Full | ScanSpan::Range { .. }),
             filter,
             locking,
             ..
-        } => Some((filter.as_ref(), locking.is_some())),
+        } => Some(SpanScan {
+            table,
+            span,
+            filter: filter.as_ref(),
+            locks_rows: locking.is_some(),
+        }),
         _ => None,
     }
 }
@@ -197,8 +212,10 @@ pub fn explain(plan: &Plan) -> Option<&'static str> {
         Plan::Project { input, exprs, .. } => (input.as_ref(), Stage::Rows(Some(exprs.clone()))),
         scan => (scan, Stage::Rows(None)),
     };
-    let (filter, locking) = flow_scan(scan)?;
-    if !distributable(filter, &stage) || (locking && !matches!(stage, Stage::Rows(None))) {
+    let SpanScan {
+        filter, locks_rows, ..
+    } = span_scan(scan)?;
+    if !distributable(filter, &stage) || (locks_rows && !matches!(stage, Stage::Rows(None))) {
         return None;
     }
     Some(match (filter.is_some(), &stage) {

@@ -143,9 +143,13 @@ impl TxnClient {
         Ok(
             futures::future::join_all(records.into_iter().map(|record| async move {
                 let status = kv
-                    .node_status(&record.address, Duration::from_secs(1))
+                    .node_replicas(&record.address, Duration::from_secs(1))
                     .await
-                    .ok();
+                    .ok()
+                    .map(|replicas| {
+                        let leases = replicas.iter().filter(|r| r.is_leader).count();
+                        (replicas.len(), leases)
+                    });
                 NodeStatus {
                     node_id: record.node_id,
                     address: record.address,
