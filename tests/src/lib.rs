@@ -257,6 +257,27 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts one more node (id `n + 1`, with `extra` flags), with the
+    /// running nodes as its join list: it joins the cluster. Returns once it
+    /// accepts SQL connections.
+    pub async fn add_node(&mut self, extra: &[&str]) -> anyhow::Result<&NodeProcess> {
+        let id = self.nodes.len() as u64 + 1;
+        let address = format!("127.0.0.1:{}", free_port());
+        let data = self.dir.path().join(format!("n{id}"));
+        let join = self.addresses();
+        let node = NodeProcess::start_with(id, &address, &data, &join, self.dir.path(), extra);
+        self.nodes.push(node);
+        if let Err(err) = wait_for_port(
+            &self.nodes[id as usize - 1].sql_address,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            anyhow::bail!("{err}\n{}", self.log_tails(30));
+        }
+        Ok(&self.nodes[id as usize - 1])
+    }
+
     /// The nodes' gRPC addresses.
     pub fn addresses(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.address.clone()).collect()

@@ -98,6 +98,9 @@ routed!(
     pb::UpdateMetaResponse,
     pb::FlowResponse,
     pb::TransferLeaderResponse,
+    pb::ChangeReplicasResponse,
+    pb::FreezeRangeResponse,
+    pb::MergeRangesResponse,
     pb::LeaseHolderResponse
 );
 
@@ -539,13 +542,107 @@ impl KvClient {
 
     /// Records range descriptors in the meta range.
     pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
-        let request = pb::UpdateMetaRequest { descriptors };
+        self.send_meta(pb::UpdateMetaRequest {
+            descriptors,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Records a range and removes the records at `deleted_end_keys` (of
+    /// ranges it absorbed), in one write.
+    pub async fn record_range(
+        &self,
+        descriptor: RangeDescriptor,
+        deleted_end_keys: Vec<Vec<u8>>,
+    ) -> ClientResult<()> {
+        self.send_meta(pb::UpdateMetaRequest {
+            descriptors: vec![descriptor],
+            deleted_end_keys,
+            nodes: Vec::new(),
+        })
+        .await
+    }
+
+    /// Records nodes (id and address) in the meta range.
+    pub async fn record_nodes(
+        &self,
+        nodes: Vec<tessera_proto::meta::NodeRecord>,
+    ) -> ClientResult<()> {
+        self.send_meta(pb::UpdateMetaRequest {
+            nodes,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn send_meta(&self, request: pb::UpdateMetaRequest) -> ClientResult<()> {
         self.call(Route::Meta, |mut c| {
             let request = request.clone();
             async move { c.update_meta(request).await }
         })
         .await?;
         Ok(())
+    }
+
+    fn range_route(range_id: RangeId, start: &[u8]) -> Route<'_> {
+        if range_id == keys::META_RANGE_ID {
+            Route::Meta
+        } else {
+            Route::Key(start)
+        }
+    }
+
+    /// One step of a membership change of a range (which starts at
+    /// `request.key`), at its leader: the range's new descriptor.
+    pub async fn change_replicas(
+        &self,
+        request: pb::ChangeReplicasRequest,
+    ) -> ClientResult<RangeDescriptor> {
+        let response = self
+            .call(
+                Self::range_route(request.range_id, &request.key),
+                |mut c| {
+                    let request = request.clone();
+                    async move { c.change_replicas(request).await }
+                },
+            )
+            .await?;
+        response.descriptor.ok_or_else(|| {
+            ClientError::Server("a membership change answered without its range".into())
+        })
+    }
+
+    /// Freezes (or releases) a range for a merge, at its leader.
+    pub async fn freeze_range(
+        &self,
+        request: pb::FreezeRangeRequest,
+    ) -> ClientResult<pb::FreezeRangeResponse> {
+        self.call(
+            Self::range_route(request.range_id, &request.key),
+            |mut c| {
+                let request = request.clone();
+                async move { c.freeze_range(request).await }
+            },
+        )
+        .await
+    }
+
+    /// Merges a frozen range into the range to its left, at the left's
+    /// leader: the merged range's descriptor.
+    pub async fn merge_ranges(
+        &self,
+        request: pb::MergeRangesRequest,
+    ) -> ClientResult<RangeDescriptor> {
+        let response = self
+            .call(Route::Key(&request.key), |mut c| {
+                let request = request.clone();
+                async move { c.merge_ranges(request).await }
+            })
+            .await?;
+        response
+            .merged
+            .ok_or_else(|| ClientError::Server("a merge answered without its range".into()))
     }
 
     /// Registers with the cluster's deadlock detector that transaction

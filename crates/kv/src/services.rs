@@ -95,6 +95,9 @@ const FLOW_PUSH_CHUNK: usize = 1024;
 /// (raft-rs abandons it after an election timeout).
 const TRANSFER_WAIT: Duration = Duration::from_secs(3);
 
+/// How long a learner may take to catch up before it is promoted.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+
 /// Whether a flow stopped taking rows.
 enum Stopped {
     No,
@@ -267,6 +270,11 @@ impl KvService {
             Err(Error::NeedTimestamp { .. }) => Ok(Err(route(route_error::Kind::Unavailable(
                 pb::Unavailable {
                     reason: "a new leader is learning the time; retry".into(),
+                },
+            )))),
+            Err(Error::Frozen { range_id }) => Ok(Err(route(route_error::Kind::Unavailable(
+                pb::Unavailable {
+                    reason: format!("range {range_id} is being merged; retry"),
                 },
             )))),
             Err(Error::InvalidInput(msg)) => Err(Status::invalid_argument(msg)),
@@ -619,19 +627,32 @@ impl Kv for KvService {
         &self,
         request: Request<pb::UpdateMetaRequest>,
     ) -> Result<Response<pb::UpdateMetaResponse>, Status> {
-        let descriptors = request.into_inner().descriptors;
-        if descriptors.is_empty() {
-            return Err(Status::invalid_argument("no descriptors to record"));
-        }
-        let mutations = descriptors
+        let pb::UpdateMetaRequest {
+            descriptors,
+            deleted_end_keys,
+            nodes,
+        } = request.into_inner();
+        let puts = descriptors
             .iter()
-            .map(|d| Mutation {
-                op: Some(mutation::Op::Put(Put {
-                    key: keys::meta_key(&d.end_key),
-                    value: prost::Message::encode_to_vec(d),
+            .map(|d| (keys::meta_key(&d.end_key), prost::Message::encode_to_vec(d)))
+            .chain(nodes.iter().map(|n| {
+                self.ctx.addresses.insert(n.node_id, n.address.clone());
+                (keys::node_key(n.node_id), prost::Message::encode_to_vec(n))
+            }));
+        let mut mutations: Vec<Mutation> = deleted_end_keys
+            .iter()
+            .map(|end| Mutation {
+                op: Some(mutation::Op::Delete(Delete {
+                    key: keys::meta_key(end),
                 })),
             })
             .collect();
+        mutations.extend(puts.map(|(key, value)| Mutation {
+            op: Some(mutation::Op::Put(Put { key, value })),
+        }));
+        if mutations.is_empty() {
+            return Err(Status::invalid_argument("nothing to record"));
+        }
         let error = self.run(self.ctx.store.write(mutations)).await?.err();
         Ok(Response::new(pb::UpdateMetaResponse { error }))
     }
@@ -763,6 +784,129 @@ impl Kv for KvService {
         }
     }
 
+    async fn change_replicas(
+        &self,
+        request: Request<pb::ChangeReplicasRequest>,
+    ) -> Result<Response<pb::ChangeReplicasResponse>, Status> {
+        use pb::change_replicas_request::Kind;
+        use tessera_raft::ReplicaChange;
+        let request = request.into_inner();
+        if !request.address.is_empty() {
+            self.ctx
+                .addresses
+                .insert(request.node_id, request.address.clone());
+        }
+        let change = match request.kind() {
+            Kind::AddLearner => ReplicaChange::AddLearner(request.node_id),
+            Kind::RemoveLearner => ReplicaChange::Remove(request.node_id),
+            Kind::LeaveJoint => ReplicaChange::LeaveJoint,
+            Kind::EnterJoint => ReplicaChange::EnterJoint {
+                add: request.node_id,
+                remove: request.remove_node_id,
+            },
+        };
+        let range_id = request.range_id;
+        let failed = |error| {
+            Ok(Response::new(pb::ChangeReplicasResponse {
+                error: Some(error),
+                descriptor: None,
+            }))
+        };
+        let local = self.ctx.store.replica(range_id).await;
+        let generation = local.map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some(found) = generation.and_then(|r| r.descriptor).map(|d| d.generation) {
+            if request.generation != 0 && found != request.generation {
+                return Err(Status::failed_precondition(format!(
+                    "range {range_id} is at generation {found}, not {}: it changed meanwhile",
+                    request.generation
+                )));
+            }
+        }
+        // A learner is promoted once it has caught up: its snapshot may take
+        // a while to arrive and apply.
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        loop {
+            let result = self.ctx.store.change_replicas(range_id, change).await;
+            match result {
+                Err(tessera_raft::Error::NotCaughtUp {
+                    matched, committed, ..
+                }) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Status::failed_precondition(format!(
+                            "the learner of range {range_id} on node {} did not catch up \
+                             within {CATCH_UP_WAIT:?} ({matched} of {committed} entries): is it down?",
+                            request.node_id
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => {
+                    if let Err(error) = self.run(std::future::ready(other)).await? {
+                        return failed(error);
+                    }
+                    break;
+                }
+            }
+        }
+        let descriptor = self
+            .ctx
+            .store
+            .replica(range_id)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .and_then(|r| r.descriptor);
+        Ok(Response::new(pb::ChangeReplicasResponse {
+            error: None,
+            descriptor,
+        }))
+    }
+
+    async fn freeze_range(
+        &self,
+        request: Request<pb::FreezeRangeRequest>,
+    ) -> Result<Response<pb::FreezeRangeResponse>, Status> {
+        let request = request.into_inner();
+        let freeze = self
+            .ctx
+            .store
+            .freeze(request.range_id, request.generation, !request.unfreeze);
+        Ok(Response::new(match self.run(freeze).await? {
+            Ok(info) => pb::FreezeRangeResponse {
+                error: None,
+                descriptor: info.descriptor,
+                applied_index: info.applied_index,
+                gc_threshold: info.gc_threshold,
+            },
+            Err(error) => pb::FreezeRangeResponse {
+                error: Some(error),
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn merge_ranges(
+        &self,
+        request: Request<pb::MergeRangesRequest>,
+    ) -> Result<Response<pb::MergeRangesResponse>, Status> {
+        let request = request.into_inner();
+        let merge = tessera_proto::meta::Merge {
+            right: request.right,
+            generation: request.generation,
+            right_gc_threshold: request.right_gc_threshold,
+        };
+        let merged = self.ctx.store.merge(request.range_id, merge);
+        Ok(Response::new(match self.run(merged).await? {
+            Ok(merged) => pb::MergeRangesResponse {
+                error: None,
+                merged: Some(merged),
+            },
+            Err(error) => pb::MergeRangesResponse {
+                error: Some(error),
+                merged: None,
+            },
+        }))
+    }
+
     async fn timestamps(
         &self,
         request: Request<pb::TimestampsRequest>,
@@ -837,6 +981,41 @@ pub async fn hello(
             "{address} did not answer hello"
         ))),
     }
+}
+
+/// Joins a running cluster through the member at `address`, if that node
+/// belongs to one: it records this node (`me` at `my_address`) in the meta
+/// range, and the store takes the cluster's id. Returns the cluster id, or
+/// None if the member has no cluster yet (it waits for `tessera init`).
+pub async fn join(
+    store: &StoreHandle,
+    address: &str,
+    my_address: &str,
+) -> Result<Option<u64>, Status> {
+    let me = store.node_id();
+    let peer = hello(address, me, my_address).await?;
+    if peer.cluster_id == 0 {
+        return Ok(None);
+    }
+    let request = node_pb::JoinRequest {
+        node_id: me,
+        address: my_address.to_string(),
+    };
+    let cluster_id = node_client(address)
+        .await?
+        .join(request)
+        .await?
+        .into_inner()
+        .cluster_id;
+    let ident = StoreIdent {
+        cluster_id,
+        node_id: me,
+    };
+    store
+        .bootstrap(ident, Vec::new(), Vec::new())
+        .await
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+    Ok(Some(cluster_id))
 }
 
 /// Connects to the node service at `address` (host:port).
@@ -971,6 +1150,59 @@ impl Node for NodeService {
         }
         install(&self.ctx, request.cluster_id, request.ranges, request.nodes).await?;
         Ok(Response::new(node_pb::InstallBootstrapResponse {}))
+    }
+
+    async fn join(
+        &self,
+        request: Request<node_pb::JoinRequest>,
+    ) -> Result<Response<node_pb::JoinResponse>, Status> {
+        let node_pb::JoinRequest { node_id, address } = request.into_inner();
+        let cluster_id = self.ctx.store.cluster_id();
+        if cluster_id == 0 {
+            return Err(Status::failed_precondition(format!(
+                "node {} has not joined a cluster itself",
+                self.ctx.store.node_id()
+            )));
+        }
+        if node_id == 0 || address.is_empty() {
+            return Err(Status::invalid_argument(
+                "a joining node needs an id and an address",
+            ));
+        }
+        let mut nodes: Vec<String> = self
+            .ctx
+            .addresses
+            .all()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        nodes.push(self.ctx.advertise_address.clone());
+        let client = crate::KvClient::new(nodes, crate::KvClientConfig::default());
+        let unavailable = |e: crate::ClientError| Status::unavailable(e.to_string());
+        if let Some(value) = client
+            .get(&keys::node_key(node_id))
+            .await
+            .map_err(unavailable)?
+        {
+            let record = <NodeRecord as prost::Message>::decode(&value[..])
+                .map_err(|e| Status::internal(format!("corrupt node record: {e}")))?;
+            if record.address != address {
+                return Err(Status::already_exists(format!(
+                    "node id {node_id} belongs to the node at {}; pick another id",
+                    record.address
+                )));
+            }
+        }
+        let record = NodeRecord {
+            node_id,
+            address: address.clone(),
+        };
+        client
+            .record_nodes(vec![record])
+            .await
+            .map_err(unavailable)?;
+        self.ctx.addresses.insert(node_id, address);
+        Ok(Response::new(node_pb::JoinResponse { cluster_id }))
     }
 
     async fn ranges(

@@ -44,6 +44,24 @@ pub enum Error {
         /// The key.
         key: Vec<u8>,
     },
+    /// The range is frozen for a merge: retry, the merged range serves it
+    /// soon (or the range again, if the merge is abandoned).
+    #[error("range {range_id} is being merged")]
+    Frozen {
+        /// The range.
+        range_id: RangeId,
+    },
+    /// A learner cannot be promoted yet: it has not caught up with the
+    /// leader's log.
+    #[error("range {range_id}: the learner has {matched} of {committed} entries")]
+    NotCaughtUp {
+        /// The range.
+        range_id: RangeId,
+        /// The learner's last entry the leader knows it holds.
+        matched: u64,
+        /// The leader's commit index.
+        committed: u64,
+    },
     /// The store has stopped.
     #[error("store stopped")]
     Stopped,
@@ -64,7 +82,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::NotLeader { .. } | Error::ProposalDropped | Error::RangeNotFound { .. }
+            Error::NotLeader { .. }
+                | Error::ProposalDropped
+                | Error::RangeNotFound { .. }
+                | Error::Frozen { .. }
         )
     }
 }

@@ -5,6 +5,7 @@
 //! |----------------------------------|--------------------------|
 //! | `0x00 "ident"`                   | `StoreIdent`             |
 //! | `0x00 "replica/" <range id>`     | this node's replica id   |
+//! | `0x00 "tombstone/" <range id>`   | highest removed replica id |
 //! | `0x01 <range id> 'h'`            | raft `HardState`         |
 //! | `0x01 <range id> 'c'`            | raft `ConfState`         |
 //! | `0x01 <range id> 'a'`            | `ApplyState`             |
@@ -61,6 +62,23 @@ pub fn replica_index(range_id: RangeId) -> Vec<u8> {
     let mut key = REPLICA_INDEX_PREFIX.to_vec();
     key.extend_from_slice(&range_id.to_be_bytes());
     key
+}
+
+/// The prefix of the tombstones of replicas this node removed.
+pub const TOMBSTONE_PREFIX: &[u8] = b"\x00tombstone/";
+
+/// The key of a removed replica's tombstone: the highest replica id of the
+/// range that may not come back here (messages to it are dropped).
+pub fn tombstone(range_id: RangeId) -> Vec<u8> {
+    let mut key = TOMBSTONE_PREFIX.to_vec();
+    key.extend_from_slice(&range_id.to_be_bytes());
+    key
+}
+
+/// The first and the last-plus-one key of a replica's state (hard state,
+/// conf state, apply state, descriptor and log).
+pub fn replica_state_span(range_id: RangeId) -> (Vec<u8>, Vec<u8>) {
+    (replica_key(range_id, 0), replica_key(range_id, u8::MAX))
 }
 
 /// The key of a log entry.

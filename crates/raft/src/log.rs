@@ -17,7 +17,7 @@ use tessera_proto::meta::{
     ApplyState, KeyValue, RangeDescriptor, RangeSnapshot, ReplicaDescriptor, ReplicaRole,
 };
 use tessera_storage::{Cf, Engine, ScanIter, WriteBatch};
-use tessera_types::RangeId;
+use tessera_types::{RangeId, ReplicaId};
 
 use crate::keys;
 use crate::{Error, Result};
@@ -129,6 +129,7 @@ impl ReplicaStorage {
             truncated_index: INIT_INDEX,
             truncated_term: INIT_TERM,
             gc_threshold,
+            frozen: false,
         };
         batch.put(Cf::Raft, keys::hard_state(range_id), encode_pb(&hard_state));
         batch.put(Cf::Raft, keys::conf_state(range_id), encode_pb(&conf_state));
@@ -339,6 +340,7 @@ impl ReplicaStorage {
             truncated_index: meta.index,
             truncated_term: meta.term,
             gc_threshold: data.gc_threshold,
+            frozen: data.frozen,
         };
         self.stage_apply_state(batch);
         self.stage_conf_state(meta.get_conf_state().clone(), batch);
@@ -360,6 +362,19 @@ impl ReplicaStorage {
         self.last_index = meta.index;
         self.last_term = meta.term;
         Ok(())
+    }
+
+    /// Stages the removal of a replica's state (not its span's data) and a
+    /// tombstone: messages to replica ids up to `tombstone` are dropped.
+    pub fn stage_destroy(range_id: RangeId, tombstone: ReplicaId, batch: &mut WriteBatch) {
+        let (start, end) = keys::replica_state_span(range_id);
+        batch.delete_range(Cf::Raft, start, end);
+        batch.delete(Cf::Raft, keys::replica_index(range_id));
+        batch.put(
+            Cf::Raft,
+            keys::tombstone(range_id),
+            tombstone.to_be_bytes().to_vec(),
+        );
     }
 
     /// Stages the removal of log entries up to and including `index`, which
@@ -447,6 +462,7 @@ impl ReplicaStorage {
             values: entries(Cf::Default)?,
             descriptor: Some(descriptor),
             gc_threshold: self.apply.gc_threshold,
+            frozen: self.apply.frozen,
         };
         let mut snapshot = Snapshot {
             data: body.encode_to_vec().into(),

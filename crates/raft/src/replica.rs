@@ -124,15 +124,28 @@ fn clip_to_range(
     )
 }
 
-/// A single-step change to a range's membership.
+/// One step of a change to a range's membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplicaChange {
     /// Adds a non-voting replica on a node; it catches up by snapshot.
     AddLearner(NodeId),
     /// Makes a node's learner a voter.
     Promote(NodeId),
-    /// Removes a node's replica.
+    /// Removes a node's replica (a learner, or a voter in one step).
     Remove(NodeId),
+    /// Replaces a voter by a caught-up learner: promotes the learner on `add`
+    /// and demotes the voter on `remove` in one joint configuration, where
+    /// every decision needs a quorum of the old voters and one of the new.
+    /// Refused while the learner is behind the leader's commit index
+    /// (`Error::NotCaughtUp`), and for the leader's own replica.
+    EnterJoint {
+        /// The node whose learner becomes a voter.
+        add: NodeId,
+        /// The node whose voter leaves.
+        remove: NodeId,
+    },
+    /// Leaves the joint configuration: the outgoing voters are removed.
+    LeaveJoint,
 }
 
 struct Proposal {
@@ -164,6 +177,10 @@ pub(crate) struct Replica {
     /// new range's descriptor, whose state is staged in the apply batch. The
     /// store creates their replicas once the batch is written.
     pub splits: Vec<RangeDescriptor>,
+    /// Ranges merged into this one by entries applied since the store last
+    /// looked: the store drops its replicas of them (their state is
+    /// removed in the apply batch).
+    pub merged: Vec<RangeId>,
 }
 
 /// What a leader knows of the MVCC reads served in its range, for one term.
@@ -193,6 +210,7 @@ impl Replica {
             pending_commits: BTreeMap::new(),
             reads_served: ReadsServed::default(),
             splits: Vec::new(),
+            merged: Vec::new(),
         };
         replica.refresh_peers();
         replica
@@ -238,6 +256,16 @@ impl Replica {
     pub fn propose(&mut self, mut command: RaftCommand, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
+            return;
+        }
+        let releases = matches!(
+            command.kind,
+            Some(raft_command::Kind::Unfreeze(_) | raft_command::Kind::Freeze(_))
+        );
+        if self.raw.store().apply.frozen && !releases {
+            let _ = callback.send(Err(Error::Frozen {
+                range_id: self.range_id,
+            }));
             return;
         }
         let one_phase_commit = self.prepare_one_phase_commit(&mut command);
@@ -333,6 +361,20 @@ impl Replica {
         }
     }
 
+    /// Answers every waiting proposal and read with `err()`: the replica is
+    /// going away.
+    pub fn fail_pending(&mut self, err: impl Fn() -> Error) {
+        for (_, proposal) in std::mem::take(&mut self.proposals) {
+            let _ = proposal.callback.send(Err(err()));
+        }
+        for (_, read) in std::mem::take(&mut self.reads_waiting) {
+            let _ = read.callback.send(Err(err()));
+        }
+        for (_, read) in std::mem::take(&mut self.reads_ready) {
+            let _ = read.callback.send(Err(err()));
+        }
+    }
+
     /// Starts a linearizable read.
     pub fn read(&mut self, read_id: u64, mut read: PendingRead) {
         if !self.is_leader() {
@@ -398,6 +440,12 @@ impl Replica {
         let Some(descriptor) = self.descriptor() else {
             return Err(self.not_leader());
         };
+        if self.raw.store().apply.frozen {
+            // Writes to this span may be committing in the merged range.
+            return Err(Error::Frozen {
+                range_id: self.range_id,
+            });
+        }
         let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
         match op {
             ReadOp::Get { key } => {
@@ -584,7 +632,27 @@ impl Replica {
             Ok(command) => command,
             Err(e) => return invalid(format!("undecodable command: {e}")),
         };
+        let frozen = self.raw.store().apply.frozen;
+        let refused = match &command.kind {
+            Some(raft_command::Kind::Unfreeze(_) | raft_command::Kind::Freeze(_)) | None => false,
+            Some(_) => frozen,
+        };
+        if refused {
+            // Proposed before the range froze: the merged range serves it.
+            return Ok(Err(Error::Frozen {
+                range_id: self.range_id,
+            }));
+        }
         match command.kind {
+            Some(raft_command::Kind::Freeze(freeze)) => {
+                Ok(self.apply_freeze(freeze.generation, true).map(|()| None))
+            }
+            Some(raft_command::Kind::Unfreeze(unfreeze)) => {
+                Ok(self.apply_freeze(unfreeze.generation, false).map(|()| None))
+            }
+            Some(raft_command::Kind::Merge(merge)) => {
+                Ok(self.apply_merge(merge, batch).map(|()| None))
+            }
             Some(raft_command::Kind::Write(write)) => {
                 // Validate the whole command before staging any of it.
                 let mut effects = WriteBatch::new();
@@ -698,6 +766,81 @@ impl Replica {
         Ok(())
     }
 
+    /// Freezes or releases the range (see `Freeze` in meta.proto); the
+    /// apply state, which carries the flag, is staged with the entry.
+    fn apply_freeze(&mut self, generation: u64, frozen: bool) -> std::result::Result<(), Error> {
+        let current = self.descriptor().map_or(0, |d| d.generation);
+        if generation != current {
+            return Err(Error::InvalidInput(format!(
+                "range {} is at generation {current}, not {generation}: its span or replicas changed",
+                self.range_id
+            )));
+        }
+        self.raw.mut_store().apply.frozen = frozen;
+        Ok(())
+    }
+
+    /// Absorbs the frozen range to the right (see `Merge` in meta.proto).
+    /// This node's replica of it, which has applied its freeze, is removed
+    /// in the same batch (its data stays: it is now this range's); the
+    /// store drops it once the batch is written (`merged`).
+    fn apply_merge(
+        &mut self,
+        merge: tessera_proto::meta::Merge,
+        batch: &mut WriteBatch,
+    ) -> std::result::Result<(), Error> {
+        let Some(mut left) = self.descriptor().cloned() else {
+            return Err(Error::InvalidInput(
+                "merge into an uninitialized replica".into(),
+            ));
+        };
+        let Some(right) = merge.right else {
+            return Err(Error::InvalidInput(
+                "a merge without its right range".into(),
+            ));
+        };
+        if merge.generation != left.generation {
+            return Err(Error::InvalidInput(format!(
+                "range {} is at generation {}, not {}: its span or replicas changed",
+                self.range_id, left.generation, merge.generation
+            )));
+        }
+        if left.end_key.is_empty() || right.start_key != left.end_key {
+            return Err(Error::InvalidInput(format!(
+                "ranges {} and {} are not adjacent",
+                self.range_id, right.range_id
+            )));
+        }
+        let nodes = |d: &RangeDescriptor| {
+            let mut nodes: Vec<(NodeId, i32)> =
+                d.replicas.iter().map(|r| (r.node_id, r.role)).collect();
+            nodes.sort_unstable();
+            nodes
+        };
+        if nodes(&left) != nodes(&right) {
+            return Err(Error::InvalidInput(format!(
+                "ranges {} and {} have replicas on different nodes",
+                self.range_id, right.range_id
+            )));
+        }
+        left.end_key = right.end_key.clone();
+        left.generation = left.generation.max(right.generation) + 1;
+        batch.put(
+            Cf::Raft,
+            crate::keys::descriptor(self.range_id),
+            left.encode_to_vec(),
+        );
+        let store = self.raw.mut_store();
+        store.descriptor = Some(left);
+        store.apply.gc_threshold = store.apply.gc_threshold.max(merge.right_gc_threshold);
+        // Reads the right range served are unknown here: a one-phase commit
+        // must wait for a timestamp from the oracle, as after an election.
+        self.reads_served.covers_earlier_terms = false;
+        ReplicaStorage::stage_destroy(right.range_id, ReplicaId::MAX, batch);
+        self.merged.push(right.range_id);
+        Ok(())
+    }
+
     /// Installs the range descriptor carried by a membership change.
     fn apply_descriptor(&mut self, bytes: &[u8], batch: &mut WriteBatch) -> Result<()> {
         let descriptor = RangeDescriptor::decode(bytes)
@@ -736,80 +879,175 @@ impl Replica {
         Ok(())
     }
 
-    /// Proposes a single-step membership change. The new descriptor rides in
-    /// the entry's context and is installed when the change applies.
+    /// Proposes a membership change. The new descriptor rides in the
+    /// entry's context and is installed when the change applies.
     pub fn propose_change(&mut self, change: ReplicaChange, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
             return;
         }
-        let (descriptor, single) = match self.plan_change(change) {
+        let (descriptor, cc) = match self.plan_change(change) {
             Ok(plan) => plan,
             Err(err) => {
                 let _ = callback.send(Err(err));
                 return;
             }
         };
-        let mut cc = ConfChangeV2::default();
-        cc.set_changes(vec![single].into());
         let proposed = self.raw.propose_conf_change(descriptor.encode_to_vec(), cc);
         self.track_proposal(proposed, callback);
     }
 
-    /// The descriptor after `change`, and the Raft conf change that makes it.
-    fn plan_change(&self, change: ReplicaChange) -> Result<(RangeDescriptor, ConfChangeSingle)> {
+    /// The descriptor after `change` (at the next generation), and the Raft
+    /// conf change that makes it.
+    fn plan_change(&self, change: ReplicaChange) -> Result<(RangeDescriptor, ConfChangeV2)> {
         let mut descriptor = self
             .descriptor()
             .cloned()
             .ok_or_else(|| self.not_leader())?;
-        let mut single = ConfChangeSingle::default();
-        let node = match change {
-            ReplicaChange::AddLearner(node)
-            | ReplicaChange::Promote(node)
-            | ReplicaChange::Remove(node) => node,
+        if self.raw.store().apply.frozen {
+            return Err(Error::Frozen {
+                range_id: self.range_id,
+            });
+        }
+        let joint = descriptor
+            .replicas
+            .iter()
+            .any(|r| r.role == ReplicaRole::VoterOutgoing as i32);
+        let position = |node: NodeId| descriptor.replicas.iter().position(|r| r.node_id == node);
+        let missing = |node: NodeId| {
+            Error::InvalidInput(format!(
+                "range {} has no replica on node {node}",
+                self.range_id
+            ))
         };
-        let position = descriptor.replicas.iter().position(|r| r.node_id == node);
-        match (change, position) {
-            (ReplicaChange::AddLearner(_), Some(_)) => {
+        let single = |kind: ConfChangeType, replica_id: ReplicaId| {
+            let mut single = ConfChangeSingle::default();
+            single.set_change_type(kind);
+            single.node_id = replica_id;
+            single
+        };
+        let mut cc = ConfChangeV2::default();
+        match change {
+            ReplicaChange::LeaveJoint => {
+                if !joint {
+                    return Err(Error::InvalidInput(format!(
+                        "range {} is not in a joint configuration",
+                        self.range_id
+                    )));
+                }
+                descriptor
+                    .replicas
+                    .retain(|r| r.role != ReplicaRole::VoterOutgoing as i32);
+            }
+            _ if joint => {
                 return Err(Error::InvalidInput(format!(
-                    "range {} already has a replica on node {node}",
+                    "range {} is in a joint configuration: leave it first",
                     self.range_id
                 )));
             }
-            (ReplicaChange::AddLearner(_), None) => {
+            ReplicaChange::AddLearner(node) => {
+                if position(node).is_some() {
+                    return Err(Error::InvalidInput(format!(
+                        "range {} already has a replica on node {node}",
+                        self.range_id
+                    )));
+                }
                 let replica_id = descriptor
                     .replicas
                     .iter()
                     .map(|r| r.replica_id)
                     .max()
                     .unwrap_or(0)
+                    .max(
+                        self.raw
+                            .raft
+                            .prs()
+                            .iter()
+                            .map(|(id, _)| *id)
+                            .max()
+                            .unwrap_or(0),
+                    )
                     + 1;
                 descriptor.replicas.push(ReplicaDescriptor {
                     node_id: node,
                     replica_id,
                     role: ReplicaRole::Learner as i32,
                 });
-                single.set_change_type(ConfChangeType::AddLearnerNode);
-                single.node_id = replica_id;
+                cc.set_changes(vec![single(ConfChangeType::AddLearnerNode, replica_id)].into());
             }
-            (_, None) => {
-                return Err(Error::InvalidInput(format!(
-                    "range {} has no replica on node {node}",
-                    self.range_id
-                )));
-            }
-            (ReplicaChange::Promote(_), Some(i)) => {
+            ReplicaChange::Promote(node) => {
+                let i = position(node).ok_or_else(|| missing(node))?;
                 descriptor.replicas[i].role = ReplicaRole::Voter as i32;
-                single.set_change_type(ConfChangeType::AddNode);
-                single.node_id = descriptor.replicas[i].replica_id;
+                let id = descriptor.replicas[i].replica_id;
+                cc.set_changes(vec![single(ConfChangeType::AddNode, id)].into());
             }
-            (ReplicaChange::Remove(_), Some(i)) => {
+            ReplicaChange::Remove(node) => {
+                let i = position(node).ok_or_else(|| missing(node))?;
                 let removed = descriptor.replicas.remove(i);
-                single.set_change_type(ConfChangeType::RemoveNode);
-                single.node_id = removed.replica_id;
+                if removed.replica_id == self.replica_id {
+                    return Err(self.leader_cannot_leave());
+                }
+                cc.set_changes(vec![single(ConfChangeType::RemoveNode, removed.replica_id)].into());
+            }
+            ReplicaChange::EnterJoint { add, remove } => {
+                let a = position(add).ok_or_else(|| missing(add))?;
+                let r = position(remove).ok_or_else(|| missing(remove))?;
+                let learner = &descriptor.replicas[a];
+                if learner.role != ReplicaRole::Learner as i32 {
+                    return Err(Error::InvalidInput(format!(
+                        "the replica of range {} on node {add} is not a learner",
+                        self.range_id
+                    )));
+                }
+                let outgoing = &descriptor.replicas[r];
+                if outgoing.role != ReplicaRole::Voter as i32 {
+                    return Err(Error::InvalidInput(format!(
+                        "the replica of range {} on node {remove} is not a voter",
+                        self.range_id
+                    )));
+                }
+                if outgoing.replica_id == self.replica_id {
+                    return Err(self.leader_cannot_leave());
+                }
+                let matched = self
+                    .raw
+                    .raft
+                    .prs()
+                    .get(learner.replica_id)
+                    .map_or(0, |p| p.matched);
+                let committed = self.raw.raft.raft_log.committed;
+                if matched < committed {
+                    return Err(Error::NotCaughtUp {
+                        range_id: self.range_id,
+                        matched,
+                        committed,
+                    });
+                }
+                cc.set_changes(
+                    vec![
+                        single(ConfChangeType::AddNode, learner.replica_id),
+                        single(ConfChangeType::RemoveNode, outgoing.replica_id),
+                    ]
+                    .into(),
+                );
+                cc.set_transition(raft::prelude::ConfChangeTransition::Explicit);
+                descriptor.replicas[a].role = ReplicaRole::Voter as i32;
+                descriptor.replicas[r].role = ReplicaRole::VoterOutgoing as i32;
             }
         }
-        Ok((descriptor, single))
+        descriptor.generation += 1;
+        Ok((descriptor, cc))
+    }
+
+    fn leader_cannot_leave(&self) -> Error {
+        Error::InvalidInput(format!(
+            "the replica of range {} on node {} leads it: move the lease first",
+            self.range_id,
+            self.peers
+                .get(&self.replica_id)
+                .copied()
+                .unwrap_or_default()
+        ))
     }
 
     fn apply_conf_change(

@@ -80,6 +80,10 @@ pub struct ReplicaInfo {
     pub applied_index: u64,
     /// The first index still in the log.
     pub first_index: u64,
+    /// The range's GC threshold.
+    pub gc_threshold: u64,
+    /// Whether the range is frozen for a merge.
+    pub frozen: bool,
 }
 
 enum StoreMsg {
@@ -129,6 +133,22 @@ enum StoreMsg {
     TransferLeader {
         range_id: RangeId,
         to: NodeId,
+        callback: oneshot::Sender<Result<()>>,
+    },
+    Freeze {
+        range_id: RangeId,
+        generation: u64,
+        frozen: bool,
+        callback: ProposalCallback,
+    },
+    Merge {
+        range_id: RangeId,
+        merge: tessera_proto::meta::Merge,
+        callback: ProposalCallback,
+    },
+    DestroyReplica {
+        range_id: RangeId,
+        replica_id: ReplicaId,
         callback: oneshot::Sender<Result<()>>,
     },
     Stop,
@@ -200,6 +220,7 @@ impl Store {
             transport,
             config,
             replicas: BTreeMap::new(),
+            tombstones: HashMap::new(),
             early_votes: HashMap::new(),
             rx,
             handle: handle.clone(),
@@ -561,6 +582,72 @@ impl StoreHandle {
         .await
         .map(|_| ())
     }
+
+    /// This node's replica of a range, if it holds one.
+    pub async fn replica(&self, range_id: RangeId) -> Result<Option<ReplicaInfo>> {
+        Ok(self
+            .replicas()
+            .await?
+            .into_iter()
+            .find(|r| r.range_id == range_id))
+    }
+
+    /// Freezes (or releases, `frozen` false) a range for a merge; must be
+    /// sent to its leader. Returns the replica's state once applied here:
+    /// its applied index is the one every replica must reach before the
+    /// merge.
+    pub async fn freeze(
+        &self,
+        range_id: RangeId,
+        generation: u64,
+        frozen: bool,
+    ) -> Result<ReplicaInfo> {
+        self.request(|callback| StoreMsg::Freeze {
+            range_id,
+            generation,
+            frozen,
+            callback,
+        })
+        .await?;
+        self.replica(range_id).await?.ok_or(Error::NotLeader {
+            range_id,
+            leader: None,
+        })
+    }
+
+    /// Merges the frozen range `merge.right` into range `range_id`; must be
+    /// sent to its leader. Returns the merged range's descriptor.
+    pub async fn merge(
+        &self,
+        range_id: RangeId,
+        merge: tessera_proto::meta::Merge,
+    ) -> Result<RangeDescriptor> {
+        self.request(|callback| StoreMsg::Merge {
+            range_id,
+            merge,
+            callback,
+        })
+        .await?;
+        self.replica(range_id)
+            .await?
+            .and_then(|r| r.descriptor)
+            .ok_or(Error::NotLeader {
+                range_id,
+                leader: None,
+            })
+    }
+
+    /// Removes this node's replica `replica_id` of a range that no longer
+    /// has it (the caller checked the meta range), with the data of its
+    /// span that no other local replica holds. Refused for a leader.
+    pub async fn destroy_replica(&self, range_id: RangeId, replica_id: ReplicaId) -> Result<()> {
+        self.request(|callback| StoreMsg::DestroyReplica {
+            range_id,
+            replica_id,
+            callback,
+        })
+        .await
+    }
 }
 
 /// How many queued messages one turn of the loop takes before it processes
@@ -573,6 +660,9 @@ struct StoreLoop {
     transport: Arc<dyn Transport>,
     config: RaftConfig,
     replicas: BTreeMap<RangeId, Replica>,
+    /// Ranges whose replicas this node removed: messages to a replica id
+    /// up to the one recorded are dropped rather than recreate it.
+    tombstones: HashMap<RangeId, ReplicaId>,
     /// Votes for ranges this node does not hold (yet), by range.
     early_votes: HashMap<RangeId, Vec<RaftEnvelope>>,
     rx: Receiver<StoreMsg>,
@@ -582,6 +672,20 @@ struct StoreLoop {
 
 impl StoreLoop {
     fn recover(&mut self) -> Result<()> {
+        let end = tessera_types::encoding::prefix_end(keys::TOMBSTONE_PREFIX).unwrap_or_default();
+        for item in self.engine.scan(Cf::Raft, keys::TOMBSTONE_PREFIX, &end) {
+            let (key, value) = item?;
+            let suffix = &key[keys::TOMBSTONE_PREFIX.len()..];
+            if let (Ok(range), Ok(replica)) = (
+                <[u8; 8]>::try_from(suffix),
+                <[u8; 8]>::try_from(value.as_slice()),
+            ) {
+                self.tombstones.insert(
+                    RangeId::from_be_bytes(range),
+                    ReplicaId::from_be_bytes(replica),
+                );
+            }
+        }
         let end =
             tessera_types::encoding::prefix_end(keys::REPLICA_INDEX_PREFIX).unwrap_or_default();
         let entries: Vec<_> = self
@@ -732,9 +836,7 @@ impl StoreLoop {
             } => match self.replicas.get_mut(&range_id) {
                 Some(replica) => replica.propose_change(change, callback),
                 None => {
-                    let _ = callback.send(Err(Error::InvalidInput(format!(
-                        "no replica of range {range_id}"
-                    ))));
+                    let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
                 }
             },
             StoreMsg::Split {
@@ -755,6 +857,36 @@ impl StoreLoop {
                     }),
                 };
                 let _ = callback.send(result);
+            }
+            StoreMsg::Freeze {
+                range_id,
+                generation,
+                frozen,
+                callback,
+            } => self.on_freeze(range_id, generation, frozen, callback),
+            StoreMsg::Merge {
+                range_id,
+                merge,
+                callback,
+            } => match self.replicas.get_mut(&range_id) {
+                Some(replica) => {
+                    self.next_id += 1;
+                    let command = RaftCommand {
+                        proposal_id: self.next_id,
+                        kind: Some(tessera_proto::meta::raft_command::Kind::Merge(merge)),
+                    };
+                    replica.propose(command, callback);
+                }
+                None => {
+                    let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
+                }
+            },
+            StoreMsg::DestroyReplica {
+                range_id,
+                replica_id,
+                callback,
+            } => {
+                let _ = callback.send(self.destroy_removed_replica(range_id, replica_id));
             }
             StoreMsg::SplitCheck { key, callback } => {
                 let result = match self.replica_for_key(&key) {
@@ -906,6 +1038,105 @@ impl StoreLoop {
         Ok(())
     }
 
+    fn on_freeze(
+        &mut self,
+        range_id: RangeId,
+        generation: u64,
+        frozen: bool,
+        callback: ProposalCallback,
+    ) {
+        let Some(replica) = self.replicas.get_mut(&range_id) else {
+            let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
+            return;
+        };
+        if frozen && replica.raw.raft.has_pending_conf() {
+            // The merge checks the replicas' nodes after the freeze: no
+            // membership change may still be on its way.
+            let _ = callback.send(Err(Error::ProposalDropped));
+            return;
+        }
+        self.next_id += 1;
+        let kind = if frozen {
+            tessera_proto::meta::raft_command::Kind::Freeze(tessera_proto::meta::Freeze {
+                generation,
+            })
+        } else {
+            tessera_proto::meta::raft_command::Kind::Unfreeze(tessera_proto::meta::Unfreeze {
+                generation,
+            })
+        };
+        let command = RaftCommand {
+            proposal_id: self.next_id,
+            kind: Some(kind),
+        };
+        replica.propose(command, callback);
+    }
+
+    /// Drops the replicas of ranges that merges applied in this turn
+    /// absorbed (their state was removed in the apply batch).
+    fn drop_merged_ranges(&mut self) {
+        let merged: Vec<RangeId> = self
+            .replicas
+            .values_mut()
+            .flat_map(|replica| replica.merged.drain(..))
+            .collect();
+        for range_id in merged {
+            self.tombstones.insert(range_id, ReplicaId::MAX);
+            if let Some(mut replica) = self.replicas.remove(&range_id) {
+                replica.fail_pending(|| Error::Frozen { range_id });
+                tracing::info!(node = self.node_id, range_id, "merged away a range");
+            }
+        }
+    }
+
+    /// Removes the replica of a range that no longer has one on this node
+    /// (the meta range says so: see the server's replica GC), with its
+    /// span's data except where another local replica holds it.
+    fn destroy_removed_replica(&mut self, range_id: RangeId, replica_id: ReplicaId) -> Result<()> {
+        let Some(replica) = self.replicas.get(&range_id) else {
+            return Ok(());
+        };
+        if replica.replica_id != replica_id {
+            return Err(Error::InvalidInput(format!(
+                "range {range_id} has replica {} here, not {replica_id}",
+                replica.replica_id
+            )));
+        }
+        if replica.is_leader() {
+            return Err(Error::InvalidInput(format!(
+                "the replica of range {range_id} here leads it"
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        if let Some(descriptor) = replica.descriptor() {
+            let others: Vec<(Vec<u8>, Vec<u8>)> = self
+                .replicas
+                .values()
+                .filter(|r| r.range_id != range_id)
+                .filter_map(|r| r.descriptor())
+                .map(|d| (d.start_key.clone(), d.end_key.clone()))
+                .collect();
+            for (start, end) in uncovered(&descriptor.start_key, &descriptor.end_key, others) {
+                for cf in Cf::REPLICATED {
+                    let (from, to) = cf.span_bounds(&start, &end);
+                    batch.delete_range(cf, from, to);
+                }
+            }
+        }
+        ReplicaStorage::stage_destroy(range_id, replica_id, &mut batch);
+        self.engine.write(&batch, true)?;
+        self.tombstones.insert(range_id, replica_id);
+        if let Some(mut replica) = self.replicas.remove(&range_id) {
+            replica.fail_pending(|| Error::RangeNotFound { key: Vec::new() });
+        }
+        tracing::info!(
+            node = self.node_id,
+            range_id,
+            "removed a replica that left its range"
+        );
+        Ok(())
+    }
+
     fn on_write(&mut self, mutations: Vec<Mutation>, callback: ProposalCallback) {
         let Some(first) = mutations.first().and_then(mutation_key) else {
             let _ = callback.send(Err(Error::InvalidInput(
@@ -970,6 +1201,13 @@ impl StoreLoop {
                 );
                 continue;
             }
+            if self
+                .tombstones
+                .get(&envelope.range_id)
+                .is_some_and(|&dead| envelope.to_replica <= dead)
+            {
+                continue;
+            }
             if !self.replicas.contains_key(&envelope.range_id) {
                 if is_vote(&msg) {
                     // Perhaps a range split off by an entry this node has
@@ -1013,6 +1251,10 @@ impl StoreLoop {
                 continue;
             }
             if msg.get_msg_type() == MessageType::MsgSnapshot {
+                if let Err(err) = self.drop_merged_into(envelope.range_id, &msg) {
+                    tracing::warn!(node = self.node_id, %err, "cannot remove merged replicas");
+                    continue;
+                }
                 if let Some(other) = self.overlapping_replica(envelope.range_id, &msg) {
                     // This node still holds the span in another range, whose
                     // split has not applied here yet: applying the snapshot
@@ -1038,6 +1280,56 @@ impl StoreLoop {
                 tracing::debug!(node = self.node_id, range_id = envelope.range_id, %err, "raft step");
             }
         }
+    }
+
+    /// A snapshot of a range that has absorbed ranges this node still holds
+    /// (this node missed the merge): those replicas, wholly inside the
+    /// snapshot's span and older than it, are removed first. Their data goes
+    /// with the snapshot's, which replaces the whole span.
+    fn drop_merged_into(&mut self, range_id: RangeId, msg: &Message) -> Result<()> {
+        use prost::Message as _;
+        let data = msg.get_snapshot().get_data();
+        let Some(incoming) = tessera_proto::meta::RangeSnapshot::decode(data)
+            .ok()
+            .and_then(|s| s.descriptor)
+        else {
+            return Ok(());
+        };
+        let absorbed: Vec<(RangeId, ReplicaId)> = self
+            .replicas
+            .values()
+            .filter(|r| r.range_id != range_id)
+            .filter(|r| {
+                r.descriptor().is_some_and(|d| {
+                    d.generation < incoming.generation
+                        && d.start_key >= incoming.start_key
+                        && (incoming.end_key.is_empty()
+                            || (!d.end_key.is_empty() && d.end_key <= incoming.end_key))
+                })
+            })
+            .map(|r| (r.range_id, r.replica_id))
+            .collect();
+        if absorbed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        for (absorbed, replica_id) in &absorbed {
+            ReplicaStorage::stage_destroy(*absorbed, *replica_id, &mut batch);
+        }
+        self.engine.write(&batch, true)?;
+        for (absorbed, replica_id) in absorbed {
+            self.tombstones.insert(absorbed, replica_id);
+            if let Some(mut replica) = self.replicas.remove(&absorbed) {
+                replica.fail_pending(|| Error::Frozen { range_id: absorbed });
+            }
+            tracing::info!(
+                node = self.node_id,
+                range_id = absorbed,
+                into = range_id,
+                "removed a replica merged away (by snapshot)"
+            );
+        }
+        Ok(())
     }
 
     /// The initialized replica of another range whose span overlaps the
@@ -1159,6 +1451,8 @@ impl StoreLoop {
                     commit_index: replica.raw.raft.raft_log.committed,
                     applied_index: store.apply.applied_index,
                     first_index: store.apply.truncated_index + 1,
+                    gc_threshold: store.apply.gc_threshold,
+                    frozen: store.apply.frozen,
                 }
             })
             .collect()
@@ -1308,8 +1602,35 @@ impl StoreLoop {
         for (node, envelopes) in outbox {
             self.transport.send(node, envelopes);
         }
+        self.drop_merged_ranges();
         self.start_split_ranges()
     }
+}
+
+/// The parts of `[start, end)` that no span in `others` covers.
+fn uncovered(start: &[u8], end: &[u8], others: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut others: Vec<_> = others
+        .into_iter()
+        .filter(|(s, e)| {
+            (end.is_empty() || s.as_slice() < end) && (e.is_empty() || e.as_slice() > start)
+        })
+        .collect();
+    others.sort();
+    let mut parts = Vec::new();
+    let mut cursor = start.to_vec();
+    for (s, e) in others {
+        if s > cursor {
+            parts.push((cursor.clone(), s.clone()));
+        }
+        if e.is_empty() {
+            return parts;
+        }
+        cursor = cursor.max(e);
+    }
+    if end.is_empty() || cursor.as_slice() < end {
+        parts.push((cursor, end.to_vec()));
+    }
+    parts
 }
 
 /// How many vote messages for unknown ranges a node keeps (per range, and
@@ -1358,5 +1679,45 @@ fn route(
                 .raw
                 .report_snapshot(to_replica, SnapshotStatus::Finish);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uncovered;
+
+    fn span(start: &str, end: &str) -> (Vec<u8>, Vec<u8>) {
+        (start.as_bytes().to_vec(), end.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn uncovered_parts_of_a_span() {
+        // Nothing else: the whole span.
+        assert_eq!(uncovered(b"b", b"m", vec![]), vec![span("b", "m")]);
+        // Holes around and between other spans; spans outside are ignored.
+        assert_eq!(
+            uncovered(
+                b"b",
+                b"m",
+                vec![
+                    span("d", "f"),
+                    span("h", "j"),
+                    span("m", "z"),
+                    span("a", "b")
+                ]
+            ),
+            vec![span("b", "d"), span("f", "h"), span("j", "m")]
+        );
+        // Covered at both ends, and wholly.
+        assert_eq!(
+            uncovered(b"b", b"m", vec![span("a", "c"), span("k", "")]),
+            vec![span("c", "k")]
+        );
+        assert!(uncovered(b"b", b"m", vec![span("a", "")]).is_empty());
+        // An open end.
+        assert_eq!(
+            uncovered(b"b", b"", vec![span("c", "d")]),
+            vec![span("b", "c"), span("d", "")]
+        );
     }
 }

@@ -1,9 +1,15 @@
 //! The leaders' upkeep of their ranges, every few seconds:
 //!
 //! - Meta records: each node makes sure the meta range records the ranges
-//!   it leads as they are (a leader's descriptor is current). A split whose
-//!   meta update was lost, because the process died between the split and
-//!   the update, is repaired here.
+//!   it leads as they are (a leader's descriptor is current), and holds no
+//!   older record inside their spans. A split or merge whose meta update
+//!   was lost, because the process died between the change and the update,
+//!   is repaired here.
+//! - Replica GC: a replica that the meta range shows gone from this node
+//!   (moved away, or its range merged into another) is removed, with the
+//!   data of its span that no other local replica holds.
+//! - Addresses: the node learns every node's address from the meta range's
+//!   node records (a node that joined later).
 //! - Automatic splits by size: each node measures the user ranges it leads
 //!   (the bytes of their MVCC commit records and of the values stored apart
 //!   from them, read from a snapshot of its own engine, off the store loop)
@@ -14,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use tessera_kv::{ClientResult, KvClient};
-use tessera_proto::meta::RangeDescriptor;
-use tessera_raft::StoreHandle;
+use tessera_kv::{AddressBook, ClientResult, KvClient};
+use tessera_proto::meta::{NodeRecord, RangeDescriptor};
+use tessera_raft::{ReplicaInfo, StoreHandle};
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
 
@@ -25,6 +31,7 @@ pub async fn run(
     store: StoreHandle,
     engine: Arc<dyn Engine>,
     client: KvClient,
+    addresses: AddressBook,
     max_range_bytes: u64,
     interval: Duration,
 ) {
@@ -33,11 +40,32 @@ pub async fn run(
         let Ok(replicas) = store.replicas().await else {
             continue;
         };
+        let meta = match meta_records(&client).await {
+            Ok(meta) => meta,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the meta range");
+                continue;
+            }
+        };
+        match node_records(&client).await {
+            Ok(nodes) => {
+                for node in nodes {
+                    addresses.insert(node.node_id, node.address);
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot read the node records"),
+        }
+        for replica in replicas.iter().filter(|r| !r.is_leader) {
+            collect_replica(&store, &meta, replica).await;
+        }
         for replica in replicas.into_iter().filter(|r| r.is_leader) {
             let Some(descriptor) = replica.descriptor else {
                 continue;
             };
-            match repair_meta(&client, &descriptor).await {
+            if replica.frozen {
+                continue;
+            }
+            match repair_meta(&client, &meta, &descriptor).await {
                 Ok(false) => {}
                 Ok(true) => tracing::info!(
                     range = descriptor.range_id,
@@ -86,22 +114,102 @@ pub async fn run(
     }
 }
 
-/// Makes the meta range record `descriptor`, the current descriptor of a
-/// range this node leads, unless it records a newer one. True if it had to.
-async fn repair_meta(client: &KvClient, descriptor: &RangeDescriptor) -> ClientResult<bool> {
-    let key = keys::meta_key(&descriptor.end_key);
-    let recorded = client
-        .get(&key)
+/// Every range record of the meta range.
+async fn meta_records(client: &KvClient) -> ClientResult<Vec<RangeDescriptor>> {
+    let end = tessera_types::encoding::prefix_end(keys::META_PREFIX).unwrap_or_default();
+    Ok(client
+        .scan(keys::META_PREFIX, &end, 0)
         .await?
-        .and_then(|value| RangeDescriptor::decode(&value[..]).ok());
-    let stale = match &recorded {
+        .into_iter()
+        .filter_map(|(_, value)| RangeDescriptor::decode(&value[..]).ok())
+        .collect())
+}
+
+/// Every node record of the meta range.
+async fn node_records(client: &KvClient) -> ClientResult<Vec<NodeRecord>> {
+    let end = tessera_types::encoding::prefix_end(keys::NODE_PREFIX).unwrap_or_default();
+    Ok(client
+        .scan(keys::NODE_PREFIX, &end, 0)
+        .await?
+        .into_iter()
+        .filter_map(|(_, value)| NodeRecord::decode(&value[..]).ok())
+        .collect())
+}
+
+/// Makes the meta range record `descriptor`, the current descriptor of a
+/// range this node leads, unless it records a newer one, and removes the
+/// older records that end inside its span (the left side of a merge).
+/// True if it had to.
+async fn repair_meta(
+    client: &KvClient,
+    meta: &[RangeDescriptor],
+    descriptor: &RangeDescriptor,
+) -> ClientResult<bool> {
+    let recorded = meta.iter().find(|r| r.end_key == descriptor.end_key);
+    let stale = match recorded {
         None => true,
         Some(r) => r != descriptor && r.generation <= descriptor.generation,
     };
-    if stale {
-        client.update_meta(vec![descriptor.clone()]).await?;
+    let inside: Vec<Vec<u8>> = meta
+        .iter()
+        .filter(|r| {
+            r.generation < descriptor.generation
+                && r.end_key != descriptor.end_key
+                && keys::span_contains(&descriptor.start_key, &descriptor.end_key, &r.end_key)
+                && r.end_key > descriptor.start_key
+        })
+        .map(|r| r.end_key.clone())
+        .collect();
+    if !stale && inside.is_empty() {
+        return Ok(false);
     }
-    Ok(stale)
+    client.record_range(descriptor.clone(), inside).await?;
+    Ok(true)
+}
+
+/// Whether this node's replica is gone from its range: its own descriptor
+/// has no replica here (it applied its removal), or the meta range's
+/// record holding the replica's start key is newer than the replica and
+/// either is the same range without a replica on this node, or another
+/// range, with no record of this range left (it merged away).
+fn replica_is_gone(meta: &[RangeDescriptor], node: u64, local: &RangeDescriptor) -> bool {
+    if !local.replicas.iter().any(|r| r.node_id == node) {
+        return true;
+    }
+    let Some(current) = meta
+        .iter()
+        .find(|m| keys::span_contains(&m.start_key, &m.end_key, &local.start_key))
+    else {
+        return false;
+    };
+    if current.generation <= local.generation {
+        return false;
+    }
+    if current.range_id == local.range_id {
+        !current.replicas.iter().any(|r| r.node_id == node)
+    } else {
+        !meta.iter().any(|m| m.range_id == local.range_id)
+    }
+}
+
+/// Removes this node's replica if the meta range shows it gone.
+async fn collect_replica(store: &StoreHandle, meta: &[RangeDescriptor], replica: &ReplicaInfo) {
+    let Some(local) = &replica.descriptor else {
+        return;
+    };
+    if !replica_is_gone(meta, store.node_id(), local) {
+        return;
+    }
+    match store
+        .destroy_replica(replica.range_id, replica.replica_id)
+        .await
+    {
+        Ok(()) => tracing::info!(
+            range = replica.range_id,
+            "removed a replica the range no longer has"
+        ),
+        Err(err) => tracing::warn!(range = replica.range_id, %err, "cannot remove a replica"),
+    }
 }
 
 /// The bytes of `cf`'s entries for the user keys in `[start, end)`.
@@ -172,6 +280,75 @@ mod tests {
         }
         engine.write(&batch, false).expect("write");
         engine
+    }
+
+    fn descriptor(
+        range_id: u64,
+        start: &[u8],
+        end: &[u8],
+        generation: u64,
+        nodes: &[u64],
+    ) -> RangeDescriptor {
+        RangeDescriptor {
+            range_id,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            generation,
+            replicas: nodes
+                .iter()
+                .map(|&node_id| tessera_proto::meta::ReplicaDescriptor {
+                    node_id,
+                    replica_id: node_id,
+                    role: tessera_proto::meta::ReplicaRole::Voter as i32,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn replicas_gone_from_their_range_are_found() {
+        let meta = vec![
+            descriptor(2, b"\x02", b"\x02m", 5, &[2, 3, 4]),
+            descriptor(3, b"\x02m", b"", 7, &[1, 2, 3]),
+        ];
+        // Moved off node 1: the record is newer and names no replica there.
+        assert!(replica_is_gone(
+            &meta,
+            1,
+            &descriptor(2, b"\x02", b"\x02m", 4, &[1, 2, 3])
+        ));
+        // Its own descriptor already says so.
+        assert!(replica_is_gone(
+            &meta,
+            1,
+            &descriptor(2, b"\x02", b"\x02m", 5, &[2, 3, 4])
+        ));
+        // A member that lags behind the record stays.
+        assert!(!replica_is_gone(
+            &meta,
+            2,
+            &descriptor(2, b"\x02", b"\x02m", 4, &[1, 2, 3])
+        ));
+        // A record older than the replica proves nothing (it was just added).
+        assert!(!replica_is_gone(
+            &meta,
+            1,
+            &descriptor(2, b"\x02", b"\x02m", 6, &[1, 2, 3])
+        ));
+        // Range 4 merged into range 3: no record of it is left.
+        assert!(replica_is_gone(
+            &meta,
+            1,
+            &descriptor(4, b"\x02x", b"", 6, &[1, 2, 3])
+        ));
+        // A range split off that the meta range does not record yet, under
+        // its parent's stale record: not gone.
+        let stale = vec![descriptor(3, b"\x02m", b"", 7, &[1, 2, 3])];
+        assert!(!replica_is_gone(
+            &stale,
+            1,
+            &descriptor(4, b"\x02x", b"", 8, &[1, 2, 3])
+        ));
     }
 
     #[test]

@@ -177,6 +177,20 @@ impl Kv for ClusterKv {
             .collect())
     }
 
+    fn merge_at(&self, key: &[u8]) -> SqlResult<u64> {
+        self.runtime
+            .block_on(self.client.merge_at(key))
+            .map(|merged| merged.range_id)
+            .map_err(sql_error)
+    }
+
+    fn relocate_voter(&self, range_id: u64, from: u64, to: u64) -> SqlResult<Vec<u64>> {
+        self.runtime
+            .block_on(self.client.relocate_voter(range_id, from, to))
+            .map(|d| d.replicas.iter().map(|r| r.node_id).collect())
+            .map_err(sql_error)
+    }
+
     fn transfer_lease(&self, range_id: u64, node: u64) -> SqlResult<()> {
         self.runtime
             .block_on(self.client.transfer_lease(range_id, node))

@@ -159,6 +159,52 @@ enum AdminOp {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Splits the range holding a key so that a range starts at it.
+    Split {
+        /// The key, in hex (as `tessera admin ranges` shows range bounds).
+        #[arg(long)]
+        key: String,
+        /// Print what would split, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Merges a range with the range after it (their replicas are first
+    /// moved onto the same nodes).
+    Merge {
+        /// The range id (`SHOW RANGES` lists them).
+        #[arg(long)]
+        range: u64,
+        /// The range after it; refused unless the two are adjacent.
+        #[arg(long)]
+        with: Option<u64>,
+        /// Print what would merge, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Moves a range's voting replica from one node to another.
+    Relocate {
+        /// The range id.
+        #[arg(long)]
+        range: u64,
+        /// The node whose replica moves.
+        #[arg(long)]
+        from: u64,
+        /// The node it moves to: live, without a replica of the range.
+        #[arg(long)]
+        to: u64,
+        /// Print what would move, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Moves every replica off a node, so that it may leave the cluster.
+    Decommission {
+        /// The node to empty.
+        #[arg(long)]
+        node: u64,
+        /// Print what would move where, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,8 +484,165 @@ async fn kv(hosts: Vec<String>, op: KvOp) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The nodes of a range's replicas, as `n1,n2,n3`.
+fn replica_nodes(d: &tessera_proto::meta::RangeDescriptor) -> String {
+    d.replicas
+        .iter()
+        .map(|r| format!("n{}", r.node_id))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One line of a range's bounds.
+fn range_line(d: &tessera_proto::meta::RangeDescriptor) -> String {
+    let end = if d.end_key.is_empty() {
+        "<end>".to_string()
+    } else {
+        hex(&d.end_key)
+    };
+    format!(
+        "range {} [{}, {end}) on {}",
+        d.range_id,
+        hex(&d.start_key),
+        replica_nodes(d)
+    )
+}
+
+fn hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    let text = text.trim_start_matches("0x");
+    anyhow::ensure!(
+        text.len().is_multiple_of(2) && !text.is_empty(),
+        "a key is an even number of hex digits"
+    );
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| anyhow::anyhow!("{text}: {e}"))
+        })
+        .collect()
+}
+
 async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
+    let client = || {
+        TxnClient::new(
+            KvClient::new(vec![host.to_string()], KvClientConfig::default()),
+            TxnOptions::default(),
+        )
+    };
     match op {
+        AdminOp::Split { key, dry_run } => {
+            let key = parse_hex(&key)?;
+            let client = client();
+            let range = client
+                .ranges()
+                .await?
+                .into_iter()
+                .find(|d| tessera_types::keys::span_contains(&d.start_key, &d.end_key, &key))
+                .ok_or_else(|| anyhow::anyhow!("no range holds key {}", hex(&key)))?;
+            anyhow::ensure!(
+                range.start_key != key,
+                "{}: a range already starts at {}",
+                range_line(&range),
+                hex(&key)
+            );
+            println!("{}: splits at {}", range_line(&range), hex(&key));
+            if dry_run {
+                println!("dry run: nothing split");
+            } else {
+                client.split(&key).await?;
+                println!("split");
+            }
+        }
+        AdminOp::Merge {
+            range,
+            with,
+            dry_run,
+        } => {
+            let client = client();
+            let left = client.range(range).await?;
+            let right = client
+                .ranges()
+                .await?
+                .into_iter()
+                .find(|d| !left.end_key.is_empty() && d.start_key == left.end_key)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("range {range} is the last range: nothing follows it")
+                })?;
+            if let Some(with) = with {
+                client.range(with).await?;
+                anyhow::ensure!(
+                    with == right.range_id,
+                    "ranges {range} and {with} are not adjacent: range {} follows range {range}",
+                    right.range_id
+                );
+            }
+            println!("{}\n{}", range_line(&left), range_line(&right));
+            if dry_run {
+                println!(
+                    "dry run: range {} would merge into range {range}",
+                    right.range_id
+                );
+            } else {
+                let started = std::time::Instant::now();
+                let merged = client.merge_ranges(range, Some(right.range_id)).await?;
+                println!(
+                    "merged in {:.2?}: {}",
+                    started.elapsed(),
+                    range_line(&merged)
+                );
+            }
+        }
+        AdminOp::Relocate {
+            range,
+            from,
+            to,
+            dry_run,
+        } => {
+            let client = client();
+            let d = client.range(range).await?;
+            println!("{}: n{from} -> n{to}", range_line(&d));
+            if dry_run {
+                println!("dry run: nothing moved");
+            } else {
+                let started = std::time::Instant::now();
+                let moved = client.relocate_voter(range, from, to).await?;
+                println!("moved in {:.2?}: {}", started.elapsed(), range_line(&moved));
+            }
+        }
+        AdminOp::Decommission { node, dry_run } => {
+            let client = client();
+            let plan = client.drain_plan(node).await?;
+            if plan.is_empty() {
+                println!("node {node} holds no replicas: it may leave");
+                return Ok(());
+            }
+            for (range, to) in &plan {
+                println!("{}: n{node} -> n{to}", range_line(range));
+            }
+            if dry_run {
+                println!("dry run: nothing moved ({} replicas would)", plan.len());
+                return Ok(());
+            }
+            let total = plan.len();
+            for (i, (range, to)) in plan.into_iter().enumerate() {
+                let started = std::time::Instant::now();
+                client.relocate_voter(range.range_id, node, to).await?;
+                let done = (i + 1) * 20 / total;
+                println!(
+                    "[{}{}] {}/{total} range {} moved to n{to} in {:.2?}",
+                    "#".repeat(done),
+                    "-".repeat(20 - done),
+                    i + 1,
+                    range.range_id,
+                    started.elapsed()
+                );
+            }
+            println!("node {node} holds no replicas: it may leave once it has removed them");
+        }
         AdminOp::Ranges => {
             let response = connect_node(host)
                 .await?
@@ -455,11 +658,11 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
             for r in response.replicas {
                 let (start, end, replicas) = match &r.descriptor {
                     Some(d) => (
-                        show(&d.start_key),
+                        hex(&d.start_key),
                         if d.end_key.is_empty() {
                             "<end>".to_string()
                         } else {
-                            show(&d.end_key)
+                            hex(&d.end_key)
                         },
                         d.replicas
                             .iter()
@@ -494,10 +697,7 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
             }
         }
         AdminOp::Nodes => {
-            let client = TxnClient::new(
-                KvClient::new(vec![host.to_string()], KvClientConfig::default()),
-                TxnOptions::default(),
-            );
+            let client = client();
             println!(
                 "{:>5}  {:<22} {:>5} {:>8} {:>6}",
                 "node", "address", "live", "replicas", "leases"
@@ -515,10 +715,7 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
             }
         }
         AdminOp::TransferLease { range, to, dry_run } => {
-            let client = TxnClient::new(
-                KvClient::new(vec![host.to_string()], KvClientConfig::default()),
-                TxnOptions::default(),
-            );
+            let client = client();
             let descriptor = client
                 .ranges()
                 .await?

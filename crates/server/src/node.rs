@@ -73,6 +73,44 @@ async fn collect_garbage(store: StoreHandle, client: TxnClient, ttl: Duration, i
     }
 }
 
+/// A node started on an empty data dir joins the cluster its join list
+/// belongs to, once one of those nodes says it has one (until then, the
+/// cluster may be waiting for `tessera init`, which bootstraps this node
+/// too).
+async fn join_cluster(store: StoreHandle, join: Vec<String>, advertise: String) {
+    let peers: Vec<&String> = join.iter().filter(|a| **a != advertise).collect();
+    let mut attempt = 0u64;
+    while store.cluster_id() == 0 {
+        for peer in &peers {
+            match tessera_kv::services::join(&store, peer, &advertise).await {
+                Ok(Some(cluster_id)) => {
+                    tracing::info!(
+                        node = store.node_id(),
+                        via = %peer,
+                        cluster = format!("{cluster_id:016x}"),
+                        "joined the cluster"
+                    );
+                    return;
+                }
+                Ok(None) => {}
+                Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                    tracing::error!(node = store.node_id(), "cannot join: {}", status.message());
+                }
+                Err(status) => {
+                    if attempt % 10 == 9 {
+                        tracing::warn!(node = store.node_id(), via = %peer, "cannot join yet: {}", status.message());
+                    }
+                }
+            }
+            if store.cluster_id() != 0 {
+                return;
+            }
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Binds the node's gRPC listener, with a clear error when the port is
 /// taken.
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
@@ -204,6 +242,13 @@ impl Node {
                 }
             });
         }
+        if store.handle().cluster_id() == 0 {
+            tokio::spawn(join_cluster(
+                store.handle(),
+                config.join.clone(),
+                advertise.clone(),
+            ));
+        }
         // SQL: one engine per node over the cluster, this node's address
         // first so that its own ranges answer without a hop.
         let mut kv_nodes = vec![advertise.clone()];
@@ -226,6 +271,7 @@ impl Node {
                 store.handle(),
                 measured,
                 KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
+                addresses.clone(),
                 split.max_range_bytes,
                 Duration::from_secs(split.check_interval_secs),
             ))
@@ -235,6 +281,10 @@ impl Node {
                 store.handle(),
                 addresses.clone(),
                 KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
+                TxnClient::new(
+                    KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
+                    TxnOptions::default(),
+                ),
                 Duration::from_secs(config.rebalance.interval_secs),
             ))
         });

@@ -6,6 +6,13 @@
 //! every node, this leaves the lease counts of the live nodes within one of
 //! each other. The meta range's lease (the oracle, the deadlock detector)
 //! stays where it is.
+//!
+//! Replica rebalancing: on the same beat, the node that leads the meta
+//! range compares the live nodes' replica counts and, when one holds at
+//! least two more than another, moves one replica from the fullest to the
+//! emptiest (a relocation, as `ALTER RANGE ... RELOCATE VOTERS`). A node
+//! that joins fills up this way, one replica per pass, until the counts are
+//! within one of each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,6 +20,7 @@ use std::time::Duration;
 use tessera_kv::{AddressBook, KvClient};
 use tessera_proto::meta::{RangeDescriptor, ReplicaRole};
 use tessera_raft::StoreHandle;
+use tessera_txn::TxnClient;
 use tessera_types::keys::META_RANGE_ID;
 use tessera_types::NodeId;
 
@@ -21,13 +29,69 @@ use tessera_types::NodeId;
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs until the task is aborted.
-pub async fn run(store: StoreHandle, addresses: AddressBook, client: KvClient, interval: Duration) {
+pub async fn run(
+    store: StoreHandle,
+    addresses: AddressBook,
+    client: KvClient,
+    txn: TxnClient,
+    interval: Duration,
+) {
     loop {
         tokio::time::sleep(interval).await;
         if let Err(err) = pass(&store, &addresses, &client).await {
             tracing::debug!(%err, "lease rebalancing pass skipped");
         }
+        let leads_meta = store
+            .replica(META_RANGE_ID)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.is_leader);
+        if leads_meta {
+            if let Err(err) = spread_replicas(&txn).await {
+                tracing::warn!(%err, "replica rebalancing pass failed");
+            }
+        }
     }
+}
+
+/// Moves one replica from the live node holding the most to the live node
+/// holding the fewest, if they differ by two or more.
+async fn spread_replicas(txn: &TxnClient) -> anyhow::Result<()> {
+    let live: Vec<(usize, NodeId)> = txn
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(|n| n.live)
+        .map(|n| (n.replicas.unwrap_or(0), n.node_id))
+        .collect();
+    let (Some(&(most, full)), Some(&(fewest, empty))) = (live.iter().max(), live.iter().min())
+    else {
+        return Ok(());
+    };
+    if most < fewest + 2 {
+        return Ok(());
+    }
+    // A range with a voter on the full node and no replica on the empty
+    // one; user ranges before the meta range.
+    let ranges = txn.ranges().await?;
+    let Some(range) = ranges
+        .iter()
+        .filter(|d| voters(d).any(|n| n == full))
+        .filter(|d| !d.replicas.iter().any(|r| r.node_id == empty))
+        .min_by_key(|d| (d.range_id == META_RANGE_ID, d.range_id))
+    else {
+        return Ok(());
+    };
+    txn.relocate_voter(range.range_id, full, empty).await?;
+    tracing::info!(
+        range = range.range_id,
+        from = full,
+        to = empty,
+        replicas = ?live,
+        "moved a replica to even out the nodes' replicas"
+    );
+    Ok(())
 }
 
 /// The user ranges a node's replicas lead.

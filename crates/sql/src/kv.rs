@@ -58,6 +58,14 @@ pub trait Kv: Send + Sync {
     fn transfer_lease(&self, range_id: u64, node: u64) -> SqlResult<()>;
     /// The cluster's nodes. Stores without nodes refuse (0A000).
     fn nodes(&self) -> SqlResult<Vec<NodeInfo>>;
+    /// Merges the range starting at `key` into the range before it; 22023
+    /// if no range starts there. Returns the merged range's id.
+    fn merge_at(&self, key: &[u8]) -> SqlResult<u64>;
+    /// Moves range `range_id`'s voting replica on node `from` to node `to`
+    /// (22023 for a range or node that does not exist, a node that is not
+    /// live, or one that holds no voter of it). Stores without replicas
+    /// refuse (0A000). Returns the nodes of the range's replicas after.
+    fn relocate_voter(&self, range_id: u64, from: u64, to: u64) -> SqlResult<Vec<u64>>;
 }
 
 /// A node of the cluster, as `SHOW NODES` lists it.
@@ -353,9 +361,30 @@ impl Kv for MemoryKv {
         if key.is_empty() || state.splits.contains_key(key) {
             return Ok(false);
         }
-        let id = state.splits.len() as u64 + 2;
+        let id = state.splits.values().max().copied().unwrap_or(1) + 1;
         state.splits.insert(key.to_vec(), id);
         Ok(true)
+    }
+
+    fn merge_at(&self, key: &[u8]) -> SqlResult<u64> {
+        let mut state = self.shared.state.lock();
+        if state.splits.remove(key).is_none() {
+            return Err(SqlError::new(
+                crate::error::code::INVALID_PARAMETER_VALUE,
+                "no range starts there: nothing to merge",
+            ));
+        }
+        Ok(state
+            .splits
+            .range(..key.to_vec())
+            .next_back()
+            .map_or(1, |(_, id)| *id))
+    }
+
+    fn relocate_voter(&self, _range_id: u64, _from: u64, _to: u64) -> SqlResult<Vec<u64>> {
+        Err(SqlError::unsupported(
+            "the in-memory store has no replicas to move",
+        ))
     }
 
     fn ranges(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<RangeInfo>> {

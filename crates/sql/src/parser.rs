@@ -53,32 +53,62 @@ pub enum TesseraStmt {
         table: ast::ObjectName,
         row: Vec<ast::Expr>,
     },
+    /// `SHOW RANGES`: every range of the cluster.
+    ShowAllRanges,
     /// `SHOW NODES`: the cluster's nodes.
     ShowNodes,
     /// `ALTER RANGE id RELOCATE LEASE TO node`: the range's lease (its Raft
     /// leadership) moves to its replica on the node.
     RelocateLease { range_id: u64, node: u64 },
-    /// `ALTER RANGE id RELOCATE [VOTERS] FROM node TO node`: parsed so that
-    /// it can be refused clearly; replicas do not move yet.
+    /// `ALTER RANGE id RELOCATE [VOTERS] FROM node TO node`: the range's
+    /// voting replica on one node moves to another.
     RelocateVoters { range_id: u64, from: u64, to: u64 },
+    /// `ALTER TABLE t UNSPLIT AT VALUES (v, ...)[, (...)]`: the range
+    /// starting at each row's key merges into the range before it.
+    /// `ALTER TABLE t UNSPLIT ALL` (rows None): every range boundary inside
+    /// the table goes. `ALTER INDEX t@idx UNSPLIT ...` works on the index.
+    UnsplitAt {
+        table: ast::ObjectName,
+        index: Option<String>,
+        rows: Option<Vec<Vec<ast::Expr>>>,
+    },
+}
+
+fn fmt_rows(rows: &[Vec<ast::Expr>]) -> String {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let values: Vec<String> = row.iter().map(|e| e.to_string()).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    rows.join(", ")
+}
+
+fn fmt_target(
+    f: &mut std::fmt::Formatter<'_>,
+    table: &ast::ObjectName,
+    index: &Option<String>,
+) -> std::fmt::Result {
+    match index {
+        None => write!(f, "ALTER TABLE {table}"),
+        Some(index) => write!(f, "ALTER INDEX {table}@{index}"),
+    }
 }
 
 impl std::fmt::Display for TesseraStmt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TesseraStmt::SplitAt { table, index, rows } => {
-                let rows: Vec<String> = rows
-                    .iter()
-                    .map(|row| {
-                        let values: Vec<String> = row.iter().map(|e| e.to_string()).collect();
-                        format!("({})", values.join(", "))
-                    })
-                    .collect();
-                match index {
-                    None => write!(f, "ALTER TABLE {table}")?,
-                    Some(index) => write!(f, "ALTER INDEX {table}@{index}")?,
+                fmt_target(f, table, index)?;
+                write!(f, " SPLIT AT VALUES {}", fmt_rows(rows))
+            }
+            TesseraStmt::UnsplitAt { table, index, rows } => {
+                fmt_target(f, table, index)?;
+                match rows {
+                    Some(rows) => write!(f, " UNSPLIT AT VALUES {}", fmt_rows(rows)),
+                    None => write!(f, " UNSPLIT ALL"),
                 }
-                write!(f, " SPLIT AT VALUES {}", rows.join(", "))
             }
             TesseraStmt::ShowRanges { table, index: None } => {
                 write!(f, "SHOW RANGES FROM TABLE {table}")
@@ -96,6 +126,7 @@ impl std::fmt::Display for TesseraStmt {
                 )
             }
             TesseraStmt::ShowNodes => write!(f, "SHOW NODES"),
+            TesseraStmt::ShowAllRanges => write!(f, "SHOW RANGES"),
             TesseraStmt::RelocateLease { range_id, node } => {
                 write!(f, "ALTER RANGE {range_id} RELOCATE LEASE TO {node}")
             }
@@ -157,7 +188,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         .collect())
 }
 
-/// Whether the next tokens are `ALTER TABLE <name> SPLIT`.
+/// Whether the next tokens are `ALTER TABLE <name> SPLIT` (or `UNSPLIT`).
 fn is_split_at(p: &Parser) -> bool {
     let index = is_keyword(&p.peek_nth_token(1).token, Keyword::INDEX);
     if !is_keyword(&p.peek_nth_token(0).token, Keyword::ALTER)
@@ -173,7 +204,8 @@ fn is_split_at(p: &Parser) -> bool {
     if index && matches!(p.peek_nth_token(n + 1).token, Token::AtSign) {
         n += 2;
     }
-    matches!(&p.peek_nth_token(n + 1).token, Token::Word(w) if w.value.eq_ignore_ascii_case("split"))
+    matches!(&p.peek_nth_token(n + 1).token, Token::Word(w)
+        if w.value.eq_ignore_ascii_case("split") || w.value.eq_ignore_ascii_case("unsplit"))
 }
 
 /// Whether the next tokens are `SHOW <word>`.
@@ -195,13 +227,22 @@ fn parse_target(
     Ok((table, Some(p.parse_identifier()?.value)))
 }
 
-/// `ALTER TABLE name SPLIT AT VALUES (...)[, (...)]` and
-/// `ALTER INDEX name@index SPLIT AT VALUES (...)[, (...)]`
+/// `ALTER TABLE name [UN]SPLIT AT VALUES (...)[, (...)]`,
+/// `ALTER TABLE name UNSPLIT ALL`, and the same with `ALTER INDEX name@index`
 fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     p.expect_keyword_is(Keyword::ALTER)?;
     let index = p.parse_one_of_keywords(&[Keyword::TABLE, Keyword::INDEX]) == Some(Keyword::INDEX);
     let (table, index) = parse_target(p, index)?;
-    p.next_token(); // SPLIT, checked by is_split_at
+    // SPLIT or UNSPLIT, checked by is_split_at
+    let unsplit =
+        matches!(&p.next_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("unsplit"));
+    if unsplit && p.parse_keyword(Keyword::ALL) {
+        return Ok(TesseraStmt::UnsplitAt {
+            table,
+            index,
+            rows: None,
+        });
+    }
     p.expect_keywords(&[Keyword::AT, Keyword::VALUES])?;
     let mut rows = Vec::new();
     loop {
@@ -211,6 +252,13 @@ fn parse_split_at(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
         if !p.consume_token(&Token::Comma) {
             break;
         }
+    }
+    if unsplit {
+        return Ok(TesseraStmt::UnsplitAt {
+            table,
+            index,
+            rows: Some(rows),
+        });
     }
     Ok(TesseraStmt::SplitAt { table, index, rows })
 }
@@ -265,7 +313,7 @@ fn parse_alter_range(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     Ok(TesseraStmt::RelocateVoters { range_id, from, to })
 }
 
-/// `SHOW RANGES FROM TABLE name`, `SHOW RANGES FROM INDEX name@index`,
+/// `SHOW RANGES`, `SHOW RANGES FROM TABLE name`, `SHOW RANGES FROM INDEX name@index`,
 /// `SHOW RANGE FROM TABLE name FOR ROW
 /// (...)` and `SHOW NODES`
 fn parse_show(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
@@ -273,6 +321,9 @@ fn parse_show(p: &mut Parser) -> Result<TesseraStmt, ParserError> {
     let what = p.next_token().to_string().to_ascii_lowercase();
     if what == "nodes" {
         return Ok(TesseraStmt::ShowNodes);
+    }
+    if what == "ranges" && matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+        return Ok(TesseraStmt::ShowAllRanges);
     }
     p.expect_keyword_is(Keyword::FROM)?;
     if what == "ranges" {

@@ -1,6 +1,8 @@
 //! Range administration: `ALTER TABLE t SPLIT AT VALUES (...)`,
+//! `ALTER TABLE t UNSPLIT AT VALUES (...)` and `UNSPLIT ALL`,
 //! `SHOW RANGES FROM TABLE t`, `SHOW RANGE FROM TABLE t FOR ROW (...)`,
-//! `ALTER RANGE id RELOCATE LEASE TO node` and `SHOW NODES`.
+//! `ALTER RANGE id RELOCATE LEASE TO node`,
+//! `ALTER RANGE id RELOCATE VOTERS FROM node TO node` and `SHOW NODES`.
 
 use sqlparser::ast;
 
@@ -121,16 +123,26 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
             Column::new("replicas", DataType::Int8),
             Column::new("leases", DataType::Int8),
         ],
-        TesseraStmt::ShowRanges { .. } | TesseraStmt::ShowRangeForRow { .. } => vec![
+        TesseraStmt::ShowRanges { .. }
+        | TesseraStmt::ShowRangeForRow { .. }
+        | TesseraStmt::ShowAllRanges => vec![
             Column::new("range_id", DataType::Int8),
             Column::new("start_key", DataType::Text),
             Column::new("end_key", DataType::Text),
             Column::new("replicas", DataType::Text),
             Column::new("lease_holder", DataType::Int8),
         ],
-        TesseraStmt::RelocateLease { .. } | TesseraStmt::RelocateVoters { .. } => vec![
+        TesseraStmt::UnsplitAt { .. } => vec![
+            Column::new("unsplit_key", DataType::Text),
+            Column::new("range_id", DataType::Int8),
+        ],
+        TesseraStmt::RelocateLease { .. } => vec![
             Column::new("range_id", DataType::Int8),
             Column::new("lease_holder", DataType::Int8),
+        ],
+        TesseraStmt::RelocateVoters { .. } => vec![
+            Column::new("range_id", DataType::Int8),
+            Column::new("replicas", DataType::Text),
         ],
     }
 }
@@ -146,6 +158,17 @@ pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResu
         }
         TesseraStmt::ShowRangeForRow { table, row } => {
             show_ranges(session, table, None, Some(row.as_slice()))?
+        }
+        TesseraStmt::ShowAllRanges => {
+            let snap = session.engine.catalog.snapshot()?;
+            let bound = |key: &[u8]| {
+                if key.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Text(key_text(&snap, key))
+                }
+            };
+            range_rows(session.engine.kv.ranges(&[], &[])?, bound)
         }
         TesseraStmt::ShowNodes => session
             .engine
@@ -167,11 +190,12 @@ pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResu
             session.engine.kv.transfer_lease(*range_id, *node)?;
             vec![vec![Value::Int(*range_id as i64), Value::Int(*node as i64)]]
         }
-        TesseraStmt::RelocateVoters { .. } => {
-            return Err(SqlError::unsupported(
-                "moving a range's replicas (RELOCATE VOTERS) is not supported yet; \
-                 RELOCATE LEASE moves its lease",
-            ))
+        TesseraStmt::RelocateVoters { range_id, from, to } => {
+            let nodes = session.engine.kv.relocate_voter(*range_id, *from, *to)?;
+            vec![vec![Value::Int(*range_id as i64), node_set(&nodes)]]
+        }
+        TesseraStmt::UnsplitAt { table, index, rows } => {
+            unsplit_at(session, table, index.as_deref(), rows.as_deref())?
         }
     };
     Ok(QueryResult::Rows {
@@ -196,12 +220,99 @@ fn split_at(
         keys.push(split_key(session, &table, index, row, "SPLIT AT")?);
     }
     let snap = session.engine.catalog.snapshot()?;
+    // Checked before any split: a refused statement changes nothing.
+    for (i, key) in keys.iter().enumerate() {
+        let starts_range = session
+            .engine
+            .kv
+            .ranges(key, &[key.as_slice(), &[0]].concat())?
+            .iter()
+            .any(|r| &r.start == key);
+        if starts_range || keys[..i].contains(key) {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!(
+                    "a range already starts at {}: nothing to split",
+                    key_text(&snap, key)
+                ),
+            ));
+        }
+    }
     let mut out = Vec::new();
     for key in keys {
         let created = session.engine.kv.split(&key)?;
         out.push(vec![
             Value::Text(key_text(&snap, &key)),
             Value::Bool(created),
+        ]);
+    }
+    Ok(out)
+}
+
+/// Nodes as a set literal: `{1,2,3}`.
+fn node_set(nodes: &[u64]) -> Value {
+    let nodes: Vec<String> = nodes.iter().map(u64::to_string).collect();
+    Value::Text(format!("{{{}}}", nodes.join(",")))
+}
+
+/// `ALTER TABLE t UNSPLIT AT VALUES (...)`: the range starting at each
+/// row's key merges into the one before it (22023 where no range starts);
+/// `UNSPLIT ALL` (rows None): every range boundary inside the table (or
+/// index) goes. One row per merge: the key and the merged range.
+fn unsplit_at(
+    session: &mut Session,
+    name: &ast::ObjectName,
+    index: Option<&str>,
+    rows: Option<&[Vec<ast::Expr>]>,
+) -> SqlResult<Vec<Vec<Value>>> {
+    let table = table(session, name)?;
+    let index = index_of(&table, index)?;
+    let keys = match rows {
+        Some(rows) => {
+            let mut keys = Vec::new();
+            for row in rows {
+                keys.push(split_key(session, &table, index, row, "UNSPLIT AT")?);
+            }
+            keys
+        }
+        None => {
+            let start = rowcodec::index_prefix(table.oid, index.id);
+            let end = rowcodec::prefix_end(&start);
+            session
+                .engine
+                .kv
+                .ranges(&start, &end)?
+                .into_iter()
+                .map(|r| r.start)
+                .filter(|s| s.as_slice() > start.as_slice() && s.as_slice() < end.as_slice())
+                .collect()
+        }
+    };
+    let snap = session.engine.catalog.snapshot()?;
+    // Checked before any merge: a refused statement changes nothing.
+    for (i, key) in keys.iter().enumerate() {
+        let starts_range = session
+            .engine
+            .kv
+            .ranges(key, &[key.as_slice(), &[0]].concat())?
+            .iter()
+            .any(|r| &r.start == key);
+        if !starts_range || keys[..i].contains(key) {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!(
+                    "no range starts at {}: nothing to merge there",
+                    key_text(&snap, key)
+                ),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let merged = session.engine.kv.merge_at(&key)?;
+        out.push(vec![
+            Value::Text(key_text(&snap, &key)),
+            Value::Int(merged as i64),
         ]);
     }
     Ok(out)
@@ -241,22 +352,26 @@ fn show_ranges(
         }
         Value::Text(key_text(&snap, key))
     };
-    Ok(session
-        .engine
-        .kv
-        .ranges(&from, &to)?
+    Ok(range_rows(session.engine.kv.ranges(&from, &to)?, bound))
+}
+
+/// The rows of SHOW RANGES, with each bound shown by `bound`.
+fn range_rows(
+    ranges: Vec<crate::kv::RangeInfo>,
+    bound: impl Fn(&[u8]) -> Value,
+) -> Vec<Vec<Value>> {
+    ranges
         .into_iter()
         .map(|range| {
-            let replicas: Vec<String> = range.replicas.iter().map(u64::to_string).collect();
             vec![
                 Value::Int(range.range_id as i64),
                 bound(&range.start),
                 bound(&range.end),
-                Value::Text(format!("{{{}}}", replicas.join(","))),
+                node_set(&range.replicas),
                 range
                     .lease_holder
                     .map_or(Value::Null, |node| Value::Int(node as i64)),
             ]
         })
-        .collect())
+        .collect()
 }

@@ -18,6 +18,7 @@
 
 mod error;
 pub use tessera_types::failpoint;
+mod admin;
 mod gc;
 mod ranges;
 mod transaction;
