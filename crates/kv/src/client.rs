@@ -55,6 +55,9 @@ struct ClientState {
     /// Where each range's leader answered last (or a not-leader hint
     /// pointed).
     leaders: HashMap<RangeId, String>,
+    /// Nodes learned from the nodes it was given (a node without the range
+    /// names the nodes it knows): tried after them.
+    learned: Vec<String>,
 }
 
 /// Where a request goes.
@@ -220,6 +223,15 @@ impl KvClient {
                         Some(route_error::Kind::CrossRange(e)) => {
                             return Err(ClientError::CrossRange(e.key))
                         }
+                        Some(route_error::Kind::RangeNotFound(e)) => {
+                            last_error = format!("no replica of the range at {address}");
+                            let mut state = self.state.lock();
+                            for node in e.nodes {
+                                if !self.nodes.contains(&node) && !state.learned.contains(&node) {
+                                    state.learned.push(node);
+                                }
+                            }
+                        }
                         Some(other) => last_error = format!("{other:?} at {address}"),
                     }
                 }
@@ -246,7 +258,15 @@ impl KvClient {
             if !redirected {
                 // Try the next node after a pause: an election may be under
                 // way, or this node may be down.
-                address = self.nodes[next_node % self.nodes.len()].clone();
+                address = {
+                    let state = self.state.lock();
+                    let known = self.nodes.len() + state.learned.len();
+                    let i = next_node % known;
+                    self.nodes
+                        .get(i)
+                        .unwrap_or_else(|| &state.learned[i - self.nodes.len()])
+                        .clone()
+                };
                 next_node += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(self.config.max_backoff);
@@ -364,13 +384,17 @@ impl KvClient {
 
     /// The node that leads (holds the lease of) the range holding `key`.
     pub async fn lease_holder(&self, key: &[u8]) -> ClientResult<u64> {
-        let response = self
-            .call(Route::Key(key), |mut c| {
-                let key = key.to_vec();
-                async move { c.lease_holder(pb::LeaseHolderRequest { key }).await }
-            })
-            .await?;
-        Ok(response.node_id)
+        Ok(self.range_status(key).await?.node_id)
+    }
+
+    /// The leader of the range holding `key`, with the range's size and
+    /// load, from the leader.
+    pub async fn range_status(&self, key: &[u8]) -> ClientResult<pb::LeaseHolderResponse> {
+        self.call(Route::Key(key), |mut c| {
+            let key = key.to_vec();
+            async move { c.lease_holder(pb::LeaseHolderRequest { key }).await }
+        })
+        .await
     }
 
     /// Moves the leadership of range `range_id`, which starts at `start`,

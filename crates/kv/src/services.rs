@@ -255,7 +255,16 @@ impl KvService {
                 }))))
             }
             Err(Error::RangeNotFound { key }) => Ok(Err(route(route_error::Kind::RangeNotFound(
-                pb::RangeNotFound { key },
+                pb::RangeNotFound {
+                    key,
+                    nodes: self
+                        .ctx
+                        .addresses
+                        .all()
+                        .into_iter()
+                        .map(|(_, a)| a)
+                        .collect(),
+                },
             )))),
             Err(Error::CrossRange { key }) => {
                 Ok(Err(route(route_error::Kind::CrossRange(pb::CrossRange {
@@ -724,14 +733,18 @@ impl Kv for KvService {
     ) -> Result<Response<pb::LeaseHolderResponse>, Status> {
         let key = request.into_inner().key;
         // Answers only if this node leads the range (else: where it is).
-        let response = match self.run(self.ctx.store.split_check(key)).await? {
-            Ok(()) => pb::LeaseHolderResponse {
+        let response = match self.run(self.ctx.store.range_status(key)).await? {
+            Ok(status) => pb::LeaseHolderResponse {
                 error: None,
                 node_id: self.ctx.store.node_id(),
+                measured: status.size.is_some(),
+                size_bytes: status.size.map_or(0, |s| s.bytes),
+                keys: status.size.map_or(0, |s| s.keys),
+                qps: status.qps,
             },
             Err(error) => pb::LeaseHolderResponse {
                 error: Some(error),
-                node_id: 0,
+                ..Default::default()
             },
         };
         Ok(Response::new(response))

@@ -23,6 +23,7 @@
 mod bootstrap;
 mod error;
 pub mod keys;
+mod load;
 mod log;
 mod logger;
 mod replica;
@@ -35,6 +36,6 @@ pub use error::{Error, Result};
 pub use log::{INIT_INDEX, INIT_TERM};
 pub use replica::ReplicaChange;
 pub use replica::ScanChunk;
-pub use store::{RaftConfig, ReadResult, ReplicaInfo, SplitOutcome, Store, StoreHandle};
+pub use store::{RaftConfig, RangeSize, ReadResult, ReplicaInfo, SplitOutcome, Store, StoreHandle};
 pub use transport::Transport;
 pub use txn::{command_keys as txn_command_keys, lock_info, txn_error};

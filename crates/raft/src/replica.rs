@@ -181,6 +181,10 @@ pub(crate) struct Replica {
     /// looked: the store drops its replicas of them (their state is
     /// removed in the apply batch).
     pub merged: Vec<RangeId>,
+    /// The requests this replica served as leader, recently.
+    pub load: crate::load::LoadMeter,
+    /// The range's size as last measured (by the node's upkeep).
+    pub size: Option<crate::store::RangeSize>,
 }
 
 /// What a leader knows of the MVCC reads served in its range, for one term.
@@ -211,6 +215,8 @@ impl Replica {
             reads_served: ReadsServed::default(),
             splits: Vec::new(),
             merged: Vec::new(),
+            load: crate::load::LoadMeter::new(std::time::Instant::now()),
+            size: None,
         };
         replica.refresh_peers();
         replica
@@ -763,6 +769,7 @@ impl Replica {
         );
         self.raw.mut_store().descriptor = Some(left);
         self.splits.push(right);
+        self.size = None;
         Ok(())
     }
 
@@ -838,6 +845,7 @@ impl Replica {
         self.reads_served.covers_earlier_terms = false;
         ReplicaStorage::stage_destroy(right.range_id, ReplicaId::MAX, batch);
         self.merged.push(right.range_id);
+        self.size = None;
         Ok(())
     }
 

@@ -84,6 +84,24 @@ pub struct ReplicaInfo {
     pub gc_threshold: u64,
     /// Whether the range is frozen for a merge.
     pub frozen: bool,
+    /// Requests per second this replica served as leader, over the last
+    /// few seconds.
+    pub qps: f64,
+    /// Where the recent load divides in two: the median key of a sample
+    /// of the requests' keys.
+    pub load_split_key: Option<Vec<u8>>,
+    /// The range's size, as last measured here.
+    pub size: Option<RangeSize>,
+}
+
+/// A range's size: its MVCC data (commit records and the values stored
+/// apart from them), and its user keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeSize {
+    /// Bytes of keys and values.
+    pub bytes: u64,
+    /// Distinct user keys (with any version).
+    pub keys: u64,
 }
 
 enum StoreMsg {
@@ -150,6 +168,14 @@ enum StoreMsg {
         range_id: RangeId,
         replica_id: ReplicaId,
         callback: oneshot::Sender<Result<()>>,
+    },
+    RangeStatus {
+        key: Vec<u8>,
+        callback: oneshot::Sender<Result<ReplicaInfo>>,
+    },
+    RecordSize {
+        range_id: RangeId,
+        size: RangeSize,
     },
     Stop,
 }
@@ -583,6 +609,18 @@ impl StoreHandle {
         .map(|_| ())
     }
 
+    /// The state of this node's replica of the range holding `key`, which
+    /// must lead it (NotLeader names the leader otherwise).
+    pub async fn range_status(&self, key: Vec<u8>) -> Result<ReplicaInfo> {
+        self.request(|callback| StoreMsg::RangeStatus { key, callback })
+            .await
+    }
+
+    /// Records a range's measured size, shown with its status.
+    pub fn record_size(&self, range_id: RangeId, size: RangeSize) {
+        let _ = self.tx.send(StoreMsg::RecordSize { range_id, size });
+    }
+
     /// This node's replica of a range, if it holds one.
     pub async fn replica(&self, range_id: RangeId) -> Result<Option<ReplicaInfo>> {
         Ok(self
@@ -758,6 +796,7 @@ impl StoreLoop {
             if now >= next_tick {
                 for replica in self.replicas.values_mut() {
                     replica.raw.tick();
+                    replica.load.tick(now);
                 }
                 next_tick = now + self.config.tick_interval;
             }
@@ -805,6 +844,7 @@ impl StoreLoop {
                 Some(range_id) => {
                     let read_id = self.next_id();
                     let replica = self.replicas.get_mut(&range_id).expect("found above");
+                    replica.load.record(&key);
                     replica.read(
                         read_id,
                         PendingRead {
@@ -888,6 +928,25 @@ impl StoreLoop {
             } => {
                 let _ = callback.send(self.destroy_removed_replica(range_id, replica_id));
             }
+            StoreMsg::RangeStatus { key, callback } => {
+                let result = match self.replica_for_key(&key) {
+                    None => Err(Error::RangeNotFound { key }),
+                    Some(range_id) => {
+                        let replica = &self.replicas[&range_id];
+                        if replica.is_leader() {
+                            Ok(self.replica_info(replica))
+                        } else {
+                            Err(replica.not_leader())
+                        }
+                    }
+                };
+                let _ = callback.send(result);
+            }
+            StoreMsg::RecordSize { range_id, size } => {
+                if let Some(replica) = self.replicas.get_mut(&range_id) {
+                    replica.size = Some(size);
+                }
+            }
             StoreMsg::SplitCheck { key, callback } => {
                 let result = match self.replica_for_key(&key) {
                     None => Err(Error::RangeNotFound { key }),
@@ -938,6 +997,7 @@ impl StoreLoop {
             return;
         };
         let replica = self.replicas.get_mut(&range_id).expect("found above");
+        replica.load.record(&route_key);
         if let Some(key) = keys.iter().find(|key| !replica.contains(key)) {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
@@ -1151,6 +1211,7 @@ impl StoreLoop {
             return;
         };
         let replica = self.replicas.get_mut(&range_id).expect("found above");
+        replica.load.record(first);
         for m in &mutations {
             match mutation_key(m) {
                 None => {
@@ -1435,27 +1496,32 @@ impl StoreLoop {
     fn replica_infos(&self) -> Vec<ReplicaInfo> {
         self.replicas
             .values()
-            .map(|replica| {
-                let store = replica.raw.store();
-                ReplicaInfo {
-                    descriptor: store.descriptor.clone(),
-                    range_id: replica.range_id,
-                    replica_id: replica.replica_id,
-                    leader_node: if replica.is_leader() {
-                        Some(self.node_id)
-                    } else {
-                        replica.leader_node()
-                    },
-                    is_leader: replica.is_leader(),
-                    term: replica.raw.raft.term,
-                    commit_index: replica.raw.raft.raft_log.committed,
-                    applied_index: store.apply.applied_index,
-                    first_index: store.apply.truncated_index + 1,
-                    gc_threshold: store.apply.gc_threshold,
-                    frozen: store.apply.frozen,
-                }
-            })
+            .map(|replica| self.replica_info(replica))
             .collect()
+    }
+
+    fn replica_info(&self, replica: &Replica) -> ReplicaInfo {
+        let store = replica.raw.store();
+        ReplicaInfo {
+            descriptor: store.descriptor.clone(),
+            range_id: replica.range_id,
+            replica_id: replica.replica_id,
+            leader_node: if replica.is_leader() {
+                Some(self.node_id)
+            } else {
+                replica.leader_node()
+            },
+            is_leader: replica.is_leader(),
+            term: replica.raw.raft.term,
+            commit_index: replica.raw.raft.raft_log.committed,
+            applied_index: store.apply.applied_index,
+            first_index: store.apply.truncated_index + 1,
+            gc_threshold: store.apply.gc_threshold,
+            frozen: store.apply.frozen,
+            qps: replica.load.rate(),
+            load_split_key: replica.load.median_key().map(<[u8]>::to_vec),
+            size: replica.size,
+        }
     }
 
     /// One round of Ready handling for every replica: persist (one batch, one

@@ -22,19 +22,29 @@ use std::time::Duration;
 use prost::Message as _;
 use tessera_kv::{AddressBook, ClientResult, KvClient};
 use tessera_proto::meta::{NodeRecord, RangeDescriptor};
-use tessera_raft::{ReplicaInfo, StoreHandle};
+use tessera_raft::{RangeSize, ReplicaInfo, StoreHandle};
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
 
-/// Runs until the task is aborted; `max_range_bytes` 0 splits nothing.
+/// When a range splits on its own (0: never).
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    /// Its size in bytes.
+    pub max_range_bytes: u64,
+    /// The requests per second its leader serves.
+    pub max_range_qps: u64,
+}
+
+/// Runs until the task is aborted.
 pub async fn run(
     store: StoreHandle,
     engine: Arc<dyn Engine>,
     client: KvClient,
     addresses: AddressBook,
-    max_range_bytes: u64,
+    thresholds: Thresholds,
     interval: Duration,
 ) {
+    let max_range_bytes = thresholds.max_range_bytes;
     loop {
         tokio::time::sleep(interval).await;
         let Ok(replicas) = store.replicas().await else {
@@ -75,18 +85,29 @@ pub async fn run(
                     tracing::warn!(range = descriptor.range_id, %err, "cannot check the meta record")
                 }
             }
-            if descriptor.range_id == META_RANGE_ID || max_range_bytes == 0 {
+            if descriptor.range_id == META_RANGE_ID {
                 continue;
             }
             let engine = engine.clone();
             let (start, end) = (descriptor.start_key.clone(), descriptor.end_key.clone());
             let found = tokio::task::spawn_blocking(move || {
-                middle_key(engine.as_ref(), &start, &end, max_range_bytes)
+                measure(engine.as_ref(), &start, &end, max_range_bytes)
             })
             .await;
-            let key = match found {
-                Ok(Ok(Some(key))) => key,
-                Ok(Ok(None)) => continue,
+            let busy =
+                thresholds.max_range_qps > 0 && replica.qps > thresholds.max_range_qps as f64;
+            let (key, why) = match found {
+                Ok(Ok((size, middle))) => {
+                    store.record_size(descriptor.range_id, size);
+                    let by_load = replica
+                        .load_split_key
+                        .filter(|key| busy && inside(&descriptor, key));
+                    match (middle, by_load) {
+                        (Some(key), _) => (key, "above the size threshold"),
+                        (None, Some(key)) => (key, "above the load threshold"),
+                        (None, None) => continue,
+                    }
+                }
                 Ok(Err(err)) => {
                     tracing::warn!(range = descriptor.range_id, %err, "cannot measure a range");
                     continue;
@@ -101,8 +122,8 @@ pub async fn run(
                     range = left.range_id,
                     new_range = right.range_id,
                     key = ?key,
-                    max_range_bytes,
-                    "split a range above the size threshold"
+                    qps = replica.qps,
+                    "split a range {why}"
                 ),
                 Err(err) => tracing::warn!(
                     range = descriptor.range_id,
@@ -223,26 +244,57 @@ fn cf_bytes(engine: &dyn Engine, cf: Cf, start: &[u8], end: &[u8]) -> tessera_st
     Ok(total)
 }
 
-/// If `[start, end)` holds more than `max_bytes`, the user key where its
+/// Whether a split at `key` leaves both sides of the range non-empty, in
+/// the user keyspace.
+fn inside(d: &RangeDescriptor, key: &[u8]) -> bool {
+    key > d.start_key.as_slice()
+        && key >= keys::USER_MIN
+        && keys::span_contains(&d.start_key, &d.end_key, key)
+}
+
+/// Measures `[start, end)`: its size (its commit records, which hold short
+/// values, and the values stored apart from them) and its user keys; and
+/// if it holds more than `max_bytes` (0: no limit), the user key where its
 /// commit records pass half their bytes (the first version of a key is
-/// where it starts, so a key's versions stay together). None if the range
+/// where it starts, so a key's versions stay together). No key if the range
 /// is small enough, or has no user key to split at (above its start, in the
 /// user keyspace).
-fn middle_key(
+fn measure(
     engine: &dyn Engine,
     start: &[u8],
     end: &[u8],
     max_bytes: u64,
+) -> tessera_storage::Result<(RangeSize, Option<Vec<u8>>)> {
+    let (from, to) = Cf::Write.span_bounds(start, end);
+    let (mut records, mut keys) = (0u64, 0u64);
+    let mut last: Option<Vec<u8>> = None;
+    for entry in engine.scan(Cf::Write, &from, &to) {
+        let (key, value) = entry?;
+        records += (key.len() + value.len()) as u64;
+        let (user_key, _) = mvcc::split_version_key(&key)?;
+        if last.as_ref() != Some(&user_key) {
+            keys += 1;
+            last = Some(user_key);
+        }
+    }
+    let size = RangeSize {
+        bytes: records + cf_bytes(engine, Cf::Default, start, end)?,
+        keys,
+    };
+    if max_bytes == 0 || size.bytes <= max_bytes {
+        return Ok((size, None));
+    }
+    Ok((size, middle_key(engine, start, end, records)?))
+}
+
+/// The user key where the commit records of `[start, end)` (`records`
+/// bytes of them) pass half their bytes, if it is inside the range.
+fn middle_key(
+    engine: &dyn Engine,
+    start: &[u8],
+    end: &[u8],
+    records: u64,
 ) -> tessera_storage::Result<Option<Vec<u8>>> {
-    if max_bytes == 0 {
-        return Ok(None);
-    }
-    // The range's size: its commit records (which hold short values) and
-    // the values stored apart from them.
-    let records = cf_bytes(engine, Cf::Write, start, end)?;
-    if records + cf_bytes(engine, Cf::Default, start, end)? <= max_bytes {
-        return Ok(None);
-    }
     let (from, to) = Cf::Write.span_bounds(start, end);
     // The first record at or past the half: the rest moves to the new range.
     let mut before = 0u64;
@@ -354,27 +406,21 @@ mod tests {
     #[test]
     fn a_range_splits_in_its_middle_only_above_the_threshold() {
         let engine = engine_with(100, 3);
-        let bytes = cf_bytes(&engine, Cf::Write, keys::USER_MIN, b"").expect("measure");
-        assert!(bytes > 0);
-        assert_eq!(
-            middle_key(&engine, keys::USER_MIN, b"", bytes).expect("measure"),
-            None
-        );
-        assert_eq!(
-            middle_key(&engine, keys::USER_MIN, b"", 0).expect("measure"),
-            None,
-            "0 turns automatic splits off"
-        );
-        let key = middle_key(&engine, keys::USER_MIN, b"", bytes - 1)
-            .expect("measure")
-            .expect("a split key");
-        assert_eq!(key, [keys::USER_MIN, b"k0050"].concat());
+        let (size, key) = measure(&engine, keys::USER_MIN, b"", 0).expect("measure");
+        assert_eq!(key, None, "0 turns automatic splits off");
+        assert_eq!(size.keys, 100);
+        assert!(size.bytes > 0);
+        let (_, key) = measure(&engine, keys::USER_MIN, b"", size.bytes).expect("measure");
+        assert_eq!(key, None);
+        let (_, key) = measure(&engine, keys::USER_MIN, b"", size.bytes - 1).expect("measure");
+        assert_eq!(key, Some([keys::USER_MIN, b"k0050"].concat()));
     }
 
     #[test]
     fn a_range_of_one_key_does_not_split() {
         let engine = engine_with(1, 50);
         let start = [keys::USER_MIN, b"k0000"].concat();
-        assert_eq!(middle_key(&engine, &start, b"", 1).expect("measure"), None);
+        let (size, key) = measure(&engine, &start, b"", 1).expect("measure");
+        assert_eq!((size.keys, key), (1, None));
     }
 }

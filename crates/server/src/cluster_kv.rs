@@ -146,16 +146,21 @@ impl Kv for ClusterKv {
             })
             .collect();
         let starts: Vec<Vec<u8>> = ranges.iter().map(|r| r.start_key.clone()).collect();
-        let holders = self.runtime.block_on(self.client.lease_holders(&starts));
+        let statuses = self.runtime.block_on(self.client.range_statuses(&starts));
         Ok(ranges
             .into_iter()
-            .zip(holders)
-            .map(|(r, lease_holder)| RangeInfo {
+            .zip(statuses)
+            .map(|(r, status)| RangeInfo {
                 range_id: r.range_id,
                 start: r.start_key,
                 end: r.end_key,
                 replicas: r.replicas.iter().map(|replica| replica.node_id).collect(),
-                lease_holder,
+                lease_holder: status.as_ref().map(|s| s.node_id),
+                size: status
+                    .as_ref()
+                    .filter(|s| s.measured)
+                    .map(|s| (s.size_bytes, s.keys)),
+                qps: status.as_ref().map(|s| s.qps),
             })
             .collect())
     }

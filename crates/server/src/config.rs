@@ -76,8 +76,13 @@ pub struct SplitSection {
     /// A range whose data passes this many bytes splits in two, at the key
     /// in its middle; 0 turns automatic splits off.
     pub max_range_bytes: u64,
-    /// Seconds between the checks of the ranges this node leads (their size,
-    /// and their records in the meta range); 0 turns both off.
+    /// A range whose leader serves more than this many requests per second
+    /// (over the last 5 s) splits in two, where its load divides; 0 turns
+    /// splits by load off.
+    pub max_range_qps: u64,
+    /// Seconds between the checks of the ranges this node leads (their size
+    /// and load, their records in the meta range, removed replicas); 0
+    /// turns them off.
     pub check_interval_secs: u64,
 }
 
@@ -85,6 +90,7 @@ impl Default for SplitSection {
     fn default() -> Self {
         Self {
             max_range_bytes: 64 << 20,
+            max_range_qps: 2500,
             check_interval_secs: 5,
         }
     }

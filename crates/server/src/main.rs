@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start one node.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Bootstrap a new cluster, once, through one of its nodes.
     Init {
         /// gRPC address of a node started with the cluster's join list.
@@ -54,6 +54,13 @@ enum Command {
         /// A range larger than this many bytes splits in two (0: never).
         #[arg(long)]
         split_max_range_bytes: Option<u64>,
+        /// A range serving more requests per second than this splits in two
+        /// where its load divides (0: never).
+        #[arg(long)]
+        split_max_range_qps: Option<u64>,
+        /// Seconds between lease and replica rebalancing looks (0: never).
+        #[arg(long)]
+        rebalance_interval_secs: Option<u64>,
     },
     /// Debug KV client.
     Kv {
@@ -107,6 +114,10 @@ struct StartArgs {
     /// A range larger than this many bytes splits in two (0: never).
     #[arg(long)]
     split_max_range_bytes: Option<u64>,
+    /// A range serving more requests per second than this splits in two
+    /// where its load divides (0: never).
+    #[arg(long)]
+    split_max_range_qps: Option<u64>,
     /// Seconds between lease rebalancing looks (0: never).
     #[arg(long)]
     rebalance_interval_secs: Option<u64>,
@@ -240,7 +251,7 @@ fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Start(args) => start(args).await,
+        Command::Start(args) => start(*args).await,
         Command::Init { host } => init(&host).await,
         Command::Demo {
             nodes,
@@ -248,15 +259,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             base_port,
             sql_base_port,
             split_max_range_bytes,
+            split_max_range_qps,
+            rebalance_interval_secs,
         } => {
-            demo(
-                nodes,
-                data_dir,
-                base_port,
-                sql_base_port,
-                split_max_range_bytes,
-            )
-            .await
+            let tune = move |config: &mut NodeConfig| {
+                if let Some(bytes) = split_max_range_bytes {
+                    config.split.max_range_bytes = bytes;
+                }
+                if let Some(qps) = split_max_range_qps {
+                    config.split.max_range_qps = qps;
+                }
+                if let Some(secs) = rebalance_interval_secs {
+                    config.rebalance.interval_secs = secs;
+                }
+            };
+            demo(nodes, data_dir, base_port, sql_base_port, tune).await
         }
         Command::Kv { host, op } => kv(host, op).await,
         Command::Admin { host, op } => admin(&host, op).await,
@@ -313,6 +330,9 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.raft_log_compact_threshold {
         config.raft.log_compact_threshold = v;
+    }
+    if let Some(v) = args.split_max_range_qps {
+        config.split.max_range_qps = v;
     }
     if let Some(v) = args.split_max_range_bytes {
         config.split.max_range_bytes = v;
@@ -383,7 +403,7 @@ async fn demo(
     data_dir: Option<PathBuf>,
     base_port: u16,
     sql_base_port: u16,
-    split_max_range_bytes: Option<u64>,
+    tune: impl Fn(&mut NodeConfig),
 ) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -409,9 +429,7 @@ async fn demo(
             sql_addr: format!("127.0.0.1:{}", u64::from(sql_base_port) + i as u64),
             ..Default::default()
         };
-        if let Some(bytes) = split_max_range_bytes {
-            config.split.max_range_bytes = bytes;
-        }
+        tune(&mut config);
         let listener = bind(address).await.context("try another --base-port")?;
         running.push(Node::start(&config, listener).await?);
     }
@@ -627,13 +645,32 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                 println!("dry run: nothing moved ({} replicas would)", plan.len());
                 return Ok(());
             }
+            // The ranges' sizes, as their leaders last measured them.
+            let starts: Vec<Vec<u8>> = plan.iter().map(|(d, _)| d.start_key.clone()).collect();
+            let sizes: Vec<(u64, u64)> = client
+                .range_statuses(&starts)
+                .await
+                .into_iter()
+                .map(|s| s.map_or((0, 0), |s| (s.size_bytes, s.keys)))
+                .collect();
+            let (total_bytes, total_keys) = sizes
+                .iter()
+                .fold((0, 0), |(b, k), (rb, rk)| (b + rb, k + rk));
+            let (mut bytes, mut keys) = (0u64, 0u64);
             let total = plan.len();
-            for (i, (range, to)) in plan.into_iter().enumerate() {
+            for (i, ((range, to), (range_bytes, range_keys))) in
+                plan.into_iter().zip(sizes).enumerate()
+            {
                 let started = std::time::Instant::now();
                 client.relocate_voter(range.range_id, node, to).await?;
-                let done = (i + 1) * 20 / total;
+                bytes += range_bytes;
+                keys += range_keys;
+                let done = (bytes * 20)
+                    .checked_div(total_bytes)
+                    .map_or((i + 1) * 20 / total, |d| d as usize);
                 println!(
-                    "[{}{}] {}/{total} range {} moved to n{to} in {:.2?}",
+                    "[{}{}] {}/{total} ranges, {bytes} of {total_bytes} bytes, {keys} of {total_keys} keys: \
+                     range {} moved to n{to} in {:.2?}",
                     "#".repeat(done),
                     "-".repeat(20 - done),
                     i + 1,

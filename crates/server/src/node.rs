@@ -272,7 +272,10 @@ impl Node {
                 measured,
                 KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
                 addresses.clone(),
-                split.max_range_bytes,
+                crate::autosplit::Thresholds {
+                    max_range_bytes: split.max_range_bytes,
+                    max_range_qps: split.max_range_qps,
+                },
                 Duration::from_secs(split.check_interval_secs),
             ))
         });

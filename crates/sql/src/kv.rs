@@ -83,7 +83,7 @@ pub struct NodeInfo {
 }
 
 /// A range of the store, as `SHOW RANGES` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RangeInfo {
     /// The range id.
     pub range_id: u64,
@@ -95,6 +95,11 @@ pub struct RangeInfo {
     pub replicas: Vec<u64>,
     /// The node holding its lease (its Raft leader), if known.
     pub lease_holder: Option<u64>,
+    /// Its size in bytes and its user keys, as its leader last measured
+    /// them, if known.
+    pub size: Option<(u64, u64)>,
+    /// Requests per second its leader served recently, if known.
+    pub qps: Option<f64>,
 }
 
 /// What [`KvTxn::lock`] did.
@@ -407,6 +412,8 @@ impl Kv for MemoryKv {
                 end: after,
                 replicas: Vec::new(),
                 lease_holder: None,
+                size: None,
+                qps: None,
             })
             .collect())
     }

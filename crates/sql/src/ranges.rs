@@ -131,6 +131,9 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
             Column::new("end_key", DataType::Text),
             Column::new("replicas", DataType::Text),
             Column::new("lease_holder", DataType::Int8),
+            Column::new("range_size", DataType::Int8),
+            Column::new("keys", DataType::Int8),
+            Column::new("qps", DataType::Float8),
         ],
         TesseraStmt::UnsplitAt { .. } => vec![
             Column::new("unsplit_key", DataType::Text),
@@ -371,6 +374,15 @@ fn range_rows(
                 range
                     .lease_holder
                     .map_or(Value::Null, |node| Value::Int(node as i64)),
+                range
+                    .size
+                    .map_or(Value::Null, |(bytes, _)| Value::Int(bytes as i64)),
+                range
+                    .size
+                    .map_or(Value::Null, |(_, keys)| Value::Int(keys as i64)),
+                range
+                    .qps
+                    .map_or(Value::Null, |qps| Value::Float((qps * 10.0).round() / 10.0)),
             ]
         })
         .collect()

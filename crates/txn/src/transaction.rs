@@ -116,9 +116,22 @@ impl TxnClient {
     /// The node holding each range's lease (leading it), asked of the ranges'
     /// leaders in parallel; None where no leader answered.
     pub async fn lease_holders(&self, starts: &[Vec<u8>]) -> Vec<Option<u64>> {
+        self.range_statuses(starts)
+            .await
+            .into_iter()
+            .map(|status| status.map(|s| s.node_id))
+            .collect()
+    }
+
+    /// Each range's leader, size and load, asked of the ranges' leaders in
+    /// parallel (within 2 s); None where no leader answered.
+    pub async fn range_statuses(
+        &self,
+        starts: &[Vec<u8>],
+    ) -> Vec<Option<tessera_proto::kv::LeaseHolderResponse>> {
         let kv = &self.inner.kv;
         futures::future::join_all(starts.iter().map(|start| async move {
-            tokio::time::timeout(Duration::from_secs(2), kv.lease_holder(start))
+            tokio::time::timeout(Duration::from_secs(2), kv.range_status(start))
                 .await
                 .ok()
                 .and_then(Result::ok)
