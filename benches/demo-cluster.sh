@@ -1,7 +1,8 @@
 # Sourced by the benchmark scripts: builds the release binary and starts a
 # 3-node cluster (`tessera demo`, three nodes in one process on 127.0.0.1,
 # RocksDB with fsync) with gRPC on 17433.. and SQL on 15433.., stopped and
-# removed when the script exits. Sets T (the binary), DATA (its directory),
+# removed when the script exits (DEMO_ARGS adds flags to `tessera demo`).
+# Sets T (the binary), DATA (its directory),
 # PORT, SQL_PORT and DEMO (its pid), and defines `percentile` and
 # `transfer_script`.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
@@ -12,7 +13,8 @@ T="$CARGO_TARGET_DIR/release/tessera"
 DATA="$(mktemp -d)"
 PORT=17433
 SQL_PORT=15433
-"$T" demo --nodes 3 --data-dir "$DATA" --base-port "$PORT" --sql-base-port "$SQL_PORT" >"$DATA/demo.log" 2>&1 &
+# shellcheck disable=SC2086 # DEMO_ARGS: more flags for `tessera demo`, split on spaces
+"$T" demo --nodes 3 --data-dir "$DATA" --base-port "$PORT" --sql-base-port "$SQL_PORT" ${DEMO_ARGS:-} >"$DATA/demo.log" 2>&1 &
 DEMO=$!
 trap 'kill $DEMO 2>/dev/null; wait $DEMO 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do
