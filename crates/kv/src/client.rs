@@ -241,6 +241,9 @@ impl KvClient {
                     | tonic::Code::FailedPrecondition => {
                         return Err(ClientError::InvalidRequest(status.message().to_string()))
                     }
+                    tonic::Code::Aborted => {
+                        return Err(ClientError::Changed(status.message().to_string()))
+                    }
                     tonic::Code::Unavailable
                     | tonic::Code::DeadlineExceeded
                     | tonic::Code::Cancelled

@@ -11,6 +11,10 @@ pub enum ClientError {
     /// A batch's keys fall in more than one range.
     #[error("batch spans more than one range (key {0:?})")]
     CrossRange(Vec<u8>),
+    /// The request was planned against an older state of its range (a
+    /// concurrent split, merge or membership change): plan it again.
+    #[error("the range changed: {0}")]
+    Changed(String),
     /// The server failed.
     #[error("server error: {0}")]
     Server(String),

@@ -287,6 +287,7 @@ impl KvService {
                 },
             )))),
             Err(Error::InvalidInput(msg)) => Err(Status::invalid_argument(msg)),
+            Err(Error::Changed(msg)) => Err(Status::aborted(msg)),
             Err(Error::Stopped) => Err(Status::unavailable("store stopped")),
             Err(err) => Err(Status::internal(err.to_string())),
         }
@@ -829,7 +830,7 @@ impl Kv for KvService {
         let generation = local.map_err(|e| Status::unavailable(e.to_string()))?;
         if let Some(found) = generation.and_then(|r| r.descriptor).map(|d| d.generation) {
             if request.generation != 0 && found != request.generation {
-                return Err(Status::failed_precondition(format!(
+                return Err(Status::aborted(format!(
                     "range {range_id} is at generation {found}, not {}: it changed meanwhile",
                     request.generation
                 )));

@@ -62,6 +62,10 @@ pub enum Error {
         /// The leader's commit index.
         committed: u64,
     },
+    /// A command planned against an older descriptor of the range (a
+    /// split, merge or membership change went first): plan it again.
+    #[error("{0}")]
+    Changed(String),
     /// The store has stopped.
     #[error("store stopped")]
     Stopped,

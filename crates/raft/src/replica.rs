@@ -733,7 +733,7 @@ impl Replica {
             ));
         };
         if split.generation != left.generation {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Changed(format!(
                 "range {} is at generation {}, not {}: its span changed",
                 self.range_id, left.generation, split.generation
             )));
@@ -778,7 +778,7 @@ impl Replica {
     fn apply_freeze(&mut self, generation: u64, frozen: bool) -> std::result::Result<(), Error> {
         let current = self.descriptor().map_or(0, |d| d.generation);
         if generation != current {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Changed(format!(
                 "range {} is at generation {current}, not {generation}: its span or replicas changed",
                 self.range_id
             )));
@@ -807,7 +807,7 @@ impl Replica {
             ));
         };
         if merge.generation != left.generation {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Changed(format!(
                 "range {} is at generation {}, not {}: its span or replicas changed",
                 self.range_id, left.generation, merge.generation
             )));
@@ -892,6 +892,14 @@ impl Replica {
     pub fn propose_change(&mut self, change: ReplicaChange, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
+            return;
+        }
+        if self.raw.raft.has_pending_conf() {
+            // raft-rs would turn this proposal into an empty entry.
+            let _ = callback.send(Err(Error::Changed(format!(
+                "a membership change of range {} is still being applied",
+                self.range_id
+            ))));
             return;
         }
         let (descriptor, cc) = match self.plan_change(change) {

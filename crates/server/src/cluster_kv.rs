@@ -89,6 +89,11 @@ fn sql_error(err: TxnError) -> SqlError {
             &key,
             "the ranges changed under the transaction too often; retry it",
         ),
+        TxnError::Changed(msg) => SqlError::new(
+            code::SERIALIZATION_FAILURE,
+            "the range changed while it was being resharded; retry",
+        )
+        .with_detail(msg),
         TxnError::Unavailable(msg) => {
             SqlError::new(code::CONNECTION_FAILURE, "the cluster is unavailable").with_detail(msg)
         }

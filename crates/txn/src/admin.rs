@@ -114,7 +114,18 @@ impl TxnClient {
     /// learner has caught up; leaves the joint configuration; and records
     /// the range in the meta range. `from`'s node removes its replica on its
     /// own once the meta range shows it gone. Returns the new descriptor.
+    /// A step that meets a concurrent change of the range (another
+    /// relocation, a split, a merge) is planned again, a few times.
     pub async fn relocate_voter(
+        &self,
+        range_id: u64,
+        from: u64,
+        to: u64,
+    ) -> TxnResult<RangeDescriptor> {
+        retry_changed(|| self.relocate_voter_once(range_id, from, to)).await
+    }
+
+    async fn relocate_voter_once(
         &self,
         range_id: u64,
         from: u64,
@@ -202,8 +213,13 @@ impl TxnClient {
     /// there. First the right range's voters move onto the left's nodes;
     /// then the right range freezes; once each of its replicas has applied
     /// the freeze, the left range absorbs it; the meta range records the
-    /// merged range. Returns the merged descriptor.
+    /// merged range. Returns the merged descriptor. A merge that meets a
+    /// concurrent change of either range is planned again, a few times.
     pub async fn merge_at(&self, key: &[u8]) -> TxnResult<RangeDescriptor> {
+        retry_changed(|| self.merge_at_once(key)).await
+    }
+
+    async fn merge_at_once(&self, key: &[u8]) -> TxnResult<RangeDescriptor> {
         let (left, mut right) = self.adjacent(key).await?;
         if left.range_id == keys::META_RANGE_ID {
             return Err(invalid("the meta range does not merge".into()));
@@ -259,7 +275,7 @@ impl TxnClient {
         .await;
         let merged = match merged {
             Ok(merged) => merged,
-            Err(err @ TxnError::InvalidRequest(_)) => {
+            Err(err @ (TxnError::InvalidRequest(_) | TxnError::Changed(_))) => {
                 // Refused (by every replica alike): release the right range.
                 self.inner
                     .kv
@@ -395,6 +411,30 @@ impl TxnClient {
             }
         }
         Ok(())
+    }
+}
+
+/// How many times a resharding step is planned again after meeting a
+/// concurrent change of its range.
+const CHANGED_RETRIES: u32 = 5;
+
+/// Runs `step` until it does not fail with `Changed`, at most
+/// `CHANGED_RETRIES` more times, pausing a little longer each time.
+async fn retry_changed<T, F, Fut>(step: F) -> TxnResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = TxnResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Err(TxnError::Changed(msg)) if attempt < CHANGED_RETRIES => {
+                attempt += 1;
+                tracing::debug!(%msg, attempt, "the range changed; planning the step again");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
     }
 }
 

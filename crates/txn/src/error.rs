@@ -68,6 +68,11 @@ pub enum TxnError {
         /// The first key outside the command's range.
         key: Vec<u8>,
     },
+    /// A resharding step met a range that changed since it was planned (a
+    /// concurrent split, merge or membership change), more often than it
+    /// retries: run it again (SQLSTATE 40001).
+    #[error("the range changed while it was being resharded: {0}")]
+    Changed(String),
     /// The cluster could not be reached or did not answer; a commit may or
     /// may not have happened.
     #[error("cluster unavailable: {0}")]
@@ -91,6 +96,7 @@ impl TxnError {
                 | TxnError::Aborted { .. }
                 | TxnError::Deadlock { .. }
                 | TxnError::RangeChanged { .. }
+                | TxnError::Changed(_)
         )
     }
 }
@@ -101,6 +107,7 @@ impl From<ClientError> for TxnError {
             ClientError::Unavailable(msg) => TxnError::Unavailable(msg),
             ClientError::CrossRange(key) => TxnError::RangeChanged { key },
             ClientError::InvalidRequest(msg) => TxnError::InvalidRequest(msg),
+            ClientError::Changed(msg) => TxnError::Changed(msg),
             other => TxnError::Internal(other.to_string()),
         }
     }
