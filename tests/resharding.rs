@@ -122,7 +122,7 @@ async fn ranges_split_on_their_own_when_they_grow() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let nodes = table(&client, "SHOW NODES").await;
-        let replicas: Vec<i64> = nodes.iter().map(|n| n[3].parse().unwrap_or(-1)).collect();
+        let replicas: Vec<i64> = nodes.iter().map(|n| n[4].parse().unwrap_or(-1)).collect();
         let (most, fewest) = (replicas.iter().max(), replicas.iter().min());
         if nodes.len() == 4
             && fewest >= Some(&0)
@@ -473,7 +473,7 @@ async fn bank_survives_splits_merges_and_relocations() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let nodes = table(&admin, "SHOW NODES").await;
-        if nodes.iter().any(|n| n[0] == "1" && n[3] == "0") {
+        if nodes.iter().any(|n| n[0] == "1" && n[4] == "0") {
             break;
         }
         assert!(
@@ -522,4 +522,43 @@ async fn bank_survives_splits_merges_and_relocations() {
         rows.iter().map(|r| (r[0].clone(), r[3].clone())).collect()
     };
     assert_eq!(layout(&before), layout(&after));
+
+    // Back up, node 1 is decommissioned (it holds nothing, so nothing
+    // moves); it gets no new replicas.
+    cluster.nodes[0].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !table(&admin, "SHOW NODES")
+        .await
+        .iter()
+        .any(|n| n[0] == "1" && n[2] == "t")
+    {
+        assert!(Instant::now() < deadline, "node 1 did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let decommission = std::process::Command::new(tessera_e2e::tessera_bin())
+        .args([
+            "admin",
+            "--host",
+            &cluster.nodes[1].address,
+            "decommission",
+            "--node",
+            "1",
+        ])
+        .output()
+        .expect("tessera admin decommission");
+    let stdout = String::from_utf8_lossy(&decommission.stdout);
+    assert!(
+        decommission.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&decommission.stderr)
+    );
+    assert!(stdout.contains("node 1 holds no replicas"), "{stdout}");
+    let nodes = print_table(&admin, "SHOW NODES").await;
+    assert_eq!(
+        nodes[0][3], "t",
+        "node 1 is not marked decommissioned: {nodes:?}"
+    );
+    let err = admin.simple_query(&relocate).await.expect_err(&relocate);
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err:?}");
+    assert!(format!("{err:?}").contains("decommissioned"), "{err:?}");
 }

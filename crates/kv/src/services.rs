@@ -1127,6 +1127,7 @@ impl Node for NodeService {
             .map(|(node_id, address)| NodeRecord {
                 node_id: *node_id,
                 address: address.clone(),
+                decommissioned: false,
             })
             .collect();
         // Peers first: once this node has bootstrapped, init cannot be rerun.
@@ -1193,6 +1194,7 @@ impl Node for NodeService {
         nodes.push(self.ctx.advertise_address.clone());
         let client = crate::KvClient::new(nodes, crate::KvClientConfig::default());
         let unavailable = |e: crate::ClientError| Status::unavailable(e.to_string());
+        let mut decommissioned = false;
         if let Some(value) = client
             .get(&keys::node_key(node_id))
             .await
@@ -1206,10 +1208,12 @@ impl Node for NodeService {
                     record.address
                 )));
             }
+            decommissioned = record.decommissioned;
         }
         let record = NodeRecord {
             node_id,
             address: address.clone(),
+            decommissioned,
         };
         client
             .record_nodes(vec![record])

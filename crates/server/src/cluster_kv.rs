@@ -181,6 +181,7 @@ impl Kv for ClusterKv {
                 node_id: n.node_id,
                 address: n.address,
                 live: n.live,
+                decommissioned: n.decommissioned,
                 replicas: n.replicas.map(|r| r as u64),
                 leases: n.leases.map(|l| l as u64),
             })

@@ -635,6 +635,9 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
             let client = client();
             let plan = client.drain_plan(node).await?;
             if plan.is_empty() {
+                if !dry_run {
+                    client.decommission(node).await?;
+                }
                 println!("node {node} holds no replicas: it may leave");
                 return Ok(());
             }
@@ -645,6 +648,8 @@ async fn admin(host: &str, op: AdminOp) -> anyhow::Result<()> {
                 println!("dry run: nothing moved ({} replicas would)", plan.len());
                 return Ok(());
             }
+            client.decommission(node).await?;
+            println!("node {node} is decommissioned: it gets no new replicas");
             // The ranges' sizes, as their leaders last measured them.
             let starts: Vec<Vec<u8>> = plan.iter().map(|(d, _)| d.start_key.clone()).collect();
             let sizes: Vec<(u64, u64)> = client

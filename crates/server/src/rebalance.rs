@@ -56,20 +56,27 @@ pub async fn run(
 }
 
 /// Moves one replica from the live node holding the most to the live node
-/// holding the fewest, if they differ by two or more.
+/// holding the fewest, if they differ by two or more; or off a live
+/// decommissioned node that still holds some (a decommission that stopped
+/// half-way).
 async fn spread_replicas(txn: &TxnClient) -> anyhow::Result<()> {
-    let live: Vec<(usize, NodeId)> = txn
-        .nodes()
-        .await?
-        .into_iter()
-        .filter(|n| n.live)
+    let nodes = txn.nodes().await?;
+    let live: Vec<(usize, NodeId)> = nodes
+        .iter()
+        .filter(|n| n.live && !n.decommissioned)
         .map(|n| (n.replicas.unwrap_or(0), n.node_id))
         .collect();
-    let (Some(&(most, full)), Some(&(fewest, empty))) = (live.iter().max(), live.iter().min())
+    let draining = nodes
+        .iter()
+        .filter(|n| n.live && n.decommissioned && n.replicas.unwrap_or(0) > 0)
+        .map(|n| (usize::MAX, n.node_id))
+        .next();
+    let (Some(&(most, full)), Some(&(fewest, empty))) =
+        (draining.as_ref().or(live.iter().max()), live.iter().min())
     else {
         return Ok(());
     };
-    if most < fewest + 2 {
+    if most < fewest.saturating_add(2) {
         return Ok(());
     }
     // A range with a voter on the full node and no replica on the empty

@@ -77,6 +77,8 @@ pub struct NodeInfo {
     pub address: String,
     /// Whether it answered just now.
     pub live: bool,
+    /// Whether it is decommissioned (gets no new replicas).
+    pub decommissioned: bool,
     /// The replicas it holds and how many lead their ranges, if it answered.
     pub replicas: Option<u64>,
     pub leases: Option<u64>,

@@ -120,6 +120,7 @@ pub fn columns(stmt: &TesseraStmt) -> Vec<Column> {
             Column::new("node_id", DataType::Int8),
             Column::new("address", DataType::Text),
             Column::new("is_live", DataType::Bool),
+            Column::new("is_decommissioned", DataType::Bool),
             Column::new("replicas", DataType::Int8),
             Column::new("leases", DataType::Int8),
         ],
@@ -184,6 +185,7 @@ pub fn execute(session: &mut Session, stmt: &TesseraStmt) -> SqlResult<QueryResu
                     Value::Int(n.node_id as i64),
                     Value::Text(n.address),
                     Value::Bool(n.live),
+                    Value::Bool(n.decommissioned),
                     count(n.replicas),
                     count(n.leases),
                 ]

@@ -105,6 +105,7 @@ impl Cluster {
             .map(|(node_id, address)| NodeRecord {
                 node_id: *node_id,
                 address: address.clone(),
+                decommissioned: false,
             })
             .collect();
         let data = initial_meta_data(&ranges, &records);

@@ -80,6 +80,11 @@ impl TxnClient {
             .into_iter()
             .find(|r| r.node_id == node)
             .ok_or_else(|| invalid(format!("node {node} does not exist")))?;
+        if record.decommissioned {
+            return Err(invalid(format!(
+                "node {node} is decommissioned: it takes no new replicas"
+            )));
+        }
         self.inner
             .kv
             .node_replicas(&record.address, LIVENESS_WAIT)
@@ -329,7 +334,7 @@ impl TxnClient {
         }
         let mut load: Vec<(u64, usize)> = nodes
             .iter()
-            .filter(|n| n.live && n.node_id != node)
+            .filter(|n| n.live && !n.decommissioned && n.node_id != node)
             .map(|n| (n.node_id, n.replicas.unwrap_or(0)))
             .collect();
         let mut plan = Vec::new();
@@ -352,6 +357,23 @@ impl TxnClient {
             plan.push((range, target.0));
         }
         Ok(plan)
+    }
+
+    /// Marks node `node` decommissioned: from now on it gets no new
+    /// replicas (relocations to it are refused, the rebalancer skips it).
+    /// Its replicas are then moved off with [`Self::drain_plan`].
+    pub async fn decommission(&self, node: u64) -> TxnResult<()> {
+        let mut record = self
+            .node_records()
+            .await?
+            .into_iter()
+            .find(|r| r.node_id == node)
+            .ok_or_else(|| invalid(format!("node {node} does not exist")))?;
+        if !record.decommissioned {
+            record.decommissioned = true;
+            self.inner.kv.record_nodes(vec![record]).await?;
+        }
+        Ok(())
     }
 
     /// The ranges on either side of `key`, which must be a boundary.

@@ -167,6 +167,7 @@ impl TxnClient {
                     node_id: record.node_id,
                     address: record.address,
                     live: status.is_some(),
+                    decommissioned: record.decommissioned,
                     replicas: status.map(|(replicas, _)| replicas),
                     leases: status.map(|(_, leases)| leases),
                 }
@@ -240,6 +241,8 @@ pub struct NodeStatus {
     pub address: String,
     /// Whether it answered.
     pub live: bool,
+    /// Whether it is decommissioned (gets no new replicas).
+    pub decommissioned: bool,
     /// The replicas it holds, if it answered.
     pub replicas: Option<usize>,
     /// How many of them lead their ranges, if it answered.
