@@ -226,23 +226,14 @@ fn split_at(
     }
     let snap = session.engine.catalog.snapshot()?;
     // Checked before any split: a refused statement changes nothing.
-    for (i, key) in keys.iter().enumerate() {
-        let starts_range = session
-            .engine
-            .kv
-            .ranges(key, &[key.as_slice(), &[0]].concat())?
-            .iter()
-            .any(|r| &r.start == key);
-        if starts_range || keys[..i].contains(key) {
-            return Err(SqlError::new(
-                code::INVALID_PARAMETER_VALUE,
-                format!(
-                    "a range already starts at {}: nothing to split",
-                    key_text(&snap, key)
-                ),
-            ));
-        }
-    }
+    check_boundaries(
+        session,
+        &snap,
+        &keys,
+        false,
+        "a range already starts at",
+        "nothing to split",
+    )?;
     let mut out = Vec::new();
     for key in keys {
         let created = session.engine.kv.split(&key)?;
@@ -295,23 +286,14 @@ fn unsplit_at(
     };
     let snap = session.engine.catalog.snapshot()?;
     // Checked before any merge: a refused statement changes nothing.
-    for (i, key) in keys.iter().enumerate() {
-        let starts_range = session
-            .engine
-            .kv
-            .ranges(key, &[key.as_slice(), &[0]].concat())?
-            .iter()
-            .any(|r| &r.start == key);
-        if !starts_range || keys[..i].contains(key) {
-            return Err(SqlError::new(
-                code::INVALID_PARAMETER_VALUE,
-                format!(
-                    "no range starts at {}: nothing to merge there",
-                    key_text(&snap, key)
-                ),
-            ));
-        }
-    }
+    check_boundaries(
+        session,
+        &snap,
+        &keys,
+        true,
+        "no range starts at",
+        "nothing to merge there",
+    )?;
     let mut out = Vec::new();
     for key in keys {
         let merged = session.engine.kv.merge_at(&key)?;
@@ -321,6 +303,33 @@ fn unsplit_at(
         ]);
     }
     Ok(out)
+}
+
+/// Refuses (22023) unless each key starts a range (`starting`) or none
+/// does, and each appears once: "{what} (key): {why}".
+fn check_boundaries(
+    session: &Session,
+    snap: &crate::catalog::Snapshot,
+    keys: &[Vec<u8>],
+    starting: bool,
+    what: &str,
+    why: &str,
+) -> SqlResult<()> {
+    for (i, key) in keys.iter().enumerate() {
+        let starts_range = session
+            .engine
+            .kv
+            .ranges(key, &[key.as_slice(), &[0]].concat())?
+            .iter()
+            .any(|r| &r.start == key);
+        if starts_range != starting || keys[..i].contains(key) {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                format!("{what} {}: {why}", key_text(snap, key)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `SHOW RANGES FROM TABLE t`: each range holding the table's rows, with
