@@ -71,16 +71,16 @@ impl TxnClient {
             .ok_or_else(|| invalid(format!("range {range_id} does not exist")))
     }
 
-    /// The address of node `node`, which must be recorded and answer within
-    /// a second.
-    async fn live_node(&self, node: u64) -> TxnResult<String> {
+    /// The address of node `node`, which must be recorded, answer within a
+    /// second, and (if it is to take a replica) not be decommissioned.
+    async fn live_node(&self, node: u64, takes_replicas: bool) -> TxnResult<String> {
         let record = self
             .node_records()
             .await?
             .into_iter()
             .find(|r| r.node_id == node)
             .ok_or_else(|| invalid(format!("node {node} does not exist")))?;
-        if record.decommissioned {
+        if takes_replicas && record.decommissioned {
             return Err(invalid(format!(
                 "node {node} is decommissioned: it takes no new replicas"
             )));
@@ -160,7 +160,7 @@ impl TxnClient {
                 "node {to} already holds a voting replica of range {range_id}"
             )));
         }
-        let address = self.live_node(to).await?;
+        let address = self.live_node(to, true).await?;
         if !has_role(&d, to, ReplicaRole::Learner) {
             d = self
                 .change(
@@ -254,6 +254,10 @@ impl TxnClient {
             }
         }
         let (left, right) = self.adjacent(key).await?;
+        // Every replica must apply the freeze: each node must be up.
+        for node in voter_nodes(&right) {
+            self.live_node(node, false).await?;
+        }
         let frozen = self
             .inner
             .kv
@@ -265,35 +269,42 @@ impl TxnClient {
             })
             .await?;
         let frozen_right = frozen.descriptor.clone().unwrap_or(right.clone());
-        let merged = async {
-            self.wait_applied(&frozen_right, frozen.applied_index)
-                .await?;
-            let request = MergeRangesRequest {
-                key: left.start_key.clone(),
-                range_id: left.range_id,
-                generation: left.generation,
-                right: Some(frozen_right.clone()),
-                right_gc_threshold: frozen.gc_threshold,
-            };
-            Ok::<_, TxnError>(self.inner.kv.merge_ranges(request).await?)
+        let unfreeze = || async {
+            self.inner
+                .kv
+                .freeze_range(FreezeRangeRequest {
+                    key: right.start_key.clone(),
+                    range_id: right.range_id,
+                    generation: frozen_right.generation,
+                    unfreeze: true,
+                })
+                .await
+        };
+        // No merge was proposed yet: if a replica does not apply the freeze
+        // in time, releasing the range is safe.
+        if let Err(err) = self.wait_applied(&frozen_right, frozen.applied_index).await {
+            unfreeze().await?;
+            return Err(err);
         }
-        .await;
-        let merged = match merged {
+        let request = MergeRangesRequest {
+            key: left.start_key.clone(),
+            range_id: left.range_id,
+            generation: left.generation,
+            right: Some(frozen_right.clone()),
+            right_gc_threshold: frozen.gc_threshold,
+        };
+        let merged = match self.inner.kv.merge_ranges(request).await {
             Ok(merged) => merged,
-            Err(err @ (TxnError::InvalidRequest(_) | TxnError::Changed(_))) => {
-                // Refused (by every replica alike): release the right range.
-                self.inner
-                    .kv
-                    .freeze_range(FreezeRangeRequest {
-                        key: right.start_key.clone(),
-                        range_id: right.range_id,
-                        generation: frozen_right.generation,
-                        unfreeze: true,
-                    })
-                    .await?;
+            Err(err) => {
+                let err = TxnError::from(err);
+                if matches!(err, TxnError::InvalidRequest(_) | TxnError::Changed(_)) {
+                    // Refused by every replica alike: release the right range.
+                    unfreeze().await?;
+                }
+                // Otherwise the merge may still apply: the range stays frozen
+                // until the merge is run again.
                 return Err(err);
             }
-            Err(err) => return Err(err),
         };
         self.inner
             .kv
