@@ -1,0 +1,208 @@
+//! Range merges on in-process clusters, driven at the store level as the
+//! gateway drives them: the right range freezes (and refuses writes), every
+//! replica applies the freeze, the left range absorbs it. A replica that was
+//! cut off during the merge catches up, by log or by snapshot, and drops its
+//! replica of the absorbed range; nothing is lost, and a restarted node
+//! comes back with the merged range only.
+
+use std::time::{Duration, Instant};
+
+use tessera_proto::meta::Merge;
+use tessera_raft::Error;
+use tessera_storage::Cf;
+use tessera_testkit::{Cluster, ClusterOptions, EngineKind, USER_RANGE};
+
+const RIGHT: u64 = 3;
+
+fn key(i: usize) -> Vec<u8> {
+    format!("\x02merge/{i:04}").into_bytes()
+}
+
+/// Every user key on a node's engine, read directly (not through Raft).
+fn local_user_data(cluster: &Cluster, node: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    cluster
+        .engine(node)
+        .scan(Cf::Raw, tessera_types::keys::USER_MIN, b"")
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Retries a step at the range's leader until it is not a leadership
+/// change.
+async fn at_leader<T, F, Fut>(cluster: &Cluster, range: u64, step: F) -> tessera_raft::Result<T>
+where
+    F: Fn(tessera_raft::StoreHandle) -> Fut,
+    Fut: std::future::Future<Output = tessera_raft::Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leader = cluster.leader(range).await;
+        match step(cluster.store(leader)).await {
+            Err(err) if err.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn merge_with_a_replica_cut_off(compact: bool) {
+    let mut options = ClusterOptions {
+        engine: EngineKind::Rocks,
+        ..ClusterOptions::default()
+    };
+    if compact {
+        options.raft.log_compact_threshold = 50;
+    }
+    let mut cluster = Cluster::start(3, options).await;
+    for i in 0..100 {
+        cluster.put(&key(i), b"before").await.unwrap();
+    }
+    at_leader(&cluster, USER_RANGE, |store| async move {
+        store.split(key(50), RIGHT).await
+    })
+    .await
+    .unwrap();
+    cluster.leader(RIGHT).await;
+    cluster.put(&key(60), b"right").await.unwrap();
+
+    // Freeze the right range: it refuses writes from then on.
+    let frozen = at_leader(&cluster, RIGHT, |store| async move {
+        let generation = store
+            .replica(RIGHT)
+            .await?
+            .and_then(|r| r.descriptor)
+            .map_or(0, |d| d.generation);
+        store.freeze(RIGHT, generation, true).await
+    })
+    .await
+    .unwrap();
+    let right = frozen.descriptor.clone().unwrap();
+    let refused = cluster
+        .store(cluster.leader(RIGHT).await)
+        .write(vec![tessera_proto::meta::Mutation {
+            op: Some(tessera_proto::meta::mutation::Op::Put(
+                tessera_proto::meta::Put {
+                    key: key(70),
+                    value: b"lost".to_vec(),
+                },
+            )),
+        }])
+        .await;
+    assert!(matches!(refused, Err(Error::Frozen { .. })), "{refused:?}");
+    cluster.wait_applied(RIGHT, Duration::from_secs(10)).await;
+    for node in cluster.node_ids() {
+        let info = cluster.replica(node, RIGHT).await.unwrap();
+        assert!(info.frozen && info.applied_index >= frozen.applied_index);
+    }
+
+    // One follower of the left range misses the merge.
+    let leader = cluster.leader(USER_RANGE).await;
+    let cut = cluster
+        .node_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
+    let before = cluster.replica(cut, USER_RANGE).await.unwrap();
+    cluster.isolate(cut);
+    let others: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|id| *id != cut)
+        .collect();
+    let merged = at_leader(&cluster, USER_RANGE, |store| {
+        let right = right.clone();
+        async move {
+            let generation = store
+                .replica(USER_RANGE)
+                .await?
+                .and_then(|r| r.descriptor)
+                .map_or(0, |d| d.generation);
+            let merge = Merge {
+                right: Some(right),
+                generation,
+                right_gc_threshold: frozen.gc_threshold,
+            };
+            store.merge(USER_RANGE, merge).await
+        }
+    })
+    .await
+    .unwrap();
+    assert!(merged.end_key.is_empty(), "{merged:?}");
+    assert!(merged.generation > right.generation);
+    // The other connected node drops its replica once it applies the merge.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in &others {
+        while cluster.replica(*node, RIGHT).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "node {node} kept the merged-away range"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // Writes to the right range's keys go to the merged range.
+    for i in 100..400 {
+        cluster.put_among(&key(i), b"after", &others).await.unwrap();
+    }
+    cluster
+        .put_among(&key(70), b"merged", &others)
+        .await
+        .unwrap();
+    if compact {
+        let leader = cluster
+            .wait_leader_among(USER_RANGE, &others, Duration::from_secs(5))
+            .await;
+        let log = cluster.replica(leader, USER_RANGE).await.unwrap();
+        assert!(
+            log.first_index > before.applied_index + 1,
+            "the log still holds what the cut-off replica misses"
+        );
+    }
+
+    cluster.heal();
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(20))
+        .await;
+    let expected = local_user_data(&cluster, leader);
+    assert_eq!(expected.len(), 400);
+    for node in cluster.node_ids() {
+        assert!(cluster.replica(node, RIGHT).await.is_none(), "node {node}");
+        let info = cluster.replica(node, USER_RANGE).await.unwrap();
+        assert!(info.descriptor.unwrap().end_key.is_empty(), "node {node}");
+        assert_eq!(local_user_data(&cluster, node), expected, "node {node}");
+    }
+    if compact {
+        let caught_up = cluster.replica(cut, USER_RANGE).await.unwrap();
+        assert!(
+            caught_up.first_index > before.applied_index + 1,
+            "the cut-off replica was not sent a snapshot"
+        );
+    }
+    assert_eq!(
+        cluster.get(&key(70)).await.unwrap(),
+        Some(b"merged".to_vec())
+    );
+    assert_eq!(
+        cluster.get(&key(60)).await.unwrap(),
+        Some(b"right".to_vec())
+    );
+
+    // A restarted node recovers the merged range only.
+    cluster.restart_node(cut);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(20))
+        .await;
+    assert!(cluster.replica(cut, RIGHT).await.is_none());
+    assert_eq!(local_user_data(&cluster, cut), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_missed_a_merge_applies_it_from_the_log() {
+    merge_with_a_replica_cut_off(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_missed_a_merge_gets_the_merged_range_by_snapshot() {
+    merge_with_a_replica_cut_off(true).await;
+}
