@@ -16,6 +16,7 @@
 //!   and splits each one above the threshold at the user key in its middle,
 //!   through the same path as `ALTER TABLE ... SPLIT AT`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use tessera_proto::meta::{NodeRecord, RangeDescriptor};
 use tessera_raft::{RangeSize, ReplicaInfo, StoreHandle};
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
+use tessera_types::RangeId;
 
 /// When a range splits on its own (0: never).
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +47,16 @@ pub async fn run(
     interval: Duration,
 ) {
     let max_range_bytes = thresholds.max_range_bytes;
+    // The applied index and generation of each led range when it was last
+    // measured and found small enough: unchanged since, it is not read
+    // again.
+    let mut measured: HashMap<RangeId, (u64, u64)> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let Ok(replicas) = store.replicas().await else {
             continue;
         };
+        measured.retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
         let meta = match meta_records(&client).await {
             Ok(meta) => meta,
             Err(err) => {
@@ -88,34 +95,45 @@ pub async fn run(
             if descriptor.range_id == META_RANGE_ID {
                 continue;
             }
-            let engine = engine.clone();
-            let (start, end) = (descriptor.start_key.clone(), descriptor.end_key.clone());
-            let found = tokio::task::spawn_blocking(move || {
-                measure(engine.as_ref(), &start, &end, max_range_bytes)
-            })
-            .await;
-            let busy =
-                thresholds.max_range_qps > 0 && replica.qps > thresholds.max_range_qps as f64;
-            let (key, why) = match found {
-                Ok(Ok((size, middle))) => {
-                    store.record_size(descriptor.range_id, size);
-                    let by_load = replica
-                        .load_split_key
-                        .filter(|key| busy && inside(&descriptor, key));
-                    match (middle, by_load) {
-                        (Some(key), _) => (key, "above the size threshold"),
-                        (None, Some(key)) => (key, "above the load threshold"),
-                        (None, None) => continue,
+            let state = (replica.applied_index, descriptor.generation);
+            let unchanged =
+                replica.size.is_some() && measured.get(&descriptor.range_id) == Some(&state);
+            let middle = if unchanged {
+                None
+            } else {
+                let engine = engine.clone();
+                let (start, end) = (descriptor.start_key.clone(), descriptor.end_key.clone());
+                let found = tokio::task::spawn_blocking(move || {
+                    measure(engine.as_ref(), &start, &end, max_range_bytes)
+                })
+                .await;
+                match found {
+                    Ok(Ok((size, middle))) => {
+                        store.record_size(descriptor.range_id, size);
+                        if middle.is_none() {
+                            measured.insert(descriptor.range_id, state);
+                        }
+                        middle
+                    }
+                    Ok(Err(err)) => {
+                        tracing::warn!(range = descriptor.range_id, %err, "cannot measure a range");
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "range measuring task failed");
+                        continue;
                     }
                 }
-                Ok(Err(err)) => {
-                    tracing::warn!(range = descriptor.range_id, %err, "cannot measure a range");
-                    continue;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "range measuring task failed");
-                    continue;
-                }
+            };
+            let busy =
+                thresholds.max_range_qps > 0 && replica.qps > thresholds.max_range_qps as f64;
+            let by_load = replica
+                .load_split_key
+                .filter(|key| busy && inside(&descriptor, key));
+            let (key, why) = match (middle, by_load) {
+                (Some(key), _) => (key, "above the size threshold"),
+                (None, Some(key)) => (key, "above the load threshold"),
+                (None, None) => continue,
             };
             match client.split(&key).await {
                 Ok((left, right, _)) => tracing::info!(
