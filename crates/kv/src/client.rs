@@ -567,6 +567,32 @@ impl KvClient {
         Ok(response.range_id)
     }
 
+    /// Every range record of the meta range, in key order.
+    pub async fn meta_records(&self) -> ClientResult<Vec<RangeDescriptor>> {
+        self.records(keys::META_PREFIX, "range descriptor").await
+    }
+
+    /// Every node record of the meta range, by node id.
+    pub async fn node_records(&self) -> ClientResult<Vec<tessera_proto::meta::NodeRecord>> {
+        self.records(keys::NODE_PREFIX, "node record").await
+    }
+
+    async fn records<M: prost::Message + Default>(
+        &self,
+        prefix: &[u8],
+        what: &str,
+    ) -> ClientResult<Vec<M>> {
+        let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
+        self.scan(prefix, &end, 0)
+            .await?
+            .into_iter()
+            .map(|(_, value)| {
+                M::decode(&value[..])
+                    .map_err(|e| ClientError::Server(format!("corrupt {what}: {e}")))
+            })
+            .collect()
+    }
+
     /// Records range descriptors in the meta range.
     pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
         self.send_meta(pb::UpdateMetaRequest {

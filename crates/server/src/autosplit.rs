@@ -20,9 +20,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message as _;
 use tessera_kv::{AddressBook, ClientResult, KvClient};
-use tessera_proto::meta::{NodeRecord, RangeDescriptor};
+use tessera_proto::meta::RangeDescriptor;
 use tessera_raft::{RangeSize, ReplicaInfo, StoreHandle};
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
@@ -57,14 +56,14 @@ pub async fn run(
             continue;
         };
         measured.retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
-        let meta = match meta_records(&client).await {
+        let meta = match client.meta_records().await {
             Ok(meta) => meta,
             Err(err) => {
                 tracing::warn!(%err, "cannot read the meta range");
                 continue;
             }
         };
-        match node_records(&client).await {
+        match client.node_records().await {
             Ok(nodes) => {
                 for node in nodes {
                     addresses.insert(node.node_id, node.address);
@@ -151,28 +150,6 @@ pub async fn run(
             }
         }
     }
-}
-
-/// Every range record of the meta range.
-async fn meta_records(client: &KvClient) -> ClientResult<Vec<RangeDescriptor>> {
-    let end = tessera_types::encoding::prefix_end(keys::META_PREFIX).unwrap_or_default();
-    Ok(client
-        .scan(keys::META_PREFIX, &end, 0)
-        .await?
-        .into_iter()
-        .filter_map(|(_, value)| RangeDescriptor::decode(&value[..]).ok())
-        .collect())
-}
-
-/// Every node record of the meta range.
-async fn node_records(client: &KvClient) -> ClientResult<Vec<NodeRecord>> {
-    let end = tessera_types::encoding::prefix_end(keys::NODE_PREFIX).unwrap_or_default();
-    Ok(client
-        .scan(keys::NODE_PREFIX, &end, 0)
-        .await?
-        .into_iter()
-        .filter_map(|(_, value)| NodeRecord::decode(&value[..]).ok())
-        .collect())
 }
 
 /// Makes the meta range record `descriptor`, the current descriptor of a

@@ -302,6 +302,15 @@ impl Cluster {
         }
     }
 
+    /// Every user key (raw family) on a node's engine, read directly, not
+    /// through Raft.
+    pub fn local_user_data(&self, id: NodeId) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.engine(id)
+            .scan(tessera_storage::Cf::Raw, tessera_types::keys::USER_MIN, b"")
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|err| panic!("reading node {id}'s engine: {err}"))
+    }
+
     /// Reads a key linearizably through the leader.
     pub async fn get(&self, key: &[u8]) -> tessera_raft::Result<Option<Vec<u8>>> {
         let deadline = Instant::now() + Duration::from_secs(10);

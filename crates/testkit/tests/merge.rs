@@ -9,22 +9,12 @@ use std::time::{Duration, Instant};
 
 use tessera_proto::meta::Merge;
 use tessera_raft::Error;
-use tessera_storage::Cf;
 use tessera_testkit::{Cluster, ClusterOptions, EngineKind, USER_RANGE};
 
 const RIGHT: u64 = 3;
 
 fn key(i: usize) -> Vec<u8> {
     format!("\x02merge/{i:04}").into_bytes()
-}
-
-/// Every user key on a node's engine, read directly (not through Raft).
-fn local_user_data(cluster: &Cluster, node: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    cluster
-        .engine(node)
-        .scan(Cf::Raw, tessera_types::keys::USER_MIN, b"")
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// Retries a step at the range's leader until it is not a leadership
@@ -164,13 +154,13 @@ async fn merge_with_a_replica_cut_off(compact: bool) {
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(20))
         .await;
-    let expected = local_user_data(&cluster, leader);
+    let expected = cluster.local_user_data(leader);
     assert_eq!(expected.len(), 400);
     for node in cluster.node_ids() {
         assert!(cluster.replica(node, RIGHT).await.is_none(), "node {node}");
         let info = cluster.replica(node, USER_RANGE).await.unwrap();
         assert!(info.descriptor.unwrap().end_key.is_empty(), "node {node}");
-        assert_eq!(local_user_data(&cluster, node), expected, "node {node}");
+        assert_eq!(cluster.local_user_data(node), expected, "node {node}");
     }
     if compact {
         let caught_up = cluster.replica(cut, USER_RANGE).await.unwrap();
@@ -194,7 +184,7 @@ async fn merge_with_a_replica_cut_off(compact: bool) {
         .wait_applied(USER_RANGE, Duration::from_secs(20))
         .await;
     assert!(cluster.replica(cut, RIGHT).await.is_none());
-    assert_eq!(local_user_data(&cluster, cut), expected);
+    assert_eq!(cluster.local_user_data(cut), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,21 +3,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tessera_storage::Cf;
 use tessera_testkit::{Cluster, ClusterOptions, EngineKind, USER_RANGE};
 use tessera_types::keys::META_RANGE_ID;
 
 fn key(i: usize) -> Vec<u8> {
     format!("key/{i:06}").into_bytes()
-}
-
-/// Every user key on a node's engine, read directly (not through Raft).
-fn local_user_data(cluster: &Cluster, node: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    cluster
-        .engine(node)
-        .scan(Cf::Raw, tessera_types::keys::USER_MIN, b"")
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +78,7 @@ async fn ten_thousand_replicated_writes() {
         .map(|n| (key(n), format!("value-{n}").into_bytes()))
         .collect();
     for id in cluster.node_ids() {
-        assert_eq!(local_user_data(&cluster, id), expected, "node {id}");
+        assert_eq!(cluster.local_user_data(id), expected, "node {id}");
     }
 }
 
@@ -143,10 +133,10 @@ async fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
-    let reference = local_user_data(&cluster, new);
+    let reference = cluster.local_user_data(new);
     assert_eq!(reference.len(), 300);
     for id in cluster.node_ids() {
-        let data = local_user_data(&cluster, id);
+        let data = cluster.local_user_data(id);
         assert!(
             !data.iter().any(|(k, _)| k == b"stranded"),
             "node {id} applied an uncommitted write"
@@ -188,7 +178,7 @@ async fn restarted_nodes_recover_every_acknowledged_write() {
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
     for id in cluster.node_ids() {
-        assert_eq!(local_user_data(&cluster, id).len(), 1001, "node {id}");
+        assert_eq!(cluster.local_user_data(id).len(), 1001, "node {id}");
     }
 }
 
@@ -236,9 +226,9 @@ async fn lagging_replica_catches_up_by_snapshot() {
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(20))
         .await;
-    let expected = local_user_data(&cluster, leader);
+    let expected = cluster.local_user_data(leader);
     assert_eq!(expected.len(), 400);
-    assert_eq!(local_user_data(&cluster, lagging), expected);
+    assert_eq!(cluster.local_user_data(lagging), expected);
     let caught_up = cluster.replica(lagging, USER_RANGE).await.unwrap();
     assert!(
         caught_up.first_index > lagging_info.applied_index + 1,
@@ -267,7 +257,7 @@ async fn writes_survive_message_loss_and_delay() {
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
     for id in cluster.node_ids() {
-        assert_eq!(local_user_data(&cluster, id).len(), 200, "node {id}");
+        assert_eq!(cluster.local_user_data(id).len(), 200, "node {id}");
     }
 }
 
@@ -298,10 +288,7 @@ async fn a_new_replica_catches_up_by_snapshot_and_then_votes() {
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
-    assert_eq!(
-        local_user_data(&cluster, 4),
-        local_user_data(&cluster, leader)
-    );
+    assert_eq!(cluster.local_user_data(4), cluster.local_user_data(leader));
     cluster
         .store(leader)
         .change_replicas(USER_RANGE, ReplicaChange::Promote(4))
@@ -344,5 +331,5 @@ async fn a_new_replica_catches_up_by_snapshot_and_then_votes() {
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
-    assert_eq!(local_user_data(&cluster, 4).len(), 150);
+    assert_eq!(cluster.local_user_data(4).len(), 150);
 }

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use prost::Message as _;
 use tessera_proto::kv::{
     change_replicas_request::Kind, ChangeReplicasRequest, FreezeRangeRequest, MergeRangesRequest,
 };
@@ -48,16 +47,7 @@ pub fn voter_nodes(d: &RangeDescriptor) -> Vec<u64> {
 impl TxnClient {
     /// The meta range's node records.
     pub async fn node_records(&self) -> TxnResult<Vec<NodeRecord>> {
-        let prefix = keys::NODE_PREFIX;
-        let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
-        let mut records = Vec::new();
-        for (_, value) in self.inner.kv.scan(prefix, &end, 0).await? {
-            records.push(
-                NodeRecord::decode(&value[..])
-                    .map_err(|e| TxnError::Internal(format!("corrupt node record: {e}")))?,
-            );
-        }
-        Ok(records)
+        Ok(self.inner.kv.node_records().await?)
     }
 
     /// Range `range_id` as the meta range records it now.
@@ -73,11 +63,14 @@ impl TxnClient {
 
     /// The address of node `node`, which must be recorded, answer within a
     /// second, and (if it is to take a replica) not be decommissioned.
-    async fn live_node(&self, node: u64, takes_replicas: bool) -> TxnResult<String> {
-        let record = self
-            .node_records()
-            .await?
-            .into_iter()
+    async fn live_node(
+        &self,
+        records: &[NodeRecord],
+        node: u64,
+        takes_replicas: bool,
+    ) -> TxnResult<String> {
+        let record = records
+            .iter()
             .find(|r| r.node_id == node)
             .ok_or_else(|| invalid(format!("node {node} does not exist")))?;
         if takes_replicas && record.decommissioned {
@@ -95,7 +88,7 @@ impl TxnClient {
                     record.address
                 ))
             })?;
-        Ok(record.address)
+        Ok(record.address.clone())
     }
 
     async fn change(
@@ -160,7 +153,9 @@ impl TxnClient {
                 "node {to} already holds a voting replica of range {range_id}"
             )));
         }
-        let address = self.live_node(to, true).await?;
+        let address = self
+            .live_node(&self.node_records().await?, to, true)
+            .await?;
         if !has_role(&d, to, ReplicaRole::Learner) {
             d = self
                 .change(
@@ -255,8 +250,9 @@ impl TxnClient {
         }
         let (left, right) = self.adjacent(key).await?;
         // Every replica must apply the freeze: each node must be up.
+        let records = self.node_records().await?;
         for node in voter_nodes(&right) {
-            self.live_node(node, false).await?;
+            self.live_node(&records, node, false).await?;
         }
         let frozen = self
             .inner

@@ -143,16 +143,8 @@ impl TxnClient {
     /// (within a second) what it holds; a node that does not answer is not
     /// live.
     pub async fn nodes(&self) -> TxnResult<Vec<NodeStatus>> {
-        use prost::Message as _;
-        let prefix = tessera_types::keys::NODE_PREFIX;
-        let end = tessera_types::encoding::prefix_end(prefix).unwrap_or_default();
         let kv = &self.inner.kv;
-        let mut records = Vec::new();
-        for (_, value) in kv.scan(prefix, &end, 0).await? {
-            let record = tessera_proto::meta::NodeRecord::decode(&value[..])
-                .map_err(|e| TxnError::Internal(format!("corrupt node record: {e}")))?;
-            records.push(record);
-        }
+        let records = kv.node_records().await?;
         Ok(
             futures::future::join_all(records.into_iter().map(|record| async move {
                 let status = kv
