@@ -282,6 +282,90 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
     assert_eq!(sum, 5050 + 2);
 }
 
+/// A gateway dies in the middle of a merge, after the right range froze
+/// and before the left range absorbed it (a failpoint aborts the process).
+/// Writes to the frozen range wait; its leader then fences the merge off
+/// and releases the range, the writes go through, and the merge, run
+/// again, completes. Nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_frozen_by_an_abandoned_merge_is_released() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(
+        config.path(),
+        "[split]\ncheck_interval_secs = 1\nabandoned_merge_secs = 3\n",
+    )
+    .expect("write the config");
+    let path = config.path().to_str().expect("utf-8 path");
+    let mut cluster = Cluster::start_with(3, &["--config", path])
+        .await
+        .expect("cluster");
+    let client = sql(&cluster.sql_addresses()[0]).await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i;
+             ALTER TABLE t SPLIT AT VALUES (50)",
+        )
+        .await
+        .expect("setup");
+    cluster.nodes[2].env = vec![(
+        "TESSERA_FAILPOINTS".into(),
+        tessera_txn::failpoint::MERGE_AFTER_FREEZE.into(),
+    )];
+    cluster.nodes[2].restart();
+    let address = &cluster.sql_addresses()[2];
+    tessera_e2e::wait_for_port(address, Duration::from_secs(30))
+        .await
+        .expect("node 3 restarts");
+    let gateway = sql(address).await;
+    let died = gateway
+        .simple_query("ALTER TABLE t UNSPLIT AT VALUES (50)")
+        .await;
+    assert!(died.is_err(), "the merge answered: {died:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.nodes[2].exited() {
+        assert!(Instant::now() < deadline, "node 3 still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cluster.nodes[2]
+        .log()
+        .contains("failpoint merge-after-freeze reached"));
+    cluster.nodes[2].env.clear();
+    cluster.nodes[2].restart();
+
+    // A write to the frozen range goes through once it is released.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(err) = client
+        .batch_execute("UPDATE t SET v = v + 1 WHERE id = 90")
+        .await
+    {
+        assert!(Instant::now() < deadline, "the range stays frozen: {err:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        cluster.nodes.iter().any(|n| n
+            .log()
+            .contains("released a range frozen by an abandoned merge")),
+        "no leader released the range"
+    );
+    client
+        .batch_execute("ALTER TABLE t UNSPLIT AT VALUES (50)")
+        .await
+        .expect("the merge, run again");
+    let ranges = client
+        .query("SHOW RANGES FROM TABLE t", &[])
+        .await
+        .expect("SHOW RANGES");
+    assert_eq!(ranges.len(), 1);
+    let sum: i64 = client
+        .query_one("SELECT sum(v)::INT8 FROM t", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(sum, 5050 + 1);
+}
+
 /// The rows of a statement as text, one line per row, for the test's log
 /// (the closing note of the resharding issue shows them).
 async fn table(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {

@@ -907,6 +907,7 @@ impl Kv for KvService {
             right: request.right,
             generation: request.generation,
             right_gc_threshold: request.right_gc_threshold,
+            fence: request.fence,
         };
         let merged = self.ctx.store.merge(request.range_id, merge);
         Ok(Response::new(match self.run(merged).await? {

@@ -650,12 +650,12 @@ impl Replica {
             }));
         }
         match command.kind {
-            Some(raft_command::Kind::Freeze(freeze)) => {
-                Ok(self.apply_freeze(freeze.generation, true).map(|()| None))
-            }
-            Some(raft_command::Kind::Unfreeze(unfreeze)) => {
-                Ok(self.apply_freeze(unfreeze.generation, false).map(|()| None))
-            }
+            Some(raft_command::Kind::Freeze(freeze)) => Ok(self
+                .apply_freeze(freeze.generation, true, batch)
+                .map(|()| None)),
+            Some(raft_command::Kind::Unfreeze(unfreeze)) => Ok(self
+                .apply_freeze(unfreeze.generation, false, batch)
+                .map(|()| None)),
             Some(raft_command::Kind::Merge(merge)) => {
                 Ok(self.apply_merge(merge, batch).map(|()| None))
             }
@@ -755,11 +755,7 @@ impl Replica {
             replicas: left.replicas.clone(),
         };
         left.generation += 1;
-        batch.put(
-            Cf::Raft,
-            crate::keys::descriptor(self.range_id),
-            left.encode_to_vec(),
-        );
+        self.set_descriptor(left, batch);
         let gc_threshold = self.raw.store().apply.gc_threshold;
         ReplicaStorage::stage_new_range(&right, gc_threshold, batch);
         batch.put(
@@ -767,24 +763,45 @@ impl Replica {
             crate::keys::replica_index(right.range_id),
             self.replica_id.to_be_bytes().to_vec(),
         );
-        self.raw.mut_store().descriptor = Some(left);
         self.splits.push(right);
         self.size = None;
         Ok(())
     }
 
-    /// Freezes or releases the range (see `Freeze` in meta.proto); the
-    /// apply state, which carries the flag, is staged with the entry.
-    fn apply_freeze(&mut self, generation: u64, frozen: bool) -> std::result::Result<(), Error> {
-        let current = self.descriptor().map_or(0, |d| d.generation);
-        if generation != current {
+    /// Freezes or releases the range (see `Freeze` in meta.proto) and
+    /// raises its generation; the apply state, which carries the flag, is
+    /// staged with the entry.
+    fn apply_freeze(
+        &mut self,
+        generation: u64,
+        frozen: bool,
+        batch: &mut WriteBatch,
+    ) -> std::result::Result<(), Error> {
+        let Some(mut descriptor) = self.descriptor().cloned() else {
+            return Err(Error::InvalidInput(
+                "freeze of an uninitialized replica".into(),
+            ));
+        };
+        if generation != descriptor.generation {
             return Err(Error::Changed(format!(
-                "range {} is at generation {current}, not {generation}: its span or replicas changed",
-                self.range_id
+                "range {} is at generation {}, not {generation}: its span or replicas changed",
+                self.range_id, descriptor.generation
             )));
         }
+        descriptor.generation += 1;
+        self.set_descriptor(descriptor, batch);
         self.raw.mut_store().apply.frozen = frozen;
         Ok(())
+    }
+
+    /// Installs `descriptor` as this range's, staged with the entry.
+    fn set_descriptor(&mut self, descriptor: RangeDescriptor, batch: &mut WriteBatch) {
+        batch.put(
+            Cf::Raft,
+            crate::keys::descriptor(self.range_id),
+            descriptor.encode_to_vec(),
+        );
+        self.raw.mut_store().descriptor = Some(descriptor);
     }
 
     /// Absorbs the frozen range to the right (see `Merge` in meta.proto).
@@ -806,6 +823,21 @@ impl Replica {
                 "a merge without its right range".into(),
             ));
         };
+        if span_contains(&left.start_key, &left.end_key, &right.start_key) {
+            // Applied before (a retried request, or a fence after it).
+            return Ok(());
+        }
+        if merge.fence {
+            if right.start_key != left.end_key {
+                return Err(Error::InvalidInput(format!(
+                    "range {} does not end where range {} starts",
+                    self.range_id, right.range_id
+                )));
+            }
+            left.generation += 1;
+            self.set_descriptor(left, batch);
+            return Ok(());
+        }
         if merge.generation != left.generation {
             return Err(Error::Changed(format!(
                 "range {} is at generation {}, not {}: its span or replicas changed",
@@ -832,13 +864,8 @@ impl Replica {
         }
         left.end_key = right.end_key.clone();
         left.generation = left.generation.max(right.generation) + 1;
-        batch.put(
-            Cf::Raft,
-            crate::keys::descriptor(self.range_id),
-            left.encode_to_vec(),
-        );
+        self.set_descriptor(left, batch);
         let store = self.raw.mut_store();
-        store.descriptor = Some(left);
         store.apply.gc_threshold = store.apply.gc_threshold.max(merge.right_gc_threshold);
         // Reads the right range served are unknown here: a one-phase commit
         // must wait for a timestamp from the oracle, as after an election.
@@ -853,12 +880,7 @@ impl Replica {
     fn apply_descriptor(&mut self, bytes: &[u8], batch: &mut WriteBatch) -> Result<()> {
         let descriptor = RangeDescriptor::decode(bytes)
             .map_err(|e| Error::InvalidInput(format!("descriptor of a conf change: {e}")))?;
-        batch.put(
-            Cf::Raft,
-            crate::keys::descriptor(self.range_id),
-            descriptor.encode_to_vec(),
-        );
-        self.raw.mut_store().descriptor = Some(descriptor);
+        self.set_descriptor(descriptor, batch);
         self.refresh_peers();
         Ok(())
     }

@@ -8,6 +8,9 @@
 //! - Replica GC: a replica that the meta range shows gone from this node
 //!   (moved away, or its range merged into another) is removed, with the
 //!   data of its span that no other local replica holds.
+//! - Abandoned merges: a range this node leads that has stayed frozen for
+//!   a merge longer than `split.abandoned_merge_secs` is released, once the
+//!   range to its left has fenced off the merge (see `release_abandoned`).
 //! - Addresses: the node learns every node's address from the meta range's
 //!   node records (a node that joined later).
 //! - Automatic splits by size: each node measures the user ranges it leads
@@ -18,22 +21,26 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tessera_kv::{AddressBook, ClientResult, KvClient};
+use tessera_proto::kv::{FreezeRangeRequest, MergeRangesRequest};
 use tessera_proto::meta::RangeDescriptor;
 use tessera_raft::{RangeSize, ReplicaInfo, StoreHandle};
 use tessera_storage::{mvcc, Cf, Engine};
 use tessera_types::keys::{self, META_RANGE_ID};
 use tessera_types::RangeId;
 
-/// When a range splits on its own (0: never).
+/// When a range splits on its own (0: never), or is released from an
+/// abandoned merge.
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {
     /// Its size in bytes.
     pub max_range_bytes: u64,
     /// The requests per second its leader serves.
     pub max_range_qps: u64,
+    /// How long it may stay frozen for a merge.
+    pub abandoned_merge: Duration,
 }
 
 /// Runs until the task is aborted.
@@ -50,12 +57,20 @@ pub async fn run(
     // measured and found small enough: unchanged since, it is not read
     // again.
     let mut measured: HashMap<RangeId, (u64, u64)> = HashMap::new();
+    // Since when each led range has been frozen, at which generation (each
+    // freeze raises it).
+    let mut frozen: HashMap<RangeId, (u64, Instant)> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let Ok(replicas) = store.replicas().await else {
             continue;
         };
         measured.retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
+        frozen.retain(|range, _| {
+            replicas
+                .iter()
+                .any(|r| r.is_leader && r.frozen && r.range_id == *range)
+        });
         let meta = match client.meta_records().await {
             Ok(meta) => meta,
             Err(err) => {
@@ -79,6 +94,25 @@ pub async fn run(
                 continue;
             };
             if replica.frozen {
+                let since = frozen
+                    .entry(descriptor.range_id)
+                    .and_modify(|(generation, since)| {
+                        if *generation != descriptor.generation {
+                            *generation = descriptor.generation;
+                            *since = Instant::now();
+                        }
+                    })
+                    .or_insert((descriptor.generation, Instant::now()))
+                    .1;
+                if since.elapsed() >= thresholds.abandoned_merge {
+                    if let Err(err) = release_abandoned(&client, &meta, &descriptor).await {
+                        tracing::warn!(
+                            range = descriptor.range_id,
+                            %err,
+                            "cannot release a range frozen for a merge; tried again later"
+                        );
+                    }
+                }
                 continue;
             }
             match repair_meta(&client, &meta, &descriptor).await {
@@ -150,6 +184,59 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Ends a merge that froze `right` (a range this node leads) and was
+/// abandoned: the range to its left fences off every merge with it planned
+/// so far (a Raft command that raises its generation, which those merges
+/// carry), unless it has absorbed `right` already; then `right` is released
+/// at the generation this node saw it frozen at, so that a merge that froze
+/// it again since keeps it frozen.
+async fn release_abandoned(
+    client: &KvClient,
+    meta: &[RangeDescriptor],
+    right: &RangeDescriptor,
+) -> ClientResult<()> {
+    let Some(left) = meta.iter().find(|r| r.end_key == right.start_key) else {
+        return Err(tessera_kv::ClientError::Server(format!(
+            "no range ends where range {} starts",
+            right.range_id
+        )));
+    };
+    let fenced = client
+        .merge_ranges(MergeRangesRequest {
+            key: left.start_key.clone(),
+            range_id: left.range_id,
+            right: Some(right.clone()),
+            fence: true,
+            ..Default::default()
+        })
+        .await?;
+    if keys::span_contains(&fenced.start_key, &fenced.end_key, &right.start_key) {
+        tracing::info!(
+            range = right.range_id,
+            into = fenced.range_id,
+            "a merge left unfinished had applied: this replica goes with it"
+        );
+        return Ok(());
+    }
+    let released = client
+        .freeze_range(FreezeRangeRequest {
+            key: right.start_key.clone(),
+            range_id: right.range_id,
+            generation: right.generation,
+            unfreeze: true,
+        })
+        .await?;
+    client
+        .update_meta(released.descriptor.into_iter().collect())
+        .await?;
+    tracing::info!(
+        range = right.range_id,
+        left = left.range_id,
+        "released a range frozen by an abandoned merge"
+    );
+    Ok(())
 }
 
 /// Makes the meta range record `descriptor`, the current descriptor of a

@@ -112,6 +112,7 @@ async fn merge_with_a_replica_cut_off(compact: bool) {
                 right: Some(right),
                 generation,
                 right_gc_threshold: frozen.gc_threshold,
+                fence: false,
             };
             store.merge(USER_RANGE, merge).await
         }
@@ -195,4 +196,102 @@ async fn a_replica_that_missed_a_merge_applies_it_from_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_missed_a_merge_gets_the_merged_range_by_snapshot() {
     merge_with_a_replica_cut_off(true).await;
+}
+
+/// The generation of `range` at its leader.
+async fn generation(cluster: &Cluster, range: u64) -> u64 {
+    let leader = cluster.leader(range).await;
+    cluster
+        .replica(leader, range)
+        .await
+        .and_then(|r| r.descriptor)
+        .map_or(0, |d| d.generation)
+}
+
+/// A merge whose gateway went away after the freeze is ended by fencing:
+/// the left range raises its generation, so that the merge planned before
+/// is refused, and the right range is released at the generation it was
+/// frozen at. A freeze made since keeps the range frozen; once a merge has
+/// applied, the fence and a repeated merge find the right range absorbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_merge_is_refused_and_its_range_released() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    for i in 0..100 {
+        cluster.put(&key(i), b"before").await.unwrap();
+    }
+    at_leader(&cluster, USER_RANGE, |store| async move {
+        store.split(key(50), RIGHT).await
+    })
+    .await
+    .unwrap();
+    cluster.leader(RIGHT).await;
+    let planned = generation(&cluster, USER_RANGE).await;
+    let freeze = |generation: u64, frozen: bool| {
+        at_leader(&cluster, RIGHT, move |store| async move {
+            store.freeze(RIGHT, generation, frozen).await
+        })
+    };
+    let frozen = freeze(generation(&cluster, RIGHT).await, true)
+        .await
+        .unwrap();
+    let right = frozen.descriptor.clone().unwrap();
+    let merge = |generation: u64, fence: bool| {
+        let right = right.clone();
+        at_leader(&cluster, USER_RANGE, move |store| {
+            let merge = Merge {
+                right: Some(right.clone()),
+                generation,
+                right_gc_threshold: frozen.gc_threshold,
+                fence,
+            };
+            async move { store.merge(USER_RANGE, merge).await }
+        })
+    };
+
+    // The fence raises the left range's generation, without merging.
+    let fenced = merge(0, true).await.unwrap();
+    assert_eq!(fenced.end_key, key(50));
+    assert_eq!(fenced.generation, planned + 1);
+    let refused = merge(planned, false).await;
+    assert!(matches!(refused, Err(Error::Changed(_))), "{refused:?}");
+
+    // A freeze made after the fence is not undone by a release planned
+    // against the earlier one.
+    let again = freeze(right.generation, true).await.unwrap();
+    let stale = freeze(right.generation, false).await;
+    assert!(matches!(stale, Err(Error::Changed(_))), "{stale:?}");
+    let released = freeze(again.descriptor.unwrap().generation, false)
+        .await
+        .unwrap();
+    assert!(released.descriptor.unwrap().generation > right.generation);
+    cluster.put(&key(70), b"released").await.unwrap();
+
+    // Frozen and merged: a fence and a repeated merge are no-ops.
+    let frozen = freeze(generation(&cluster, RIGHT).await, true)
+        .await
+        .unwrap();
+    cluster.wait_applied(RIGHT, Duration::from_secs(10)).await;
+    let right = frozen.descriptor.unwrap();
+    let merge = |generation: u64, fence: bool| {
+        let right = right.clone();
+        at_leader(&cluster, USER_RANGE, move |store| {
+            let merge = Merge {
+                right: Some(right.clone()),
+                generation,
+                right_gc_threshold: frozen.gc_threshold,
+                fence,
+            };
+            async move { store.merge(USER_RANGE, merge).await }
+        })
+    };
+    let merged = merge(generation(&cluster, USER_RANGE).await, false)
+        .await
+        .unwrap();
+    assert!(merged.end_key.is_empty(), "{merged:?}");
+    assert_eq!(merge(0, true).await.unwrap(), merged);
+    assert_eq!(merge(planned, false).await.unwrap(), merged);
+    assert_eq!(
+        cluster.get(&key(70)).await.unwrap(),
+        Some(b"released".to_vec())
+    );
 }

@@ -265,8 +265,11 @@ impl TxnClient {
             })
             .await?;
         let frozen_right = frozen.descriptor.clone().unwrap_or(right.clone());
+        // Releasing raises the range's generation again: the meta range
+        // records it, for the next plan.
         let unfreeze = || async {
-            self.inner
+            let released = self
+                .inner
                 .kv
                 .freeze_range(FreezeRangeRequest {
                     key: right.start_key.clone(),
@@ -274,6 +277,10 @@ impl TxnClient {
                     generation: frozen_right.generation,
                     unfreeze: true,
                 })
+                .await?;
+            self.inner
+                .kv
+                .update_meta(released.descriptor.into_iter().collect())
                 .await
         };
         // No merge was proposed yet: if a replica does not apply the freeze
@@ -282,12 +289,14 @@ impl TxnClient {
             unfreeze().await?;
             return Err(err);
         }
+        crate::failpoint::crash_if_armed(crate::failpoint::MERGE_AFTER_FREEZE);
         let request = MergeRangesRequest {
             key: left.start_key.clone(),
             range_id: left.range_id,
             generation: left.generation,
             right: Some(frozen_right.clone()),
             right_gc_threshold: frozen.gc_threshold,
+            fence: false,
         };
         let merged = match self.inner.kv.merge_ranges(request).await {
             Ok(merged) => merged,

@@ -19,6 +19,10 @@ pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
 /// records the two ranges.
 pub const SPLIT_BEFORE_META: &str = "split-before-meta";
 
+/// After a merge froze the right range and every replica applied the
+/// freeze, before the left range is asked to absorb it.
+pub const MERGE_AFTER_FREEZE: &str = "merge-after-freeze";
+
 fn armed() -> &'static [String] {
     static ARMED: OnceLock<Vec<String>> = OnceLock::new();
     ARMED.get_or_init(|| {
