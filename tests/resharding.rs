@@ -195,14 +195,26 @@ async fn leases_even_out(client: &tokio_postgres::Client, cluster: &Cluster, n: 
     }
 }
 
-/// A gateway that leads the range it splits dies after the split and before
-/// the meta range records it (a failpoint aborts the process, as kill -9
-/// would). Nothing retries the split, yet the meta range comes to record
-/// both ranges: the leaders check their ranges' meta records.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_split_whose_meta_update_was_lost_is_repaired() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let mut cluster = Cluster::start(3).await.expect("cluster");
+/// Starts three nodes that settle unfinished splits and merges after 3 s
+/// (checking every second).
+async fn settling_cluster() -> (Cluster, tempfile::NamedTempFile) {
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(
+        config.path(),
+        "[split]\ncheck_interval_secs = 1\nsettle_after_secs = 3\n",
+    )
+    .expect("write the config");
+    let path = config.path().to_str().expect("utf-8 path");
+    let cluster = Cluster::start_with(3, &["--config", path])
+        .await
+        .expect("cluster");
+    (cluster, config)
+}
+
+/// Node 3 leads table t's range and splits it at 50 with `failpoint`
+/// armed, which aborts the process; then it restarts without it. Returns
+/// a client of node 1.
+async fn split_dies_at(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres::Client {
     let client = sql(&cluster.sql_addresses()[0]).await;
     client
         .batch_execute(
@@ -216,11 +228,7 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
         .await
         .expect("SHOW RANGES")
         .get("range_id");
-    // Node 3 leads the table's range, with the failpoint armed.
-    cluster.nodes[2].env = vec![(
-        "TESSERA_FAILPOINTS".into(),
-        tessera_txn::failpoint::SPLIT_BEFORE_META.into(),
-    )];
+    cluster.nodes[2].env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
     cluster.nodes[2].restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     let relocate = format!("ALTER RANGE {range} RELOCATE LEASE TO 3");
@@ -240,10 +248,21 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
     }
     assert!(cluster.nodes[2]
         .log()
-        .contains("failpoint split-before-meta reached"));
+        .contains(&format!("failpoint {failpoint} reached")));
     cluster.nodes[2].env.clear();
     cluster.nodes[2].restart();
-    // The meta range records the split within a few checks.
+    client
+}
+
+/// Waits until table t's ranges start at `expected` and no range holds a
+/// split pending any longer; then checks that both halves serve reads and
+/// writes, and that nothing was lost.
+async fn settles_into(
+    cluster: &Cluster,
+    client: &tokio_postgres::Client,
+    expected: &[Option<&str>],
+) {
+    let expected: Vec<Option<String>> = expected.iter().map(|s| s.map(str::to_string)).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let starts: Vec<Option<String>> = client
@@ -253,23 +272,19 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
             .iter()
             .map(|r| r.get("start_key"))
             .collect();
-        if starts == [None, Some("(50)".to_string())] {
+        let settled = cluster
+            .nodes
+            .iter()
+            .any(|n| n.log().contains("settled a split left pending"));
+        if starts == expected && settled {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the meta range still records {starts:?}"
+            "the meta range records {starts:?}; settled: {settled}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(
-        cluster
-            .nodes
-            .iter()
-            .any(|n| n.log().contains("recorded the range in the meta range")),
-        "no leader repaired the meta records"
-    );
-    // Both halves serve reads and writes.
     client
         .batch_execute("UPDATE t SET v = v + 1 WHERE id IN (10, 90)")
         .await
@@ -282,6 +297,41 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
     assert_eq!(sum, 5050 + 2);
 }
 
+/// The node running a split dies after the range prepared it and before
+/// the meta range recorded it (the commit point): the range's new leader
+/// aborts the split, and the table can be split again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_that_died_before_its_commit_point_is_aborted() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let (mut cluster, _config) = settling_cluster().await;
+    let client = split_dies_at(&mut cluster, tessera_txn::failpoint::SPLIT_BEFORE_META).await;
+    settles_into(&cluster, &client, &[None]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(err) = client
+        .batch_execute("ALTER TABLE t SPLIT AT VALUES (50)")
+        .await
+    {
+        assert!(Instant::now() < deadline, "split again: {err:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ranges = client
+        .query("SHOW RANGES FROM TABLE t", &[])
+        .await
+        .expect("SHOW RANGES");
+    assert_eq!(ranges.len(), 2);
+}
+
+/// The node running a split dies after the meta range recorded it and
+/// before the range applied it: the range's new leader applies it, and the
+/// meta range and the ranges agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_that_died_after_its_commit_point_is_applied() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let (mut cluster, _config) = settling_cluster().await;
+    let client = split_dies_at(&mut cluster, tessera_txn::failpoint::SPLIT_AFTER_META).await;
+    settles_into(&cluster, &client, &[None, Some("(50)")]).await;
+}
+
 /// A gateway dies in the middle of a merge, after the right range froze
 /// and before the left range absorbed it (a failpoint aborts the process).
 /// Writes to the frozen range wait; its leader then fences the merge off
@@ -290,16 +340,7 @@ async fn a_split_whose_meta_update_was_lost_is_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let config = tempfile::NamedTempFile::new().expect("config file");
-    std::fs::write(
-        config.path(),
-        "[split]\ncheck_interval_secs = 1\nabandoned_merge_secs = 3\n",
-    )
-    .expect("write the config");
-    let path = config.path().to_str().expect("utf-8 path");
-    let mut cluster = Cluster::start_with(3, &["--config", path])
-        .await
-        .expect("cluster");
+    let (mut cluster, _config) = settling_cluster().await;
     let client = sql(&cluster.sql_addresses()[0]).await;
     client
         .batch_execute(

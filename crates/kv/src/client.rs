@@ -593,8 +593,10 @@ impl KvClient {
             .collect()
     }
 
-    /// Records range descriptors in the meta range.
-    pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
+    /// Records range descriptors in the meta range, all or none: `Changed`
+    /// (nothing written) if a newer record stands in the way of one of
+    /// them (see `MetaUpdate` in meta.proto).
+    pub async fn record_ranges(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
         self.send_meta(pb::UpdateMetaRequest {
             descriptors,
             ..Default::default()
@@ -602,19 +604,35 @@ impl KvClient {
         .await
     }
 
+    /// Records range descriptors in the meta range, unless newer records
+    /// are there already (then the newer ones stay, and that is not an
+    /// error: records only move forward).
+    pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
+        match self.record_ranges(descriptors).await {
+            Err(ClientError::Changed(_)) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Records a range and removes the records at `deleted_end_keys` (of
-    /// ranges it absorbed), in one write.
+    /// ranges it absorbed, which must be older), in one write; as
+    /// `update_meta`, not an error if newer records are there already.
     pub async fn record_range(
         &self,
         descriptor: RangeDescriptor,
         deleted_end_keys: Vec<Vec<u8>>,
     ) -> ClientResult<()> {
-        self.send_meta(pb::UpdateMetaRequest {
-            descriptors: vec![descriptor],
-            deleted_end_keys,
-            nodes: Vec::new(),
-        })
-        .await
+        let recorded = self
+            .send_meta(pb::UpdateMetaRequest {
+                descriptors: vec![descriptor],
+                deleted_end_keys,
+                nodes: Vec::new(),
+            })
+            .await;
+        match recorded {
+            Err(ClientError::Changed(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// Records nodes (id and address) in the meta range.

@@ -6,6 +6,8 @@
 //!   by each range's leader) and the node service (hello, bootstrap, status).
 //! - `KvClient`: a client that follows not-leader hints and retries across
 //!   nodes, a bounded number of times.
+//! - `splits`: the meta range's part in a split (its commit point), and
+//!   the settling of a split left pending.
 //! - `tso`: the timestamp oracle, served by the meta range's leader.
 //! - `deadlock`: the wait-for graph, kept by the meta range's leader.
 //! - `flow`: the hook through which a range's leader runs the SQL layer's
@@ -19,6 +21,7 @@ mod error;
 pub mod flow;
 pub mod range_ids;
 pub mod services;
+pub mod splits;
 mod transport;
 pub mod tso;
 

@@ -4,15 +4,16 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ClientError;
 use tessera_proto::kv::{self as pb, kv_server::Kv, route_error, RouteError};
 use tessera_proto::meta::{
-    mutation, Delete, Mutation, NodeRecord, Put, RangeDescriptor, StoreIdent,
+    mutation, Delete, Mutation, NodeRecord, PrepareSplit, Put, RangeDescriptor, StoreIdent,
 };
 use tessera_proto::node::{self as node_pb, node_client::NodeClient, node_server::Node};
 use tessera_proto::raft::{raft_transport_server::RaftTransport, RaftBatch, RaftStreamDone};
 use tessera_proto::txn::{txn_command, TxnCommand, TxnResult};
 use tessera_raft::bootstrap_layout;
-use tessera_raft::StoreHandle;
+use tessera_raft::{Error, StoreHandle};
 use tessera_types::keys;
 use tessera_types::{NodeId, Timestamp};
 use tokio_stream::StreamExt;
@@ -576,15 +577,57 @@ impl Kv for KvService {
             .allocate_range_id()
             .await
             .map_err(|err| Status::unavailable(format!("allocating a range id: {err}")))?;
-        let outcome = match self.run(self.ctx.store.split(key, new_range_id)).await? {
+        let store = &self.ctx.store;
+        let prepare = async {
+            match store.prepare_split(key.clone(), new_range_id).await {
+                Ok(range) => Ok(Some(range)),
+                Err(Error::AlreadySplit { .. }) => Ok(None),
+                Err(err) => Err(err),
+            }
+        };
+        let prepared = match self.run(prepare).await? {
+            Ok(prepared) => prepared,
+            Err(error) => return failed(error),
+        };
+        if let Some(range) = &prepared {
+            tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_BEFORE_META);
+            // The commit point: the meta range records both sides.
+            let (left, right) = crate::splits::split_descriptors(range, &key, new_range_id);
+            match cluster.record_ranges(vec![left, right]).await {
+                Ok(()) => {}
+                Err(ClientError::Changed(why)) => {
+                    // A newer record stands in the way: the split is aborted.
+                    let pending = PrepareSplit {
+                        split_key: key.clone(),
+                        new_range_id,
+                        generation: range.generation,
+                    };
+                    let settled =
+                        crate::splits::settle_split(&cluster, store, range, &pending).await;
+                    return Err(Status::aborted(format!(
+                        "the meta range did not record the split of range {} ({why}); \
+                         the split is {settled:?}",
+                        range.range_id
+                    )));
+                }
+                // The outcome is unknown: the range's leader settles the
+                // pending split later (see the server's upkeep).
+                Err(err) => return Err(Status::unavailable(format!("recording the split: {err}"))),
+            }
+            tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_AFTER_META);
+        }
+        let outcome = match self.run(store.finish_split(key, new_range_id)).await? {
             Ok(outcome) => outcome,
             Err(error) => return failed(error),
         };
-        tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_BEFORE_META);
-        cluster
-            .update_meta(vec![outcome.left.clone(), outcome.right.clone()])
-            .await
-            .map_err(|err| Status::unavailable(format!("recording the split: {err}")))?;
+        if prepared.is_none() {
+            // The key started a range already: record the two ranges again,
+            // a repair if the meta range did not record them as they are.
+            cluster
+                .update_meta(vec![outcome.left.clone(), outcome.right.clone()])
+                .await
+                .map_err(|err| Status::unavailable(format!("recording the split: {err}")))?;
+        }
         Ok(Response::new(pb::SplitResponse {
             error: None,
             left: Some(outcome.left),
@@ -642,28 +685,43 @@ impl Kv for KvService {
             deleted_end_keys,
             nodes,
         } = request.into_inner();
-        let puts = descriptors
-            .iter()
-            .map(|d| (keys::meta_key(&d.end_key), prost::Message::encode_to_vec(d)))
-            .chain(nodes.iter().map(|n| {
-                self.ctx.addresses.insert(n.node_id, n.address.clone());
-                (keys::node_key(n.node_id), prost::Message::encode_to_vec(n))
-            }));
-        let mut mutations: Vec<Mutation> = deleted_end_keys
-            .iter()
-            .map(|end| Mutation {
-                op: Some(mutation::Op::Delete(Delete {
-                    key: keys::meta_key(end),
-                })),
-            })
-            .collect();
-        mutations.extend(puts.map(|(key, value)| Mutation {
-            op: Some(mutation::Op::Put(Put { key, value })),
-        }));
-        if mutations.is_empty() {
+        if descriptors.is_empty() && nodes.is_empty() {
             return Err(Status::invalid_argument("nothing to record"));
         }
-        let error = self.run(self.ctx.store.write(mutations)).await?.err();
+        if descriptors.is_empty() && !deleted_end_keys.is_empty() {
+            return Err(Status::invalid_argument(
+                "meta records are deleted only by the descriptors that replace them",
+            ));
+        }
+        if !descriptors.is_empty() {
+            // Deleted records must be older than every descriptor recorded.
+            let generation = descriptors.iter().map(|d| d.generation).min().unwrap_or(0);
+            let update = tessera_proto::meta::MetaUpdate {
+                descriptors,
+                deleted_end_keys,
+                generation,
+            };
+            if let Err(error) = self.run(self.ctx.store.update_meta(update)).await? {
+                return Ok(Response::new(pb::UpdateMetaResponse { error: Some(error) }));
+            }
+        }
+        let mutations: Vec<Mutation> = nodes
+            .iter()
+            .map(|n| {
+                self.ctx.addresses.insert(n.node_id, n.address.clone());
+                Mutation {
+                    op: Some(mutation::Op::Put(Put {
+                        key: keys::node_key(n.node_id),
+                        value: prost::Message::encode_to_vec(n),
+                    })),
+                }
+            })
+            .collect();
+        let error = if mutations.is_empty() {
+            None
+        } else {
+            self.run(self.ctx.store.write(mutations)).await?.err()
+        };
         Ok(Response::new(pb::UpdateMetaResponse { error }))
     }
 

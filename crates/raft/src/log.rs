@@ -130,6 +130,7 @@ impl ReplicaStorage {
             truncated_term: INIT_TERM,
             gc_threshold,
             frozen: false,
+            pending_split: None,
         };
         batch.put(Cf::Raft, keys::hard_state(range_id), encode_pb(&hard_state));
         batch.put(Cf::Raft, keys::conf_state(range_id), encode_pb(&conf_state));
@@ -341,6 +342,7 @@ impl ReplicaStorage {
             truncated_term: meta.term,
             gc_threshold: data.gc_threshold,
             frozen: data.frozen,
+            pending_split: data.pending_split,
         };
         self.stage_apply_state(batch);
         self.stage_conf_state(meta.get_conf_state().clone(), batch);
@@ -463,6 +465,7 @@ impl ReplicaStorage {
             descriptor: Some(descriptor),
             gc_threshold: self.apply.gc_threshold,
             frozen: self.apply.frozen,
+            pending_split: self.apply.pending_split.clone(),
         };
         let mut snapshot = Snapshot {
             data: body.encode_to_vec().into(),

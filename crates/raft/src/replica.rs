@@ -8,7 +8,8 @@ use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use raft::{RawNode, StateRole};
 use tessera_proto::meta::{
-    mutation, raft_command, RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole,
+    mutation, raft_command, AbortSplit, MetaUpdate, PrepareSplit, RaftCommand, RangeDescriptor,
+    ReplicaDescriptor, ReplicaRole,
 };
 use tessera_proto::txn::{LockInfo, TxnError, TxnResult};
 use tessera_storage::mvcc::{MvccError, MvccReader};
@@ -181,6 +182,9 @@ pub(crate) struct Replica {
     /// looked: the store drops its replicas of them (their state is
     /// removed in the apply batch).
     pub merged: Vec<RangeId>,
+    /// The log index of the last `PrepareSplit` this replica proposed as
+    /// leader (0: none).
+    split_proposed_at: u64,
     /// The requests this replica served as leader, recently.
     pub load: crate::load::LoadMeter,
     /// The range's size as last measured (by the node's upkeep).
@@ -215,6 +219,7 @@ impl Replica {
             reads_served: ReadsServed::default(),
             splits: Vec::new(),
             merged: Vec::new(),
+            split_proposed_at: 0,
             load: crate::load::LoadMeter::new(std::time::Instant::now()),
             size: None,
         };
@@ -715,8 +720,155 @@ impl Replica {
             Some(raft_command::Kind::Split(split)) => {
                 Ok(self.apply_split(split, batch).map(|()| None))
             }
+            Some(raft_command::Kind::PrepareSplit(prepare)) => {
+                Ok(self.apply_prepare_split(prepare).map(|()| None))
+            }
+            Some(raft_command::Kind::AbortSplit(abort)) => {
+                Ok(self.apply_abort_split(abort, batch).map(|()| None))
+            }
+            Some(raft_command::Kind::MetaUpdate(update)) => {
+                let view = view.get_or_insert_with(|| {
+                    let mut overlay = Overlay::new(self.raw.store().engine().snapshot());
+                    overlay.apply(batch);
+                    overlay
+                });
+                let effects = match self.meta_update(update, view)? {
+                    Ok(effects) => effects,
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                view.apply(&effects);
+                batch.extend(effects);
+                Ok(Ok(None))
+            }
             None => invalid("command without a kind".into()),
         }
+    }
+
+    /// The split this range holds pending (see `PrepareSplit` in
+    /// meta.proto), if any.
+    pub fn pending_split(&self) -> Option<&PrepareSplit> {
+        self.raw.store().apply.pending_split.as_ref()
+    }
+
+    /// Refuses a change to the range's span while a split is pending.
+    fn check_no_pending_split(&self) -> std::result::Result<(), Error> {
+        match self.pending_split() {
+            Some(pending) => Err(Error::Changed(format!(
+                "range {} has a split pending at {:02x?}",
+                self.range_id, pending.split_key
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Holds a split pending (see `PrepareSplit` in meta.proto); the apply
+    /// state, which carries it, is staged with the entry.
+    fn apply_prepare_split(&mut self, prepare: PrepareSplit) -> std::result::Result<(), Error> {
+        let Some(descriptor) = self.descriptor() else {
+            return Err(Error::InvalidInput(
+                "split of an uninitialized replica".into(),
+            ));
+        };
+        if prepare.generation != descriptor.generation {
+            return Err(Error::Changed(format!(
+                "range {} is at generation {}, not {}: its span changed",
+                self.range_id, descriptor.generation, prepare.generation
+            )));
+        }
+        if prepare.split_key <= descriptor.start_key
+            || !span_contains(
+                &descriptor.start_key,
+                &descriptor.end_key,
+                &prepare.split_key,
+            )
+        {
+            return Err(Error::InvalidInput(format!(
+                "split key {:02x?} is not inside range {}",
+                prepare.split_key, self.range_id
+            )));
+        }
+        self.check_no_pending_split()?;
+        self.raw.mut_store().apply.pending_split = Some(prepare);
+        Ok(())
+    }
+
+    /// Drops the pending split (see `AbortSplit` in meta.proto). A split
+    /// no longer pending (aborted before) is not an error.
+    fn apply_abort_split(
+        &mut self,
+        abort: AbortSplit,
+        batch: &mut WriteBatch,
+    ) -> std::result::Result<(), Error> {
+        if self
+            .pending_split()
+            .is_none_or(|p| p.new_range_id != abort.new_range_id)
+        {
+            return Ok(());
+        }
+        let Some(mut descriptor) = self.descriptor().cloned() else {
+            return Err(Error::InvalidInput(
+                "abort of a split of an uninitialized replica".into(),
+            ));
+        };
+        descriptor.generation += 1;
+        self.set_descriptor(descriptor, batch);
+        self.raw.mut_store().apply.pending_split = None;
+        Ok(())
+    }
+
+    /// The effects of a `MetaUpdate` (see meta.proto) on the meta range's
+    /// records as `view` holds them, or why it is refused.
+    fn meta_update(
+        &self,
+        update: MetaUpdate,
+        view: &Overlay,
+    ) -> Result<std::result::Result<WriteBatch, Error>> {
+        use tessera_storage::Snapshot as _;
+        if self.range_id != tessera_types::keys::META_RANGE_ID {
+            return Ok(Err(Error::InvalidInput(
+                "meta records are written in the meta range only".into(),
+            )));
+        }
+        let recorded = |end_key: &[u8]| -> Result<Option<RangeDescriptor>> {
+            let key = tessera_types::keys::meta_key(end_key);
+            match view.get(Cf::Raw, &key)? {
+                None => Ok(None),
+                Some(bytes) => RangeDescriptor::decode(&bytes[..]).map(Some).map_err(|e| {
+                    Error::InvalidInput(format!("corrupt meta record at {key:02x?}: {e}"))
+                }),
+            }
+        };
+        let mut effects = WriteBatch::new();
+        for end_key in &update.deleted_end_keys {
+            if let Some(old) = recorded(end_key)? {
+                if old.generation >= update.generation {
+                    return Ok(Err(Error::Changed(format!(
+                        "the meta range records range {} at generation {}, not older than {}",
+                        old.range_id, old.generation, update.generation
+                    ))));
+                }
+                effects.delete(Cf::Raw, tessera_types::keys::meta_key(end_key));
+            }
+        }
+        for descriptor in update.descriptors {
+            if let Some(old) = recorded(&descriptor.end_key)? {
+                if old.generation > descriptor.generation
+                    || (old.generation == descriptor.generation && old != descriptor)
+                {
+                    return Ok(Err(Error::Changed(format!(
+                        "the meta range records range {} at generation {}: range {} at \
+                         generation {} cannot replace it",
+                        old.range_id, old.generation, descriptor.range_id, descriptor.generation
+                    ))));
+                }
+            }
+            effects.put(
+                Cf::Raw,
+                tessera_types::keys::meta_key(&descriptor.end_key),
+                descriptor.encode_to_vec(),
+            );
+        }
+        Ok(Ok(effects))
     }
 
     /// Splits the range (see `Split` in meta.proto): this replica keeps the
@@ -732,20 +884,16 @@ impl Replica {
                 "split of an uninitialized replica".into(),
             ));
         };
-        if split.generation != left.generation {
-            return Err(Error::Changed(format!(
-                "range {} is at generation {}, not {}: its span changed",
-                self.range_id, left.generation, split.generation
-            )));
-        }
-        if split.split_key <= left.start_key
-            || !span_contains(&left.start_key, &left.end_key, &split.split_key)
+        if self
+            .pending_split()
+            .is_none_or(|p| p.split_key != split.split_key || p.new_range_id != split.new_range_id)
         {
-            return Err(Error::InvalidInput(format!(
-                "split key {:02x?} is not inside range {}",
-                split.split_key, self.range_id
+            return Err(Error::Changed(format!(
+                "range {} has no split pending at {:02x?}",
+                self.range_id, split.split_key
             )));
         }
+        self.raw.mut_store().apply.pending_split = None;
         let mut left = left;
         let right = RangeDescriptor {
             range_id: split.new_range_id,
@@ -788,6 +936,7 @@ impl Replica {
                 self.range_id, descriptor.generation
             )));
         }
+        self.check_no_pending_split()?;
         descriptor.generation += 1;
         self.set_descriptor(descriptor, batch);
         self.raw.mut_store().apply.frozen = frozen;
@@ -827,6 +976,7 @@ impl Replica {
             // Applied before (a retried request, or a fence after it).
             return Ok(());
         }
+        self.check_no_pending_split()?;
         if merge.fence {
             if right.start_key != left.end_key {
                 return Err(Error::InvalidInput(format!(
@@ -909,11 +1059,29 @@ impl Replica {
         Ok(())
     }
 
+    /// Notes that this leader just proposed a `PrepareSplit`: no membership
+    /// change is proposed until it has applied (and while the split is
+    /// pending).
+    pub(crate) fn note_split_proposed(&mut self) {
+        self.split_proposed_at = self.raw.raft.raft_log.last_index();
+    }
+
     /// Proposes a membership change. The new descriptor rides in the
     /// entry's context and is installed when the change applies.
     pub fn propose_change(&mut self, change: ReplicaChange, callback: ProposalCallback) {
         if !self.is_leader() {
             let _ = callback.send(Err(self.not_leader()));
+            return;
+        }
+        if let Err(err) = self.check_no_pending_split() {
+            let _ = callback.send(Err(err));
+            return;
+        }
+        if self.raw.store().apply.applied_index < self.split_proposed_at {
+            let _ = callback.send(Err(Error::Changed(format!(
+                "range {} is preparing a split",
+                self.range_id
+            ))));
             return;
         }
         if self.raw.raft.has_pending_conf() {

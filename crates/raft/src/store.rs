@@ -84,6 +84,8 @@ pub struct ReplicaInfo {
     pub gc_threshold: u64,
     /// Whether the range is frozen for a merge.
     pub frozen: bool,
+    /// The split the range holds pending, if any.
+    pub pending_split: Option<tessera_proto::meta::PrepareSplit>,
     /// Requests per second this replica served as leader, over the last
     /// few seconds.
     pub qps: f64,
@@ -139,8 +141,22 @@ enum StoreMsg {
         change: ReplicaChange,
         callback: ProposalCallback,
     },
+    MetaUpdate {
+        update: tessera_proto::meta::MetaUpdate,
+        callback: ProposalCallback,
+    },
+    PrepareSplit {
+        key: Vec<u8>,
+        new_range_id: RangeId,
+        callback: ProposalCallback,
+    },
     Split {
         key: Vec<u8>,
+        new_range_id: RangeId,
+        callback: ProposalCallback,
+    },
+    AbortSplit {
+        range_id: RangeId,
         new_range_id: RangeId,
         callback: ProposalCallback,
     },
@@ -345,6 +361,15 @@ impl StoreHandle {
         .map(|_| ())
     }
 
+    /// Records range descriptors in the meta range, which this node must
+    /// lead (see `MetaUpdate` in meta.proto: `Changed` if newer records
+    /// stand in the way).
+    pub async fn update_meta(&self, update: tessera_proto::meta::MetaUpdate) -> Result<()> {
+        self.request(|callback| StoreMsg::MetaUpdate { update, callback })
+            .await
+            .map(|_| ())
+    }
+
     /// Replicates a transactional command, whose keys must all fall in one
     /// range, and returns its outcome once it is applied here. Conflicts are
     /// outcomes (`TxnResult::error`), not errors.
@@ -510,11 +535,59 @@ impl StoreHandle {
     }
 
     /// Splits the range holding `key` at `key`, giving `[key, end)` to a new
-    /// range `new_range_id` (a cluster-unique id); must be sent to the
-    /// leader. Returns once the split is applied here and the new range's
-    /// replica runs. A key that already starts a range is not an error:
-    /// the outcome says so.
+    /// range `new_range_id` (a cluster-unique id): `prepare_split`, then
+    /// `finish_split`, recording it nowhere in between (the server records
+    /// it in the meta range there). Must be sent to the leader. A key that
+    /// already starts a range is not an error: the outcome says so.
     pub async fn split(&self, key: Vec<u8>, new_range_id: RangeId) -> Result<SplitOutcome> {
+        match self.prepare_split(key.clone(), new_range_id).await {
+            Ok(_) | Err(Error::AlreadySplit { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        self.finish_split(key, new_range_id).await
+    }
+
+    /// The first step of a split at `key` (see `PrepareSplit` in
+    /// meta.proto): the range holding `key`, which this node must lead,
+    /// holds the split pending. Returns the range's descriptor, unchanged
+    /// by the step. `AlreadySplit` if `key` starts a range.
+    pub async fn prepare_split(
+        &self,
+        key: Vec<u8>,
+        new_range_id: RangeId,
+    ) -> Result<RangeDescriptor> {
+        self.request(|callback| StoreMsg::PrepareSplit {
+            key: key.clone(),
+            new_range_id,
+            callback,
+        })
+        .await?;
+        self.replicas()
+            .await?
+            .into_iter()
+            .filter_map(|info| info.descriptor)
+            .find(|d| tessera_types::keys::span_contains(&d.start_key, &d.end_key, &key))
+            .ok_or(Error::RangeNotFound { key })
+    }
+
+    /// Drops the split pending in range `range_id` that would create
+    /// `new_range_id` (see `AbortSplit` in meta.proto); must be sent to the
+    /// leader.
+    pub async fn abort_split(&self, range_id: RangeId, new_range_id: RangeId) -> Result<()> {
+        self.request(|callback| StoreMsg::AbortSplit {
+            range_id,
+            new_range_id,
+            callback,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Applies the split pending at `key`: returns once it is applied here
+    /// and the new range's replica runs, with both sides. A key that
+    /// already starts a range (the split applied before) is not an error:
+    /// the outcome says so.
+    pub async fn finish_split(&self, key: Vec<u8>, new_range_id: RangeId) -> Result<SplitOutcome> {
         let created = match self
             .request(|callback| StoreMsg::Split {
                 key: key.clone(),
@@ -820,6 +893,11 @@ impl StoreLoop {
                 callback,
             } => self.on_write(mutations, callback),
             StoreMsg::Txn { command, callback } => self.on_txn(command, callback),
+            StoreMsg::MetaUpdate { update, callback } => self.propose_to(
+                tessera_types::keys::META_RANGE_ID,
+                tessera_proto::meta::raft_command::Kind::MetaUpdate(update),
+                callback,
+            ),
             StoreMsg::ObserveTimestamp {
                 key,
                 ts,
@@ -879,11 +957,27 @@ impl StoreLoop {
                     let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
                 }
             },
+            StoreMsg::PrepareSplit {
+                key,
+                new_range_id,
+                callback,
+            } => self.on_split(key, new_range_id, true, callback),
             StoreMsg::Split {
                 key,
                 new_range_id,
                 callback,
-            } => self.on_split(key, new_range_id, callback),
+            } => self.on_split(key, new_range_id, false, callback),
+            StoreMsg::AbortSplit {
+                range_id,
+                new_range_id,
+                callback,
+            } => self.propose_to(
+                range_id,
+                tessera_proto::meta::raft_command::Kind::AbortSplit(
+                    tessera_proto::meta::AbortSplit { new_range_id },
+                ),
+                callback,
+            ),
             StoreMsg::TransferLeader {
                 range_id,
                 to,
@@ -908,19 +1002,11 @@ impl StoreLoop {
                 range_id,
                 merge,
                 callback,
-            } => match self.replicas.get_mut(&range_id) {
-                Some(replica) => {
-                    self.next_id += 1;
-                    let command = RaftCommand {
-                        proposal_id: self.next_id,
-                        kind: Some(tessera_proto::meta::raft_command::Kind::Merge(merge)),
-                    };
-                    replica.propose(command, callback);
-                }
-                None => {
-                    let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
-                }
-            },
+            } => self.propose_to(
+                range_id,
+                tessera_proto::meta::raft_command::Kind::Merge(merge),
+                callback,
+            ),
             StoreMsg::DestroyReplica {
                 range_id,
                 replica_id,
@@ -971,6 +1057,29 @@ impl StoreLoop {
         self.next_id
     }
 
+    /// Proposes a command to this node's replica of `range_id`, which must
+    /// lead it.
+    fn propose_to(
+        &mut self,
+        range_id: RangeId,
+        kind: tessera_proto::meta::raft_command::Kind,
+        callback: ProposalCallback,
+    ) {
+        let proposal_id = self.next_id();
+        match self.replicas.get_mut(&range_id) {
+            Some(replica) => replica.propose(
+                RaftCommand {
+                    proposal_id,
+                    kind: Some(kind),
+                },
+                callback,
+            ),
+            None => {
+                let _ = callback.send(Err(Error::RangeNotFound { key: Vec::new() }));
+            }
+        }
+    }
+
     fn replica_for_key(&self, key: &[u8]) -> Option<RangeId> {
         // A node holds few ranges so far; a span index replaces this scan
         // once ranges split.
@@ -1010,7 +1119,14 @@ impl StoreLoop {
         replica.propose(command, callback);
     }
 
-    fn on_split(&mut self, key: Vec<u8>, new_range_id: RangeId, callback: ProposalCallback) {
+    /// Proposes the first step of a split at `key` (`prepare`) or its last.
+    fn on_split(
+        &mut self,
+        key: Vec<u8>,
+        new_range_id: RangeId,
+        prepare: bool,
+        callback: ProposalCallback,
+    ) {
         let Some(range_id) = self.replica_for_key(&key) else {
             let _ = callback.send(Err(Error::RangeNotFound { key }));
             return;
@@ -1030,18 +1146,35 @@ impl StoreLoop {
             let _ = callback.send(Err(Error::AlreadySplit { key }));
             return;
         }
+        use tessera_proto::meta::raft_command::Kind;
+        let kind = if prepare {
+            if replica.raw.raft.has_pending_conf() {
+                // Replicas must not change between the split's steps.
+                let _ = callback.send(Err(Error::Changed(format!(
+                    "a membership change of range {range_id} is still being applied"
+                ))));
+                return;
+            }
+            Kind::PrepareSplit(tessera_proto::meta::PrepareSplit {
+                split_key: key,
+                new_range_id,
+                generation: descriptor.generation,
+            })
+        } else {
+            Kind::Split(tessera_proto::meta::Split {
+                split_key: key,
+                new_range_id,
+            })
+        };
         self.next_id += 1;
         let command = RaftCommand {
             proposal_id: self.next_id,
-            kind: Some(tessera_proto::meta::raft_command::Kind::Split(
-                tessera_proto::meta::Split {
-                    split_key: key,
-                    new_range_id,
-                    generation: descriptor.generation,
-                },
-            )),
+            kind: Some(kind),
         };
         replica.propose(command, callback);
+        if prepare {
+            replica.note_split_proposed();
+        }
     }
 
     /// Starts the replicas of the ranges that splits applied in this turn
@@ -1518,6 +1651,7 @@ impl StoreLoop {
             first_index: store.apply.truncated_index + 1,
             gc_threshold: store.apply.gc_threshold,
             frozen: store.apply.frozen,
+            pending_split: store.apply.pending_split.clone(),
             qps: replica.load.rate(),
             load_split_key: replica.load.median_key().map(<[u8]>::to_vec),
             size: replica.size,

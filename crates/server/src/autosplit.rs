@@ -8,8 +8,10 @@
 //! - Replica GC: a replica that the meta range shows gone from this node
 //!   (moved away, or its range merged into another) is removed, with the
 //!   data of its span that no other local replica holds.
-//! - Abandoned merges: a range this node leads that has stayed frozen for
-//!   a merge longer than `split.abandoned_merge_secs` is released, once the
+//! - Unfinished changes: a range this node leads that has held a split
+//!   pending longer than `split.settle_after_secs` applies it or drops it,
+//!   as the meta range decides (`tessera_kv::splits::settle_split`); one
+//!   that has stayed frozen for a merge that long is released, once the
 //!   range to its left has fenced off the merge (see `release_abandoned`).
 //! - Addresses: the node learns every node's address from the meta range's
 //!   node records (a node that joined later).
@@ -39,8 +41,8 @@ pub struct Thresholds {
     pub max_range_bytes: u64,
     /// The requests per second its leader serves.
     pub max_range_qps: u64,
-    /// How long it may stay frozen for a merge.
-    pub abandoned_merge: Duration,
+    /// How long it may stay frozen for a merge, or hold a split pending.
+    pub settle_after: Duration,
 }
 
 /// Runs until the task is aborted.
@@ -57,19 +59,18 @@ pub async fn run(
     // measured and found small enough: unchanged since, it is not read
     // again.
     let mut measured: HashMap<RangeId, (u64, u64)> = HashMap::new();
-    // Since when each led range has been frozen, at which generation (each
-    // freeze raises it).
-    let mut frozen: HashMap<RangeId, (u64, Instant)> = HashMap::new();
+    // Since when each led range has held its unfinished change.
+    let mut unfinished: HashMap<RangeId, (Unfinished, Instant)> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let Ok(replicas) = store.replicas().await else {
             continue;
         };
         measured.retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
-        frozen.retain(|range, _| {
+        unfinished.retain(|range, (change, _)| {
             replicas
                 .iter()
-                .any(|r| r.is_leader && r.frozen && r.range_id == *range)
+                .any(|r| r.is_leader && r.range_id == *range && Unfinished::of(r) == Some(*change))
         });
         let meta = match client.meta_records().await {
             Ok(meta) => meta,
@@ -90,21 +91,38 @@ pub async fn run(
             collect_replica(&store, &meta, replica).await;
         }
         for replica in replicas.into_iter().filter(|r| r.is_leader) {
+            let change = Unfinished::of(&replica);
             let Some(descriptor) = replica.descriptor else {
                 continue;
             };
-            if replica.frozen {
-                let since = frozen
+            let overdue = change.is_some_and(|change| {
+                let (_, since) = unfinished
                     .entry(descriptor.range_id)
-                    .and_modify(|(generation, since)| {
-                        if *generation != descriptor.generation {
-                            *generation = descriptor.generation;
-                            *since = Instant::now();
-                        }
-                    })
-                    .or_insert((descriptor.generation, Instant::now()))
-                    .1;
-                if since.elapsed() >= thresholds.abandoned_merge {
+                    .or_insert((change, Instant::now()));
+                since.elapsed() >= thresholds.settle_after
+            });
+            if let Some(split) = &replica.pending_split {
+                if overdue {
+                    match tessera_kv::splits::settle_split(&client, &store, &descriptor, split)
+                        .await
+                    {
+                        Ok(settled) => tracing::info!(
+                            range = descriptor.range_id,
+                            new_range = split.new_range_id,
+                            ?settled,
+                            "settled a split left pending"
+                        ),
+                        Err(err) => tracing::warn!(
+                            range = descriptor.range_id,
+                            %err,
+                            "cannot settle a pending split; tried again later"
+                        ),
+                    }
+                }
+                continue;
+            }
+            if replica.frozen {
+                if overdue {
                     if let Err(err) = release_abandoned(&client, &meta, &descriptor).await {
                         tracing::warn!(
                             range = descriptor.range_id,
@@ -183,6 +201,25 @@ pub async fn run(
                 ),
             }
         }
+    }
+}
+
+/// A change a range holds unfinished: a pending split (by the range it
+/// would create), or a freeze for a merge (by the generation it gave the
+/// range: each freeze raises it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unfinished {
+    Split(RangeId),
+    Frozen(u64),
+}
+
+impl Unfinished {
+    fn of(replica: &ReplicaInfo) -> Option<Self> {
+        if let Some(split) = &replica.pending_split {
+            return Some(Self::Split(split.new_range_id));
+        }
+        let generation = replica.descriptor.as_ref().map(|d| d.generation)?;
+        replica.frozen.then_some(Self::Frozen(generation))
     }
 }
 

@@ -84,10 +84,10 @@ pub struct SplitSection {
     /// and load, their records in the meta range, removed replicas); 0
     /// turns them off.
     pub check_interval_secs: u64,
-    /// Seconds a range may stay frozen for a merge before its leader fences
-    /// the merge off and releases the range (the gateway that ran the merge
-    /// died, or lost its answer).
-    pub abandoned_merge_secs: u64,
+    /// Seconds a range may stay frozen for a merge, or hold a split
+    /// pending, before its leader settles the change (the node that ran it
+    /// died, or lost an answer).
+    pub settle_after_secs: u64,
 }
 
 impl Default for SplitSection {
@@ -96,7 +96,7 @@ impl Default for SplitSection {
             max_range_bytes: 64 << 20,
             max_range_qps: 2500,
             check_interval_secs: 5,
-            abandoned_merge_secs: 60,
+            settle_after_secs: 60,
         }
     }
 }

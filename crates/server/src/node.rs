@@ -275,7 +275,7 @@ impl Node {
                 crate::autosplit::Thresholds {
                     max_range_bytes: split.max_range_bytes,
                     max_range_qps: split.max_range_qps,
-                    abandoned_merge: Duration::from_secs(split.abandoned_merge_secs),
+                    settle_after: Duration::from_secs(split.settle_after_secs),
                 },
                 Duration::from_secs(split.check_interval_secs),
             ))

@@ -15,9 +15,12 @@ pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
 /// client is answered and the secondaries are committed.
 pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
 
-/// After a range split (applied by its replicas), before the meta range
-/// records the two ranges.
+/// After a range prepared a split, before the meta range records the two
+/// ranges (the split's commit point).
 pub const SPLIT_BEFORE_META: &str = "split-before-meta";
+
+/// After the meta range recorded a split, before the range applies it.
+pub const SPLIT_AFTER_META: &str = "split-after-meta";
 
 /// After a merge froze the right range and every replica applied the
 /// freeze, before the left range is asked to absorb it.
