@@ -320,11 +320,15 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
 fn delete_prefix(session: &Session, prefix: &[u8]) -> SqlResult<()> {
     let kv = session.engine.kv.clone();
     let end = rowcodec::prefix_end(prefix);
+    // Each pass resumes after the keys it deleted: reading from the prefix
+    // again would pass over all their deletion records.
+    let mut cursor = prefix.to_vec();
     loop {
-        let batch = kv.scan(prefix, &end, 1000)?;
-        if batch.is_empty() {
+        let batch = kv.scan(&cursor, &end, 1000)?;
+        let Some((last, _)) = batch.last() else {
             return Ok(());
-        }
+        };
+        cursor = [last.as_slice(), &[0]].concat();
         kv.write(batch.into_iter().map(|(k, _)| KvWrite::Delete(k)).collect())?;
     }
 }
