@@ -227,6 +227,12 @@ impl KvTxn for ClusterTxn {
         self.runtime.block_on(self.txn.get(key)).map_err(sql_error)
     }
 
+    fn get_many(&self, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
+        self.runtime
+            .block_on(self.txn.get_many(keys))
+            .map_err(sql_error)
+    }
+
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.runtime
             .block_on(self.txn.scan(start, end, limit))

@@ -2,7 +2,7 @@
 //! transaction's buffer, with constraints (NOT NULL, CHECK, PRIMARY KEY,
 //! UNIQUE) checked and secondary indexes kept consistent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ use crate::types::{cast, DataType, Value};
 #[derive(Default)]
 struct Writer {
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys read ahead of the statement's writes (`read_ahead`), as of its
+    /// snapshot.
+    read: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Writer {
@@ -29,7 +32,18 @@ impl Writer {
         if let Some(v) = self.pending.get(key) {
             return Ok(v.clone());
         }
+        if let Some(v) = self.read.get(key) {
+            return Ok(v.clone());
+        }
         env.ctx.reader.get(key)
+    }
+
+    /// Reads `keys` at once, so that the checks of many rows (their
+    /// primary keys' existence) do not each wait for a read.
+    fn read_ahead(&mut self, env: &Env, keys: Vec<Vec<u8>>) -> SqlResult<()> {
+        let values = env.ctx.reader.get_many(&keys)?;
+        self.read.extend(keys.into_iter().zip(values));
+        Ok(())
     }
 
     fn scan(&self, env: &Env, start: &[u8], end: &[u8]) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -602,9 +616,7 @@ pub fn run_insert(
                     .collect::<SqlResult<_>>()?
             }
         };
-        let mut count = 0u64;
-        let mut out = Vec::new();
-        let mut touched: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        let mut rows = Vec::with_capacity(source.len());
         for values in source {
             env.ctx.session.check_cancel()?;
             let mut row = vec![Value::Null; table.columns.len()];
@@ -623,7 +635,19 @@ pub fn run_insert(
                     types[i] = *t;
                 }
             }
-            let row = finish_row(&table, row, &types, &plan.cons, env)?;
+            rows.push(finish_row(&table, row, &types, &plan.cons, env)?);
+        }
+        if rows.len() > 1 {
+            let keys = rows
+                .iter()
+                .map(|row| rowcodec::primary_key(&table, row))
+                .collect();
+            w.read_ahead(env, keys)?;
+        }
+        let mut count = 0u64;
+        let mut out = Vec::new();
+        let mut touched: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        for row in rows {
             match find_conflict(&w, env, &table, &row, None)? {
                 None => {
                     write_row(&mut w, &table, &row);
@@ -1028,7 +1052,7 @@ pub fn copy_rows(session: &mut Session, target: &CopyTarget, data: &[u8]) -> Sql
     let cons = bind_constraints(&mut binder, &table)?;
     let mut w = Writer::default();
     let count = exec::with_ctx(session, snap.clone(), &[], |env| {
-        let mut count = 0u64;
+        let mut checked = Vec::with_capacity(rows.len());
         for (line, fields) in rows.into_iter().enumerate() {
             if fields.len() != targets.len() {
                 return Err(SqlError::new(
@@ -1063,14 +1087,20 @@ pub fn copy_rows(session: &mut Session, target: &CopyTarget, data: &[u8]) -> Sql
                     row[i] = cast(e.eval(&[], env)?, *t, table.columns[i].ty, false)?;
                 }
             }
-            let row = finish_row(&table, row, &types, &cons, env)?;
-            if let Some((index, _)) = find_conflict(&w, env, &table, &row, None)? {
-                return Err(unique_violation(&table, &table.indexes[index], &row));
-            }
-            write_row(&mut w, &table, &row);
-            count += 1;
+            checked.push(finish_row(&table, row, &types, &cons, env)?);
         }
-        Ok(count)
+        let keys = checked
+            .iter()
+            .map(|row| rowcodec::primary_key(&table, row))
+            .collect();
+        w.read_ahead(env, keys)?;
+        for row in &checked {
+            if let Some((index, _)) = find_conflict(&w, env, &table, row, None)? {
+                return Err(unique_violation(&table, &table.indexes[index], row));
+            }
+            write_row(&mut w, &table, row);
+        }
+        Ok(checked.len() as u64)
     })?;
     session.txn.stage(w.pending);
     Ok(count)

@@ -121,6 +121,11 @@ pub enum Locked {
 pub trait KvTxn: Send {
     /// Reads one key as of the snapshot.
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>>;
+    /// Reads many keys as of the snapshot, in the order given. Stores that
+    /// can read them in parallel do.
+    fn get_many(&self, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
     /// Reads `[start, end)` as of the snapshot, at most `limit` entries (0:
     /// all).
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>>;

@@ -176,6 +176,22 @@ impl Reader<'_> {
         self.kv.get(key)
     }
 
+    /// Many keys, in the order given.
+    pub fn get_many(&self, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
+        let stored: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| !self.buffer.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut stored = self.kv.get_many(&stored)?.into_iter();
+        keys.iter()
+            .map(|k| match self.buffer.get(k) {
+                Some(v) => Ok(v.clone()),
+                None => Ok(stored.next().flatten()),
+            })
+            .collect()
+    }
+
     /// Up to `limit` entries of `[start, end)`, and where to resume if there
     /// may be more.
     pub fn scan_chunk(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Chunk> {

@@ -5,6 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use tessera_kv::KvClient;
 use tessera_proto::txn::{
     self as pb, mutation::Op, txn_command::Kind, txn_error, LockInfo, TxnCommand, TxnState,
@@ -253,6 +254,26 @@ pub struct FlowPart {
 /// How often a command is regrouped after the ranges changed under it.
 const MAX_REGROUPS: usize = 10;
 
+/// The most items (mutations, keys) in one command to a range.
+const COMMAND_ITEMS: usize = 2048;
+
+/// The most point reads of one `get_many` in flight at once.
+const READS_IN_FLIGHT: usize = 64;
+
+/// The most commands of one transaction step in flight at once.
+const COMMANDS_IN_FLIGHT: usize = 16;
+
+/// `items` in runs of at most `size`, in order.
+fn chunked<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut chunks = Vec::with_capacity(items.len().div_ceil(size));
+    while items.len() > size {
+        let rest = items.split_off(size);
+        chunks.push(std::mem::replace(&mut items, rest));
+    }
+    chunks.push(items);
+    chunks
+}
+
 /// The longest a lock waiter sleeps before it looks again (and renews its
 /// wait with the deadlock detector).
 const WAIT_SLICE: Duration = Duration::from_millis(500);
@@ -356,6 +377,17 @@ impl Transaction {
         };
         self.client.done_waiting(self.start_ts, &backoff).await;
         result
+    }
+
+    /// Many keys, as `get` reads each, several at a time; in the order
+    /// given.
+    pub async fn get_many(&self, keys: &[Vec<u8>]) -> TxnResult<Vec<Option<Vec<u8>>>> {
+        futures::stream::iter(keys.iter().map(|key| self.get(key)))
+            .buffered(READS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Up to `limit` entries of `[start, end)` (0: no limit; an empty `end`
@@ -653,7 +685,8 @@ impl Transaction {
         };
         let wait = inner.options.lock_wait;
         let groups = inner.ranges.group(mutations, |m| &m.key).await?;
-        let mutations: Vec<pb::Mutation> = if groups.len() == 1 && inner.options.one_phase_commit {
+        let one_command = groups.len() == 1 && groups[0].len() <= COMMAND_ITEMS;
+        let mutations: Vec<pb::Mutation> = if one_command && inner.options.one_phase_commit {
             let commit_ts = self.client.timestamp().await?;
             let group = groups.into_iter().next().unwrap_or_default();
             match self
@@ -915,11 +948,21 @@ impl TxnClient {
                     return done;
                 }
             };
-            let results = futures::future::join_all(groups.into_iter().map(|group| async move {
-                let result = self.run_locked(build(group.clone()), start_ts, wait).await;
-                (group, result)
-            }))
-            .await;
+            // A range's items go in commands of at most COMMAND_ITEMS, a
+            // few at a time: one Raft entry of a whole bulk load would hold
+            // up the range (and its heartbeats) while it replicates.
+            let chunks: Vec<Vec<T>> = groups
+                .into_iter()
+                .flat_map(|group| chunked(group, COMMAND_ITEMS))
+                .collect();
+            let results: Vec<(Vec<T>, TxnResult<pb::TxnResult>)> =
+                futures::stream::iter(chunks.into_iter().map(|group| async move {
+                    let result = self.run_locked(build(group.clone()), start_ts, wait).await;
+                    (group, result)
+                }))
+                .buffer_unordered(COMMANDS_IN_FLIGHT)
+                .collect()
+                .await;
             pending = Vec::new();
             for (group, result) in results {
                 match result {
