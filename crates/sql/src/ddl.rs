@@ -412,18 +412,7 @@ pub fn create_index(session: &mut Session, ci: &ast::CreateIndex) -> SqlResult<Q
         if index.unique {
             let vals = rowcodec::index_values(&t, &index, &row);
             if !vals.iter().any(Value::is_null) && !seen.insert(vals.clone()) {
-                return Err(SqlError::new(
-                    code::UNIQUE_VIOLATION,
-                    format!("could not create unique index \"{}\"", index.name),
-                )
-                .with_detail(format!(
-                    "Key ({})=({}) is duplicated.",
-                    names.join(", "),
-                    vals.iter()
-                        .map(|v| v.to_pg_text(DataType::Float8).unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(duplicated(&index.name, &names, &vals));
             }
         }
         let (k, pk) = rowcodec::index_entry(&t, &index, &row);
@@ -582,6 +571,32 @@ pub fn alter_table(
         }
         return Err(binder::undefined_table(&tname));
     };
+    if let Some(pk) = ops.iter().find_map(|op| match op {
+        ast::AlterTableOperation::AddConstraint {
+            constraint: ast::TableConstraint::PrimaryKey(pk),
+            ..
+        } => Some(pk),
+        _ => None,
+    }) {
+        if ops.len() > 1 {
+            return Err(SqlError::unsupported(
+                "ALTER TABLE ADD PRIMARY KEY with other changes in one statement",
+            ));
+        }
+        let name = pk.name.as_ref().map(binder::ident);
+        let columns = pk
+            .columns
+            .iter()
+            .map(|c| match &c.column.expr {
+                ast::Expr::Identifier(i) => Ok(binder::ident(i)),
+                other => Err(SqlError::unsupported(format!(
+                    "primary key on expression {other}"
+                ))),
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        add_primary_key(session, &snap, &table, name, &columns)?;
+        return Ok(tag("ALTER TABLE"));
+    }
     let mut t = (*table).clone();
     let mut backfill: Vec<(u32, String)> = Vec::new();
     for op in ops {
@@ -753,6 +768,161 @@ pub fn alter_table(
     }
     engine.catalog.apply(vec![Change::PutTable(t)])?;
     Ok(tag("ALTER TABLE"))
+}
+
+/// The message of a unique index that cannot be built over the rows.
+fn duplicated(index: &str, names: &[String], values: &[Value]) -> SqlError {
+    SqlError::new(
+        code::UNIQUE_VIOLATION,
+        format!("could not create unique index \"{index}\""),
+    )
+    .with_detail(format!(
+        "Key ({})=({}) is duplicated.",
+        names.join(", "),
+        values
+            .iter()
+            .map(|v| v.to_pg_text(DataType::Float8).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// ALTER TABLE t ADD [CONSTRAINT name] PRIMARY KEY (columns), on a table
+/// created without one (its rows are keyed by the hidden `rowid`). The
+/// rows are copied under the new key (and the secondary indexes rebuilt
+/// under new index ids, as their entries end with the primary key), while
+/// the old ones keep serving; the columns must hold no NULLs and no
+/// duplicates (23502, 23505: then the copy is removed and nothing
+/// changed). Then the descriptor switches to the new layout, without the
+/// `rowid` column, and the old keys are removed. As a backfill of CREATE
+/// INDEX, the copy reads the rows as they are when it passes them: writes
+/// that other sessions make to the table while it runs may be missed.
+fn add_primary_key(
+    session: &mut Session,
+    snap: &crate::catalog::Snapshot,
+    table: &TableDesc,
+    name: Option<String>,
+    columns: &[String],
+) -> SqlResult<()> {
+    let engine = session.engine.clone();
+    let tname = table.name.clone();
+    if !table.has_hidden_rowid() {
+        return Err(SqlError::new(
+            code::INVALID_TABLE_DEFINITION,
+            format!("multiple primary keys for table \"{tname}\" are not allowed"),
+        ));
+    }
+    let mut new = table.clone();
+    new.columns.retain(|c| !c.hidden);
+    let mut key = Vec::new();
+    for cname in columns {
+        let Some(col) = new.columns.iter_mut().find(|c| &c.name == cname) else {
+            return Err(SqlError::new(
+                code::UNDEFINED_COLUMN,
+                format!("column \"{cname}\" of relation \"{tname}\" does not exist"),
+            ));
+        };
+        if key.iter().any(|(id, _)| *id == col.id) {
+            return Err(SqlError::new(
+                code::DUPLICATE_COLUMN,
+                format!("column \"{cname}\" appears twice in primary key constraint"),
+            ));
+        }
+        col.nullable = false;
+        key.push((col.id, false));
+    }
+    let pk_name = name.unwrap_or_else(|| format!("{tname}_pkey"));
+    check_name(&pk_name)?;
+    if pk_name != table.primary().name && snap.relation_exists(&table.database, &pk_name) {
+        return Err(duplicate_relation(&pk_name));
+    }
+    let old_ids: Vec<u32> = table.indexes.iter().map(|ix| ix.id).collect();
+    for ix in new.indexes.iter_mut() {
+        ix.id = new.next_index_id;
+        new.next_index_id += 1;
+    }
+    new.indexes[0] = IndexDesc {
+        columns: key,
+        name: pk_name.clone(),
+        unique: true,
+        primary: true,
+        constraint: true,
+        ..new.indexes[0].clone()
+    };
+    let new_prefixes: Vec<Vec<u8>> = new
+        .indexes
+        .iter()
+        .map(|ix| rowcodec::index_prefix(new.oid, ix.id))
+        .collect();
+    if let Err(err) = copy_rows_to(session, table, &new, &pk_name, columns) {
+        for prefix in &new_prefixes {
+            delete_prefix(session, prefix)?;
+        }
+        return Err(err);
+    }
+    engine.catalog.apply(vec![Change::PutTable(new)])?;
+    for id in old_ids {
+        delete_prefix(session, &rowcodec::index_prefix(table.oid, id))?;
+    }
+    Ok(())
+}
+
+/// Writes every row of `old` in the layout of `new` (its primary key and
+/// secondary indexes), checking that the new primary key's columns are
+/// non-NULL and unique.
+fn copy_rows_to(
+    session: &Session,
+    old: &TableDesc,
+    new: &TableDesc,
+    pk_name: &str,
+    pk_columns: &[String],
+) -> SqlResult<()> {
+    let kv = session.engine.kv.clone();
+    // Each new column's place in the old row.
+    let from: Vec<usize> = new
+        .columns
+        .iter()
+        .map(|c| {
+            old.position(c.id)
+                .expect("the new layout keeps the old columns")
+        })
+        .collect();
+    let prefix = rowcodec::index_prefix(old.oid, old.primary().id);
+    let end = rowcodec::prefix_end(&prefix);
+    let mut cursor = prefix;
+    let mut keys = std::collections::HashSet::new();
+    loop {
+        let page = kv.scan(&cursor, &end, 1000)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        cursor = [last.as_slice(), &[0]].concat();
+        let mut writes = Vec::with_capacity(page.len() * new.indexes.len());
+        for (_, value) in page {
+            let old_row = rowcodec::decode_row(old, &value)?;
+            let row: Vec<Value> = from.iter().map(|&i| old_row[i].clone()).collect();
+            let key_values = rowcodec::index_values(new, new.primary(), &row);
+            if let Some(i) = key_values.iter().position(Value::is_null) {
+                return Err(SqlError::new(
+                    code::NOT_NULL_VIOLATION,
+                    format!(
+                        "column \"{}\" of relation \"{}\" contains null values",
+                        pk_columns[i], new.name
+                    ),
+                ));
+            }
+            let key = rowcodec::primary_key(new, &row);
+            if !keys.insert(key.clone()) {
+                return Err(duplicated(pk_name, pk_columns, &key_values));
+            }
+            writes.push(KvWrite::Put(key, rowcodec::encode_row(new, &row)));
+            for index in &new.indexes[1..] {
+                let (k, v) = rowcodec::index_entry(new, index, &row);
+                writes.push(KvWrite::Put(k, v));
+            }
+        }
+        kv.write(writes)?;
+    }
 }
 
 /// CREATE SEQUENCE.

@@ -18,6 +18,14 @@ pub enum Stmt {
     Empty,
     /// A statement of Tessera's own, which sqlparser does not know.
     Tessera(TesseraStmt),
+    /// `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table, ...]` (or with
+    /// options in parentheses), `ANALYZE [VERBOSE] [table, ...]`: no
+    /// tables means every table of the database.
+    Maintenance {
+        vacuum: bool,
+        analyze: bool,
+        tables: Vec<ast::ObjectName>,
+    },
 }
 
 impl std::fmt::Display for Stmt {
@@ -26,6 +34,23 @@ impl std::fmt::Display for Stmt {
             Stmt::Sql(s) => write!(f, "{s}"),
             Stmt::Empty => Ok(()),
             Stmt::Tessera(t) => write!(f, "{t}"),
+            Stmt::Maintenance {
+                vacuum,
+                analyze,
+                tables,
+            } => {
+                let verb = match (vacuum, analyze) {
+                    (true, true) => "VACUUM ANALYZE",
+                    (true, false) => "VACUUM",
+                    (false, _) => "ANALYZE",
+                };
+                let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+                write!(f, "{verb}")?;
+                if !tables.is_empty() {
+                    write!(f, " {}", tables.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -363,6 +388,13 @@ fn parse_statements(p: &mut Parser) -> Result<Vec<Stmt>, ParserError> {
             Stmt::Tessera(parse_show(p)?)
         } else if is_alter_range(p) {
             Stmt::Tessera(parse_alter_range(p)?)
+        } else if is_word(&p.peek_token().token, "vacuum")
+            || is_word(&p.peek_token().token, "analyze")
+            || is_word(&p.peek_token().token, "analyse")
+        {
+            parse_maintenance(p)?
+        } else if is_copy_with_boolean_options(p) {
+            Stmt::Sql(Box::new(parse_copy(p)?))
         } else {
             Stmt::Sql(Box::new(p.parse_statement()?))
         });
@@ -375,6 +407,206 @@ fn parse_statements(p: &mut Parser) -> Result<Vec<Stmt>, ParserError> {
 
 fn is_keyword(token: &Token, keyword: Keyword) -> bool {
     matches!(token, Token::Word(w) if w.keyword == keyword)
+}
+
+/// Whether `token` is the unquoted word `word` (any case).
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [table [(cols)], ...]`,
+/// `VACUUM (option [value], ...) [table [(cols)], ...]` and
+/// `ANALYZE [VERBOSE] [table [(cols)], ...]`.
+fn parse_maintenance(p: &mut Parser) -> Result<Stmt, ParserError> {
+    let vacuum = is_word(&p.next_token().token, "vacuum");
+    let mut analyze = !vacuum;
+    if vacuum && p.consume_token(&Token::LParen) {
+        loop {
+            let option = p.parse_identifier()?.value.to_ascii_lowercase();
+            let value = match &p.peek_token().token {
+                Token::Comma | Token::RParen => true,
+                _ => parse_option_boolean(p)?,
+            };
+            match option.as_str() {
+                "analyze" | "analyse" => analyze = value,
+                "full"
+                | "freeze"
+                | "verbose"
+                | "skip_locked"
+                | "disable_page_skipping"
+                | "index_cleanup"
+                | "process_toast"
+                | "truncate"
+                | "parallel" => {}
+                other => {
+                    return Err(ParserError::ParserError(format!(
+                        "unrecognized VACUUM option \"{other}\""
+                    )))
+                }
+            }
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen)?;
+    } else {
+        for word in ["full", "freeze", "verbose", "analyze"] {
+            if !vacuum && word != "verbose" {
+                continue;
+            }
+            let token = p.peek_token().token;
+            if is_word(&token, word) || (word == "analyze" && is_word(&token, "analyse")) {
+                p.next_token();
+                analyze |= word == "analyze";
+            }
+        }
+    }
+    let mut tables = Vec::new();
+    if !matches!(p.peek_token().token, Token::SemiColon | Token::EOF) {
+        tables = p.parse_comma_separated(|p| {
+            let name = p.parse_object_name(false)?;
+            // Column lists (for ANALYZE) name what to analyze: all is fine.
+            if p.consume_token(&Token::LParen) {
+                p.parse_comma_separated(Parser::parse_identifier)?;
+                p.expect_token(&Token::RParen)?;
+            }
+            Ok(name)
+        })?;
+    }
+    Ok(Stmt::Maintenance {
+        vacuum,
+        analyze,
+        tables,
+    })
+}
+
+/// A boolean option value as PostgreSQL reads one: `true`, `false`, `on`,
+/// `off`, `1`, `0` (or a prefix-free spelling of them, as `yes`/`no`).
+fn parse_option_boolean(p: &mut Parser) -> Result<bool, ParserError> {
+    let token = p.next_token();
+    let text = match &token.token {
+        Token::Word(w) => w.value.to_ascii_lowercase(),
+        Token::Number(n, _) => n.clone(),
+        Token::SingleQuotedString(s) => s.to_ascii_lowercase(),
+        _ => return p.expected("a boolean", token),
+    };
+    match text.as_str() {
+        "true" | "on" | "1" | "yes" => Ok(true),
+        "false" | "off" | "0" | "no" => Ok(false),
+        other => Err(ParserError::ParserError(format!(
+            "requires a Boolean value, not \"{other}\""
+        ))),
+    }
+}
+
+/// Whether the next statement is a `COPY` whose options give a boolean as
+/// `on`, `off`, `0` or `1` (`WITH (FREEZE ON)`, as pgbench writes it),
+/// which sqlparser does not read.
+fn is_copy_with_boolean_options(p: &Parser) -> bool {
+    if !is_keyword(&p.peek_nth_token(0).token, Keyword::COPY) {
+        return false;
+    }
+    let mut n = 1;
+    loop {
+        let token = p.peek_nth_token(n).token;
+        match token {
+            Token::SemiColon | Token::EOF => return false,
+            Token::Word(w) if matches!(w.keyword, Keyword::FREEZE | Keyword::HEADER) => {
+                let value = p.peek_nth_token(n + 1).token;
+                if is_word(&value, "on")
+                    || is_word(&value, "off")
+                    || matches!(&value, Token::Number(v, _) if v == "0" || v == "1")
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        n += 1;
+    }
+}
+
+/// `COPY table [(columns)] FROM STDIN | TO STDOUT [[WITH] (option, ...)]`
+/// (and `COPY (query) TO ...`), with PostgreSQL's option syntax: a boolean
+/// option's value may be `true`, `false`, `on`, `off`, `1` or `0`.
+fn parse_copy(p: &mut Parser) -> Result<ast::Statement, ParserError> {
+    use sqlparser::parser::IsOptional;
+    p.expect_keyword_is(Keyword::COPY)?;
+    let source = if p.consume_token(&Token::LParen) {
+        let query = p.parse_query()?;
+        p.expect_token(&Token::RParen)?;
+        ast::CopySource::Query(query)
+    } else {
+        ast::CopySource::Table {
+            table_name: p.parse_object_name(false)?,
+            columns: p.parse_parenthesized_column_list(IsOptional::Optional, false)?,
+        }
+    };
+    let to = match p.parse_one_of_keywords(&[Keyword::FROM, Keyword::TO]) {
+        Some(keyword) => keyword == Keyword::TO,
+        None => return p.expected("FROM or TO", p.peek_token()),
+    };
+    let target = if p.parse_keyword(Keyword::STDIN) {
+        ast::CopyTarget::Stdin
+    } else if p.parse_keyword(Keyword::STDOUT) {
+        ast::CopyTarget::Stdout
+    } else {
+        ast::CopyTarget::File {
+            filename: p.parse_literal_string()?,
+        }
+    };
+    let _ = p.parse_keyword(Keyword::WITH);
+    p.expect_token(&Token::LParen)?;
+    let boolean = |p: &mut Parser| match p.peek_token().token {
+        Token::Comma | Token::RParen => Ok(true),
+        _ => parse_option_boolean(p),
+    };
+    let character = |p: &mut Parser, what: &str| {
+        let s = p.parse_literal_string()?;
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(ParserError::ParserError(format!(
+                "COPY {what} must be a single one-byte character"
+            ))),
+        }
+    };
+    let options = p.parse_comma_separated(|p| {
+        let name = p.parse_identifier()?.value.to_ascii_lowercase();
+        Ok(match name.as_str() {
+            "format" => ast::CopyOption::Format(p.parse_identifier()?),
+            "freeze" => ast::CopyOption::Freeze(boolean(p)?),
+            "header" => ast::CopyOption::Header(boolean(p)?),
+            "delimiter" => ast::CopyOption::Delimiter(character(p, "delimiter")?),
+            "quote" => ast::CopyOption::Quote(character(p, "quote")?),
+            "escape" => ast::CopyOption::Escape(character(p, "escape")?),
+            "null" => ast::CopyOption::Null(p.parse_literal_string()?),
+            "encoding" => ast::CopyOption::Encoding(p.parse_literal_string()?),
+            "force_quote" => ast::CopyOption::ForceQuote(
+                p.parse_parenthesized_column_list(IsOptional::Mandatory, false)?,
+            ),
+            "force_not_null" => ast::CopyOption::ForceNotNull(
+                p.parse_parenthesized_column_list(IsOptional::Mandatory, false)?,
+            ),
+            "force_null" => ast::CopyOption::ForceNull(
+                p.parse_parenthesized_column_list(IsOptional::Mandatory, false)?,
+            ),
+            other => {
+                return Err(ParserError::ParserError(format!(
+                    "option \"{other}\" not recognized"
+                )))
+            }
+        })
+    })?;
+    p.expect_token(&Token::RParen)?;
+    Ok(ast::Statement::Copy {
+        source,
+        to,
+        target,
+        options,
+        legacy_options: Vec::new(),
+        values: Vec::new(),
+    })
 }
 
 /// `CREATE [TEMP] SEQUENCE [IF NOT EXISTS] name [AS type] [option ...]`,

@@ -95,6 +95,7 @@ pub fn describe_statement(
     let s = match stmt {
         Stmt::Sql(s) => s,
         Stmt::Empty => return Ok(None),
+        Stmt::Maintenance { .. } => return Ok(None),
         Stmt::Tessera(stmt) => return Ok(Some(crate::ranges::columns(stmt))),
     };
     Ok(match s.as_ref() {
@@ -226,6 +227,7 @@ pub fn execute_statement(
     let s = match stmt {
         Stmt::Sql(s) => s,
         Stmt::Empty => return Ok(QueryResult::Empty),
+        Stmt::Maintenance { vacuum, tables, .. } => return maintain(session, *vacuum, tables),
         Stmt::Tessera(stmt) => return crate::ranges::execute(session, stmt),
     };
     let engine = session.engine.clone();
@@ -472,6 +474,34 @@ fn first_words(s: &str) -> String {
 /// a transaction block that has written. In a message of several statements
 /// (one implicit transaction) the writes before a schema change commit
 /// first, so that they never land after it.
+/// VACUUM and ANALYZE: each table must exist (none given: every table of
+/// the database). There is nothing more to do: old row versions are
+/// removed by the cluster's garbage collection on its own (`gc.ttl_secs`
+/// after they were overwritten), and the planner keeps no statistics.
+fn maintain(
+    session: &mut Session,
+    vacuum: bool,
+    tables: &[ast::ObjectName],
+) -> SqlResult<QueryResult> {
+    if vacuum && session.txn.in_block {
+        return Err(SqlError::new(
+            code::ACTIVE_TRANSACTION,
+            "VACUUM cannot run inside a transaction block",
+        ));
+    }
+    let snap = session.engine.catalog.snapshot()?;
+    let db = session.vars.database().to_string();
+    for table in tables {
+        let (_, name) = binder::relation_name(table)?;
+        if snap.table(&db, &name).is_none() {
+            return Err(binder::undefined_table(&name));
+        }
+    }
+    Ok(QueryResult::Command {
+        tag: if vacuum { "VACUUM" } else { "ANALYZE" }.into(),
+    })
+}
+
 fn no_ddl_in_block(session: &mut Session) -> SqlResult<()> {
     if session.txn.in_block && !session.txn.buffer.is_empty() {
         return Err(SqlError::unsupported(
