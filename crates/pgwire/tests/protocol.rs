@@ -373,14 +373,21 @@ async fn copy_from_stdin_in_text_and_csv() {
         .await
         .unwrap();
     let mut sink = Box::pin(sink);
-    sink.send(Bytes::from_static(b"6	six
-")).await.unwrap();
+    sink.send(Bytes::from_static(
+        b"6	six
+",
+    ))
+    .await
+    .unwrap();
     assert_eq!(sink.as_mut().finish().await.unwrap(), 1);
-    for data in [&b"7	seven
+    for data in [
+        &b"7	seven
 1	again
-"[..], b"8	eight
+"[..],
+        b"8	eight
 8	twice
-"] {
+",
+    ] {
         let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
         let mut sink = Box::pin(sink);
         sink.send(Bytes::copy_from_slice(data)).await.unwrap();

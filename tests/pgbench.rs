@@ -1,0 +1,113 @@
+//! PostgreSQL's own pgbench against a 3-node cluster of real processes,
+//! unmodified: `pgbench -i` (tables, COPY, VACUUM, primary keys added to
+//! populated tables), then the default TPC-B-like script with prepared
+//! statements from several clients. No transaction fails, and the money
+//! adds up: every account, teller and branch balance sums to the deltas in
+//! the history. A pgbench feature Tessera does not support yet fails with
+//! an error naming it. Skips, with a notice, where pgbench is not
+//! installed.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tessera_e2e::Cluster;
+
+/// pgbench on PATH or in PostgreSQL's usual Debian place.
+fn pgbench() -> Option<PathBuf> {
+    let on_path = Command::new("pgbench").arg("--version").output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return Some(PathBuf::from("pgbench"));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|dir| dir.ok())
+        .map(|dir| dir.path().join("bin/pgbench"))
+        .filter(|path| path.exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Runs pgbench with `args` against the node at `address`.
+fn run(pgbench: &PathBuf, address: &str, args: &[&str]) -> (bool, String) {
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let output = Command::new(pgbench)
+        .args(["-h", host, "-p", port, "-U", "tessera"])
+        .args(args)
+        .arg("tessera")
+        .output()
+        .expect("run pgbench");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_initializes_and_runs_unmodified() {
+    let Some(pgbench) = pgbench() else {
+        println!("skipped: pgbench_initializes_and_runs_unmodified: pgbench is not installed");
+        return;
+    };
+    let cluster = Cluster::start(3).await.expect("cluster");
+    let address = cluster.sql_addresses()[0].clone();
+
+    let (ok, out) = run(&pgbench, &address, &["-i", "-s", "1"]);
+    assert!(ok && out.contains("done in"), "pgbench -i:\n{out}");
+
+    let (ok, out) = run(
+        &pgbench,
+        &address,
+        &["-c", "4", "-j", "2", "-t", "50", "-M", "prepared"],
+    );
+    assert!(ok, "pgbench run:\n{out}");
+    assert!(
+        out.contains("number of transactions actually processed: 200/200"),
+        "{out}"
+    );
+    assert!(out.contains("number of failed transactions: 0 "), "{out}");
+
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user("tessera")
+        .dbname("tessera")
+        .connect_timeout(Duration::from_secs(10));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let sums = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pgbench_history),
+                    (SELECT sum(delta) FROM pgbench_history)::INT8,
+                    (SELECT sum(abalance) FROM pgbench_accounts)::INT8,
+                    (SELECT sum(tbalance) FROM pgbench_tellers)::INT8,
+                    (SELECT sum(bbalance) FROM pgbench_branches)::INT8,
+                    (SELECT count(*) FROM pgbench_accounts)",
+            &[],
+        )
+        .await
+        .expect("sums");
+    let history: i64 = sums.get(0);
+    let delta: i64 = sums.get(1);
+    assert_eq!(history, 200);
+    for (i, what) in [(2, "accounts"), (3, "tellers"), (4, "branches")] {
+        let sum: i64 = sums.get(i);
+        assert_eq!(sum, delta, "the {what}' balances and the history disagree");
+    }
+    let accounts: i64 = sums.get(5);
+    assert_eq!(accounts, 100_000);
+
+    // Foreign keys (pgbench -i --foreign-keys) are not supported yet: the
+    // step fails with an error that names them, and nothing hangs.
+    let (ok, out) = run(&pgbench, &address, &["-i", "-I", "f"]);
+    assert!(!ok, "pgbench -I f:\n{out}");
+    assert!(out.contains("FOREIGN KEY"), "{out}");
+}
