@@ -24,6 +24,10 @@ use crate::range_ids::RangeIdAllocator;
 use crate::tso::TsoService;
 use crate::AddressBook;
 
+/// How long a split waits before trying again to prepare in a range that
+/// another split or a membership change holds.
+const SPLIT_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
 /// What the services of one node share.
 #[derive(Clone)]
 pub struct NodeContext {
@@ -578,11 +582,17 @@ impl Kv for KvService {
             .await
             .map_err(|err| Status::unavailable(format!("allocating a range id: {err}")))?;
         let store = &self.ctx.store;
+        // Another split of the range (or a membership change) in progress
+        // refuses this one (`Changed`) for the few milliseconds it takes:
+        // wait for it, within the request's time.
         let prepare = async {
-            match store.prepare_split(key.clone(), new_range_id).await {
-                Ok(range) => Ok(Some(range)),
-                Err(Error::AlreadySplit { .. }) => Ok(None),
-                Err(err) => Err(err),
+            loop {
+                match store.prepare_split(key.clone(), new_range_id).await {
+                    Ok(range) => return Ok(Some(range)),
+                    Err(Error::AlreadySplit { .. }) => return Ok(None),
+                    Err(Error::Changed(_)) => tokio::time::sleep(SPLIT_RETRY_PAUSE).await,
+                    Err(err) => return Err(err),
+                }
             }
         };
         let prepared = match self.run(prepare).await? {
