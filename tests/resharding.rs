@@ -236,11 +236,20 @@ async fn split_dies_at(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres
         assert!(Instant::now() < deadline, "{relocate}: {err:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let gateway = sql(&cluster.sql_addresses()[2]).await;
-    let died = gateway
-        .simple_query("ALTER TABLE t SPLIT AT VALUES (50)")
-        .await;
-    assert!(died.is_err(), "the split answered: {died:?}");
+    node_3_dies_running(cluster, failpoint, "ALTER TABLE t SPLIT AT VALUES (50)").await;
+    client
+}
+
+/// Node 3, started with `failpoint` armed, runs `statement`, which aborts
+/// the process at the failpoint; then node 3 restarts without it.
+async fn node_3_dies_running(cluster: &mut Cluster, failpoint: &str, statement: &str) {
+    let address = &cluster.sql_addresses()[2];
+    tessera_e2e::wait_for_port(address, Duration::from_secs(30))
+        .await
+        .expect("node 3 restarts");
+    let gateway = sql(address).await;
+    let died = gateway.simple_query(statement).await;
+    assert!(died.is_err(), "{statement} answered: {died:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cluster.nodes[2].exited() {
         assert!(Instant::now() < deadline, "node 3 still runs");
@@ -251,7 +260,6 @@ async fn split_dies_at(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres
         .contains(&format!("failpoint {failpoint} reached")));
     cluster.nodes[2].env.clear();
     cluster.nodes[2].restart();
-    client
 }
 
 /// Waits until table t's ranges start at `expected` and no range holds a
@@ -350,30 +358,15 @@ async fn a_range_frozen_by_an_abandoned_merge_is_released() {
         )
         .await
         .expect("setup");
-    cluster.nodes[2].env = vec![(
-        "TESSERA_FAILPOINTS".into(),
-        tessera_txn::failpoint::MERGE_AFTER_FREEZE.into(),
-    )];
+    let failpoint = tessera_txn::failpoint::MERGE_AFTER_FREEZE;
+    cluster.nodes[2].env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
     cluster.nodes[2].restart();
-    let address = &cluster.sql_addresses()[2];
-    tessera_e2e::wait_for_port(address, Duration::from_secs(30))
-        .await
-        .expect("node 3 restarts");
-    let gateway = sql(address).await;
-    let died = gateway
-        .simple_query("ALTER TABLE t UNSPLIT AT VALUES (50)")
-        .await;
-    assert!(died.is_err(), "the merge answered: {died:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cluster.nodes[2].exited() {
-        assert!(Instant::now() < deadline, "node 3 still runs");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(cluster.nodes[2]
-        .log()
-        .contains("failpoint merge-after-freeze reached"));
-    cluster.nodes[2].env.clear();
-    cluster.nodes[2].restart();
+    node_3_dies_running(
+        &mut cluster,
+        failpoint,
+        "ALTER TABLE t UNSPLIT AT VALUES (50)",
+    )
+    .await;
 
     // A write to the frozen range goes through once it is released.
     let deadline = Instant::now() + Duration::from_secs(60);

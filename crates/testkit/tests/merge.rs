@@ -208,6 +208,27 @@ async fn generation(cluster: &Cluster, range: u64) -> u64 {
         .map_or(0, |d| d.generation)
 }
 
+/// Proposes `Merge` (or its fence) of `right` into the user range at its
+/// leader.
+async fn merge_at_leader(
+    cluster: &Cluster,
+    right: &tessera_proto::meta::RangeDescriptor,
+    right_gc_threshold: u64,
+    generation: u64,
+    fence: bool,
+) -> tessera_raft::Result<tessera_proto::meta::RangeDescriptor> {
+    at_leader(cluster, USER_RANGE, |store| {
+        let merge = Merge {
+            right: Some(right.clone()),
+            generation,
+            right_gc_threshold,
+            fence,
+        };
+        async move { store.merge(USER_RANGE, merge).await }
+    })
+    .await
+}
+
 /// A merge whose gateway went away after the freeze is ended by fencing:
 /// the left range raises its generation, so that the merge planned before
 /// is refused, and the right range is released at the generation it was
@@ -236,16 +257,7 @@ async fn a_fenced_merge_is_refused_and_its_range_released() {
         .unwrap();
     let right = frozen.descriptor.clone().unwrap();
     let merge = |generation: u64, fence: bool| {
-        let right = right.clone();
-        at_leader(&cluster, USER_RANGE, move |store| {
-            let merge = Merge {
-                right: Some(right.clone()),
-                generation,
-                right_gc_threshold: frozen.gc_threshold,
-                fence,
-            };
-            async move { store.merge(USER_RANGE, merge).await }
-        })
+        merge_at_leader(&cluster, &right, frozen.gc_threshold, generation, fence)
     };
 
     // The fence raises the left range's generation, without merging.
@@ -273,16 +285,7 @@ async fn a_fenced_merge_is_refused_and_its_range_released() {
     cluster.wait_applied(RIGHT, Duration::from_secs(10)).await;
     let right = frozen.descriptor.unwrap();
     let merge = |generation: u64, fence: bool| {
-        let right = right.clone();
-        at_leader(&cluster, USER_RANGE, move |store| {
-            let merge = Merge {
-                right: Some(right.clone()),
-                generation,
-                right_gc_threshold: frozen.gc_threshold,
-                fence,
-            };
-            async move { store.merge(USER_RANGE, merge).await }
-        })
+        merge_at_leader(&cluster, &right, frozen.gc_threshold, generation, fence)
     };
     let merged = merge(generation(&cluster, USER_RANGE).await, false)
         .await
