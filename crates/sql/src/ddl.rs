@@ -883,10 +883,11 @@ fn copy_rows_to(
         .columns
         .iter()
         .map(|c| {
-            old.position(c.id)
-                .expect("the new layout keeps the old columns")
+            old.position(c.id).ok_or_else(|| {
+                SqlError::internal(format!("column {} is not in the old layout", c.name))
+            })
         })
-        .collect();
+        .collect::<SqlResult<_>>()?;
     let prefix = rowcodec::index_prefix(old.oid, old.primary().id);
     let end = rowcodec::prefix_end(&prefix);
     let mut cursor = prefix;
