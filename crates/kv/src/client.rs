@@ -608,23 +608,20 @@ impl KvClient {
     /// are there already (then the newer ones stay, and that is not an
     /// error: records only move forward).
     pub async fn update_meta(&self, descriptors: Vec<RangeDescriptor>) -> ClientResult<()> {
-        match self.record_ranges(descriptors).await {
-            Err(ClientError::Changed(_)) => Ok(()),
-            other => other,
-        }
+        self.record_range(descriptors, Vec::new()).await
     }
 
-    /// Records a range and removes the records at `deleted_end_keys` (of
-    /// ranges it absorbed, which must be older), in one write; as
+    /// Records ranges and removes the records at `deleted_end_keys` (of
+    /// ranges they absorbed, which must be older), in one write; as
     /// `update_meta`, not an error if newer records are there already.
     pub async fn record_range(
         &self,
-        descriptor: RangeDescriptor,
+        descriptors: Vec<RangeDescriptor>,
         deleted_end_keys: Vec<Vec<u8>>,
     ) -> ClientResult<()> {
         let recorded = self
             .send_meta(pb::UpdateMetaRequest {
-                descriptors: vec![descriptor],
+                descriptors,
                 deleted_end_keys,
                 nodes: Vec::new(),
             })

@@ -303,7 +303,9 @@ async fn repair_meta(
     if !stale && inside.is_empty() {
         return Ok(false);
     }
-    client.record_range(descriptor.clone(), inside).await?;
+    client
+        .record_range(vec![descriptor.clone()], inside)
+        .await?;
     Ok(true)
 }
 

@@ -36,15 +36,10 @@ where
     }
 }
 
-async fn merge_with_a_replica_cut_off(compact: bool) {
-    let mut options = ClusterOptions {
-        engine: EngineKind::Rocks,
-        ..ClusterOptions::default()
-    };
-    if compact {
-        options.raft.log_compact_threshold = 50;
-    }
-    let mut cluster = Cluster::start(3, options).await;
+/// Three nodes holding 100 keys, the user range split at key 50 (the
+/// right side is range `RIGHT`, which has a leader).
+async fn split_cluster(options: ClusterOptions) -> Cluster {
+    let cluster = Cluster::start(3, options).await;
     for i in 0..100 {
         cluster.put(&key(i), b"before").await.unwrap();
     }
@@ -54,16 +49,24 @@ async fn merge_with_a_replica_cut_off(compact: bool) {
     .await
     .unwrap();
     cluster.leader(RIGHT).await;
+    cluster
+}
+
+async fn merge_with_a_replica_cut_off(compact: bool) {
+    let mut options = ClusterOptions {
+        engine: EngineKind::Rocks,
+        ..ClusterOptions::default()
+    };
+    if compact {
+        options.raft.log_compact_threshold = 50;
+    }
+    let mut cluster = split_cluster(options).await;
     cluster.put(&key(60), b"right").await.unwrap();
 
     // Freeze the right range: it refuses writes from then on.
+    let generation_right = generation(&cluster, RIGHT).await;
     let frozen = at_leader(&cluster, RIGHT, |store| async move {
-        let generation = store
-            .replica(RIGHT)
-            .await?
-            .and_then(|r| r.descriptor)
-            .map_or(0, |d| d.generation);
-        store.freeze(RIGHT, generation, true).await
+        store.freeze(RIGHT, generation_right, true).await
     })
     .await
     .unwrap();
@@ -100,25 +103,10 @@ async fn merge_with_a_replica_cut_off(compact: bool) {
         .into_iter()
         .filter(|id| *id != cut)
         .collect();
-    let merged = at_leader(&cluster, USER_RANGE, |store| {
-        let right = right.clone();
-        async move {
-            let generation = store
-                .replica(USER_RANGE)
-                .await?
-                .and_then(|r| r.descriptor)
-                .map_or(0, |d| d.generation);
-            let merge = Merge {
-                right: Some(right),
-                generation,
-                right_gc_threshold: frozen.gc_threshold,
-                fence: false,
-            };
-            store.merge(USER_RANGE, merge).await
-        }
-    })
-    .await
-    .unwrap();
+    let generation = generation(&cluster, USER_RANGE).await;
+    let merged = merge_at_leader(&cluster, &right, frozen.gc_threshold, generation, false)
+        .await
+        .unwrap();
     assert!(merged.end_key.is_empty(), "{merged:?}");
     assert!(merged.generation > right.generation);
     // The other connected node drops its replica once it applies the merge.
@@ -236,16 +224,7 @@ async fn merge_at_leader(
 /// applied, the fence and a repeated merge find the right range absorbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_merge_is_refused_and_its_range_released() {
-    let cluster = Cluster::start(3, ClusterOptions::default()).await;
-    for i in 0..100 {
-        cluster.put(&key(i), b"before").await.unwrap();
-    }
-    at_leader(&cluster, USER_RANGE, |store| async move {
-        store.split(key(50), RIGHT).await
-    })
-    .await
-    .unwrap();
-    cluster.leader(RIGHT).await;
+    let cluster = split_cluster(ClusterOptions::default()).await;
     let planned = generation(&cluster, USER_RANGE).await;
     let freeze = |generation: u64, frozen: bool| {
         at_leader(&cluster, RIGHT, move |store| async move {

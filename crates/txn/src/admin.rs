@@ -313,7 +313,7 @@ impl TxnClient {
         };
         self.inner
             .kv
-            .record_range(merged.clone(), vec![left.end_key.clone()])
+            .record_range(vec![merged.clone()], vec![left.end_key.clone()])
             .await?;
         self.inner.ranges.refresh().await?;
         Ok(merged)
