@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
@@ -27,6 +28,41 @@ pub(crate) struct PendingRead {
     /// The read is served only once this index is applied (besides its
     /// ReadIndex): the one-phase commits it must see.
     pub min_applied: u64,
+}
+
+/// A ReadIndex round in flight: a read waiting on it, or a renewal of the
+/// lease alone.
+struct ReadRound {
+    /// When the round began: the followers that acknowledge it heard from
+    /// this leader after this instant.
+    started: Instant,
+    /// The term and lease epoch the round began in: a round from another
+    /// term, or from before a leadership transfer or membership change,
+    /// renews nothing.
+    term: u64,
+    epoch: u64,
+    read: Option<PendingRead>,
+}
+
+/// A leader lease: reads are served from the leader's own state, without a
+/// ReadIndex round, until `until`.
+///
+/// Every ReadIndex round that a quorum acknowledges extends the lease to the
+/// round's start plus [`crate::RaftConfig::lease_duration`]. Followers refuse
+/// to vote (raft-rs's check-quorum lease) for an election timeout after they
+/// last heard from their leader, and a restarted node refuses votes for as
+/// long after it starts (`StoreLoop::refuses_votes`), so no other leader can
+/// be elected, and nothing committed without this leader, before the lease
+/// ends. A leadership transfer bypasses that rule: the lease stops at once
+/// when one begins (`epoch`), as it does when the membership changes (the
+/// quorum that granted it may no longer be one).
+#[derive(Default)]
+struct Lease {
+    term: u64,
+    until: Option<Instant>,
+    epoch: u64,
+    /// When the last renewal-only round began.
+    renewal_started: Option<Instant>,
 }
 
 /// What a read does once it may be served.
@@ -165,8 +201,8 @@ pub(crate) struct Replica {
     /// incoming messages (a replica added after the descriptor was written).
     pub peers: HashMap<ReplicaId, NodeId>,
     proposals: BTreeMap<u64, Proposal>,
-    /// Reads waiting for ReadIndex, by request context.
-    reads_waiting: HashMap<u64, PendingRead>,
+    /// ReadIndex rounds waiting for a quorum, by request context.
+    reads_waiting: HashMap<u64, ReadRound>,
     /// Reads whose ReadIndex is known, waiting for apply to reach it.
     reads_ready: Vec<(u64, PendingRead)>,
     /// One-phase commits proposed and not yet applied: log index -> commit
@@ -174,6 +210,9 @@ pub(crate) struct Replica {
     pending_commits: BTreeMap<u64, Timestamp>,
     /// The MVCC reads this replica has served as leader in the current term.
     reads_served: ReadsServed,
+    /// This replica's lease while it leads (0 duration: no leases).
+    lease: Lease,
+    lease_duration: Duration,
     /// Ranges split off by entries applied since the store last looked: the
     /// new range's descriptor, whose state is staged in the apply batch. The
     /// store creates their replicas once the batch is written.
@@ -206,7 +245,11 @@ struct ReadsServed {
 }
 
 impl Replica {
-    pub fn new(replica_id: ReplicaId, raw: RawNode<ReplicaStorage>) -> Self {
+    pub fn new(
+        replica_id: ReplicaId,
+        raw: RawNode<ReplicaStorage>,
+        lease_duration: Duration,
+    ) -> Self {
         let mut replica = Self {
             range_id: raw.store().range_id(),
             replica_id,
@@ -217,6 +260,8 @@ impl Replica {
             reads_ready: Vec::new(),
             pending_commits: BTreeMap::new(),
             reads_served: ReadsServed::default(),
+            lease: Lease::default(),
+            lease_duration,
             splits: Vec::new(),
             merged: Vec::new(),
             split_proposed_at: 0,
@@ -378,16 +423,27 @@ impl Replica {
         for (_, proposal) in std::mem::take(&mut self.proposals) {
             let _ = proposal.callback.send(Err(err()));
         }
-        for (_, read) in std::mem::take(&mut self.reads_waiting) {
-            let _ = read.callback.send(Err(err()));
+        for (_, round) in std::mem::take(&mut self.reads_waiting) {
+            if let Some(read) = round.read {
+                let _ = read.callback.send(Err(err()));
+            }
         }
         for (_, read) in std::mem::take(&mut self.reads_ready) {
             let _ = read.callback.send(Err(err()));
         }
     }
 
-    /// Starts a linearizable read.
-    pub fn read(&mut self, read_id: u64, mut read: PendingRead) {
+    /// Starts a linearizable read: served at once under a valid lease (or
+    /// once the leader has applied its commit index), else after a ReadIndex
+    /// round. `read_id` names the round (a lease renewal, if the lease
+    /// serves the read).
+    pub fn read(
+        &mut self,
+        read_id: u64,
+        mut read: PendingRead,
+        now: Instant,
+        engine: &Arc<dyn Engine>,
+    ) {
         if !self.is_leader() {
             let _ = read.callback.send(Err(self.not_leader()));
             return;
@@ -405,17 +461,95 @@ impl Replica {
                 .max()
                 .unwrap_or(0);
         }
-        self.raw.read_index(read_id.to_be_bytes().to_vec());
-        self.reads_waiting.insert(read_id, read);
+        if !self.holds_lease(now) {
+            self.start_read_round(read_id, Some(read), now);
+            return;
+        }
+        if self.lease_wants_renewal(now) {
+            self.start_read_round(read_id, None, now);
+        }
+        // No other leader can have committed anything: this leader's commit
+        // index covers every write acknowledged so far.
+        let index = self.raw.raft.raft_log.committed.max(read.min_applied);
+        if index <= self.raw.store().apply.applied_index {
+            let result = self.execute_read(engine, read.op);
+            let _ = read.callback.send(result);
+        } else {
+            self.reads_ready.push((index, read));
+        }
     }
 
-    /// Records confirmed ReadIndexes from a `Ready`.
+    /// Whether this leader may serve reads from its own state now.
+    fn holds_lease(&self, now: Instant) -> bool {
+        self.is_leader()
+            && self.lease.term == self.raw.raft.term
+            && self.lease.until.is_some_and(|until| now < until)
+            && self.raw.raft.lead_transferee.is_none()
+            && self.raw.raft.commit_to_current_term()
+    }
+
+    /// Whether a held lease has run half its length, with no renewal begun
+    /// in the last quarter of it: a busy range renews ahead of expiry.
+    fn lease_wants_renewal(&self, now: Instant) -> bool {
+        let Some(until) = self.lease.until else {
+            return false;
+        };
+        let half_left = until.saturating_duration_since(now) < self.lease_duration / 2;
+        let recently = self
+            .lease
+            .renewal_started
+            .is_some_and(|started| now.saturating_duration_since(started) < self.lease_duration / 4);
+        half_left && !recently
+    }
+
+    fn start_read_round(&mut self, read_id: u64, read: Option<PendingRead>, now: Instant) {
+        if read.is_none() {
+            self.lease.renewal_started = Some(now);
+        }
+        self.raw.read_index(read_id.to_be_bytes().to_vec());
+        self.reads_waiting.insert(
+            read_id,
+            ReadRound {
+                started: now,
+                term: self.raw.raft.term,
+                epoch: self.lease.epoch,
+                read,
+            },
+        );
+    }
+
+    /// Ends the lease at once: a leadership transfer began (the target may
+    /// be elected without waiting out the followers' election timeout), or
+    /// the membership changed. Rounds begun before renew nothing.
+    fn end_lease(&mut self) {
+        self.lease.epoch += 1;
+        self.lease.until = None;
+    }
+
+    /// Records confirmed ReadIndexes from a `Ready`: each extends the lease
+    /// from the start of its round.
     pub fn on_read_states(&mut self, states: Vec<raft::ReadState>) {
         for state in states {
             let Ok(id) = <[u8; 8]>::try_from(state.request_ctx.as_slice()) else {
                 continue;
             };
-            if let Some(read) = self.reads_waiting.remove(&u64::from_be_bytes(id)) {
+            let Some(round) = self.reads_waiting.remove(&u64::from_be_bytes(id)) else {
+                continue;
+            };
+            let term = self.raw.raft.term;
+            if self.lease_duration > Duration::ZERO
+                && round.term == term
+                && round.epoch == self.lease.epoch
+                && self.is_leader()
+            {
+                let until = round.started + self.lease_duration;
+                if self.lease.term != term {
+                    self.lease.term = term;
+                    self.lease.until = None;
+                }
+                self.lease.until = Some(self.lease.until.map_or(until, |u| u.max(until)));
+            }
+            if let Some(read) = round.read {
                 let index = state.index.max(read.min_applied);
                 self.reads_ready.push((index, read));
             }
@@ -426,11 +560,14 @@ impl Replica {
     /// raft-rs drops the ReadIndex requests of a deposed leader.
     pub fn on_lost_leadership(&mut self) {
         let err_leader = self.leader_node();
-        for (_, read) in self.reads_waiting.drain() {
-            let _ = read.callback.send(Err(Error::NotLeader {
-                range_id: self.range_id,
-                leader: err_leader,
-            }));
+        self.lease.until = None;
+        for (_, round) in self.reads_waiting.drain() {
+            if let Some(read) = round.read {
+                let _ = read.callback.send(Err(Error::NotLeader {
+                    range_id: self.range_id,
+                    leader: err_leader,
+                }));
+            }
         }
     }
 
@@ -1054,6 +1191,7 @@ impl Replica {
                 ))
             })?;
         if target != self.raw.raft.id {
+            self.end_lease();
             self.raw.transfer_leader(target);
         }
         Ok(())
@@ -1261,6 +1399,7 @@ impl Replica {
         cc: impl raft_proto::ConfChangeI,
         batch: &mut WriteBatch,
     ) -> std::result::Result<(), String> {
+        self.end_lease();
         match self.raw.apply_conf_change(&cc) {
             Ok(conf_state) => {
                 self.raw.mut_store().stage_conf_state(conf_state, batch);

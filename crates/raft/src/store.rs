@@ -46,6 +46,18 @@ pub struct RaftConfig {
     pub max_inflight_msgs: usize,
 }
 
+impl RaftConfig {
+    /// How long a leader serves reads after a quorum acknowledged it (see
+    /// `Lease` in the replica module): two ticks short of the election
+    /// timeout. A follower votes no sooner than `election_ticks - 1` tick
+    /// intervals after it last heard from its leader, since its first tick
+    /// may come at once; the other tick is margin for clock rate and
+    /// scheduling. Zero (no leases) with fewer than three election ticks.
+    pub fn lease_duration(&self) -> Duration {
+        self.tick_interval * self.election_ticks.saturating_sub(2) as u32
+    }
+}
+
 impl Default for RaftConfig {
     fn default() -> Self {
         Self {
@@ -267,6 +279,7 @@ impl Store {
             rx,
             handle: handle.clone(),
             next_id: 1,
+            started: Instant::now(),
         };
         store_loop.recover()?;
         let thread = std::thread::Builder::new()
@@ -779,6 +792,8 @@ struct StoreLoop {
     rx: Receiver<StoreMsg>,
     handle: StoreHandle,
     next_id: u64,
+    /// When this store loop began: see [`StoreLoop::refuses_votes`].
+    started: Instant,
 }
 
 impl StoreLoop {
@@ -845,7 +860,7 @@ impl StoreLoop {
         config.validate()?;
         let logger = replica_logger(self.node_id, storage.range_id());
         let raw = RawNode::new(&config, storage, &logger)?;
-        Ok(Replica::new(replica_id, raw))
+        Ok(Replica::new(replica_id, raw, self.config.lease_duration()))
     }
 
     fn run(mut self) {
@@ -930,6 +945,8 @@ impl StoreLoop {
                             callback,
                             min_applied: 0,
                         },
+                        Instant::now(),
+                        &self.engine,
                     );
                 }
                 None => {
@@ -1402,6 +1419,9 @@ impl StoreLoop {
             {
                 continue;
             }
+            if self.refuses_votes(&msg) {
+                continue;
+            }
             if !self.replicas.contains_key(&envelope.range_id) {
                 if is_vote(&msg) {
                     // Perhaps a range split off by an entry this node has
@@ -1836,6 +1856,22 @@ fn uncovered(start: &[u8], end: &[u8], others: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(
 /// How many vote messages for unknown ranges a node keeps (per range, and
 /// ranges), for ranges that a split it has not applied yet will create.
 const MAX_EARLY_VOTES: usize = 16;
+
+impl StoreLoop {
+    /// Whether to drop `msg`, a request for this node's vote, because the
+    /// node started less than an election timeout ago. Before it stopped,
+    /// its replicas may have acknowledged leaders whose leases still run,
+    /// and a restarted replica no longer knows to refuse their rivals
+    /// (raft-rs forgets when it last heard from its leader). A leadership
+    /// transfer's election is not held back: the old leader gave up its
+    /// lease before asking for it.
+    fn refuses_votes(&self, msg: &Message) -> bool {
+        is_vote(msg)
+            && msg.get_context() != raft::CAMPAIGN_TRANSFER
+            && self.config.lease_duration() > Duration::ZERO
+            && self.started.elapsed() < self.config.tick_interval * self.config.election_ticks as u32
+    }
+}
 
 fn is_vote(msg: &Message) -> bool {
     matches!(

@@ -145,6 +145,68 @@ async fn partitioned_leader_is_replaced_and_its_uncommitted_writes_vanish() {
     }
 }
 
+/// A leader serves reads under its lease without a ReadIndex round; once it
+/// is cut off, a new leader may be elected only after that lease has run
+/// out. No read served by the old leader may start after a write that the
+/// new leader acknowledged and miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_serves_no_stale_read() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    cluster.put(b"key", b"old").await.unwrap();
+    let old = cluster.leader(USER_RANGE).await;
+    let old_store = cluster.store(old);
+    // Reads at the leader, which take and then use its lease.
+    for _ in 0..20 {
+        assert_eq!(
+            old_store.get(b"key".to_vec()).await.unwrap(),
+            Some(b"old".to_vec())
+        );
+    }
+    cluster.isolate(old);
+    let written_at = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let reader = {
+        let written_at = written_at.clone();
+        tokio::spawn(async move {
+            let mut stale = Vec::new();
+            let stop = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < stop {
+                let began = std::time::Instant::now();
+                let read = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    old_store.get(b"key".to_vec()),
+                )
+                .await;
+                if let Ok(Ok(value)) = read {
+                    let written = *written_at.lock().unwrap();
+                    if written.is_some_and(|at| began > at) {
+                        stale.push(value);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            stale
+        })
+    };
+    let others: Vec<u64> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|id| *id != old)
+        .collect();
+    cluster
+        .wait_leader_among(USER_RANGE, &others, Duration::from_secs(10))
+        .await;
+    cluster.put_among(b"key", b"new", &others).await.unwrap();
+    *written_at.lock().unwrap() = Some(std::time::Instant::now());
+    let stale = reader.await.unwrap();
+    assert!(
+        stale.is_empty(),
+        "the cut-off leader served {} reads after the new leader's write: {stale:?}",
+        stale.len()
+    );
+    cluster.heal();
+    assert_eq!(cluster.get(b"key").await.unwrap(), Some(b"new".to_vec()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_nodes_recover_every_acknowledged_write() {
     let options = ClusterOptions {
