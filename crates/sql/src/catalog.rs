@@ -258,7 +258,20 @@ impl Catalog {
     /// The current descriptors: one read of the version key, and a reload of
     /// every descriptor when another gateway changed the schema.
     pub fn snapshot(&self) -> SqlResult<Arc<Snapshot>> {
-        let version = u64_value(self.kv.get(VERSION_KEY)?);
+        self.snapshot_at(self.kv.get(VERSION_KEY)?)
+    }
+
+    /// The descriptors for a statement whose transaction reads its snapshot
+    /// afresh: the version key is read in that transaction (`txn`), which
+    /// saves a transaction, and a timestamp from the oracle, per statement.
+    pub fn snapshot_in(&self, txn: &dyn crate::kv::KvTxn) -> SqlResult<Arc<Snapshot>> {
+        self.snapshot_at(txn.get(VERSION_KEY)?)
+    }
+
+    /// The descriptors of the schema version stored as `version` (the
+    /// version key's value): the cached ones, or a reload.
+    fn snapshot_at(&self, version: Option<Vec<u8>>) -> SqlResult<Arc<Snapshot>> {
+        let version = u64_value(version);
         {
             let cached = self.cached.lock();
             if cached.version == version {

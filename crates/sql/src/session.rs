@@ -303,6 +303,22 @@ impl Session {
         crate::exec::describe(self, stmt, param_types)
     }
 
+    /// The catalog for a statement that reads or writes table data. When
+    /// the statement's transaction reads a fresh snapshot (an implicit
+    /// single-statement transaction, or READ COMMITTED), the schema version
+    /// is read in it; a block or batch on an older snapshot reads the
+    /// latest version in a transaction of its own, as PostgreSQL reads its
+    /// catalogs afresh whatever the transaction's snapshot.
+    pub(crate) fn statement_catalog(&self) -> SqlResult<Arc<crate::catalog::Snapshot>> {
+        let single = !self.txn.in_block && !self.txn.batch;
+        if single || self.vars.read_committed() {
+            let txn = self.txn.kv_txn(self.engine.kv.as_ref())?;
+            self.engine.catalog.snapshot_in(txn)
+        } else {
+            self.engine.catalog.snapshot()
+        }
+    }
+
     /// Executes a statement with its parameter values.
     pub fn execute(&mut self, stmt: &Statement, params: &[Value]) -> SqlResult<QueryResult> {
         self.cancel.reset();

@@ -233,7 +233,7 @@ pub fn execute_statement(
     let engine = session.engine.clone();
     match s.as_ref() {
         ast::Statement::Query(q) => {
-            let snap = engine.catalog.snapshot()?;
+            let snap = session.statement_catalog()?;
             let db = session.vars.database().to_string();
             let ptypes = param_types(params);
             let plan = {
@@ -249,21 +249,21 @@ pub fn execute_statement(
             })
         }
         ast::Statement::Insert(ins) => {
-            let snap = engine.catalog.snapshot()?;
+            let snap = session.statement_catalog()?;
             let db = session.vars.database().to_string();
             let plan =
                 crate::dml::bind_insert(&mut Binder::new(&snap, &db, param_types(params)), ins)?;
             crate::dml::run_insert(session, snap, plan, params)
         }
         ast::Statement::Update(up) => {
-            let snap = engine.catalog.snapshot()?;
+            let snap = session.statement_catalog()?;
             let db = session.vars.database().to_string();
             let plan =
                 crate::dml::bind_update(&mut Binder::new(&snap, &db, param_types(params)), up)?;
             crate::dml::run_modify(session, snap, plan, params, false)
         }
         ast::Statement::Delete(del) => {
-            let snap = engine.catalog.snapshot()?;
+            let snap = session.statement_catalog()?;
             let db = session.vars.database().to_string();
             let plan =
                 crate::dml::bind_delete(&mut Binder::new(&snap, &db, param_types(params)), del)?;
