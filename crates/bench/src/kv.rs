@@ -1,14 +1,12 @@
 //! Replicated single-key puts through the KV API: N concurrent writers, each
 //! waiting for its put to be acknowledged before sending the next.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use tessera_kv::{KvClient, KvClientConfig};
 
-use crate::report::{json, new_histogram, summary};
+use crate::report::{json, summary, Progress, ProgressLine};
 
 /// `tessera bench kv` options.
 #[derive(clap::Args, Clone, Debug)]
@@ -40,52 +38,31 @@ pub async fn run(args: KvBenchArgs) -> anyhow::Result<()> {
     let client = KvClient::new(args.host.clone(), KvClientConfig::default());
     // Warm up: find the leader and open connections.
     client.put(b"bench/warmup", b"x").await?;
-    let done = Arc::new(AtomicU64::new(0));
+    let progress = Progress::new();
+    // The JSON report is for scripts: keep stderr quiet for them too.
+    let line = (!args.json).then(|| ProgressLine::start(progress.clone(), "ops/s"));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut workers = Vec::new();
     for worker in 0..args.concurrency {
-        let (client, done, args) = (client.clone(), done.clone(), args.clone());
+        let (client, progress, args) = (client.clone(), progress.clone(), args.clone());
         workers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
-            let mut histogram = new_histogram();
             let value = vec![b'v'; args.value_size];
             while Instant::now() < deadline {
                 let key = format!("bench/{:012}", rng.gen_range(0..args.keys));
                 let begin = Instant::now();
                 client.put(key.as_bytes(), &value).await?;
-                histogram.saturating_record(begin.elapsed().as_micros() as u64);
-                done.fetch_add(1, Ordering::Relaxed);
+                progress.record(begin.elapsed());
             }
-            anyhow::Ok(histogram)
+            anyhow::Ok(())
         }));
     }
-    let progress = {
-        let done = done.clone();
-        let quiet = args.json;
-        tokio::spawn(async move {
-            let mut last = 0;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let now = done.load(Ordering::Relaxed);
-                if !quiet {
-                    eprintln!(
-                        "{:>4}s {:>8} ops/s",
-                        started.elapsed().as_secs(),
-                        now - last
-                    );
-                }
-                last = now;
-            }
-        })
-    };
-    let mut total = new_histogram();
     for worker in workers {
-        total.add(worker.await??)?;
+        worker.await??;
     }
-    progress.abort();
+    drop(line);
+    let total = progress.latencies();
     let seconds = started.elapsed().as_secs_f64();
     let label = format!("kv-put c={}", args.concurrency);
     if args.json {

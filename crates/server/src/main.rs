@@ -222,6 +222,13 @@ enum AdminOp {
 enum BenchWorkload {
     /// Replicated single-key puts.
     Kv(tessera_bench::kv::KvBenchArgs),
+    /// pgbench's TPC-B-like transactions over SQL, optionally loading the
+    /// pgbench tables first (--init).
+    Tpcb(tessera_bench::sql::PgbenchArgs),
+    /// pgbench's select-only transactions over SQL.
+    Select(tessera_bench::sql::PgbenchArgs),
+    /// Transactions from a pgbench-style script file over SQL.
+    Custom(tessera_bench::sql::CustomArgs),
 }
 
 fn main() {
@@ -279,6 +286,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { host, op } => admin(&host, op).await,
         Command::Bench { workload } => match workload {
             BenchWorkload::Kv(args) => tessera_bench::kv::run(args).await,
+            BenchWorkload::Tpcb(args) => tessera_bench::sql::tpcb(args).await,
+            BenchWorkload::Select(args) => tessera_bench::sql::select(args).await,
+            BenchWorkload::Custom(args) => tessera_bench::sql::custom(args).await,
         },
     }
 }
