@@ -1,14 +1,22 @@
+# shellcheck shell=bash
 # Sourced by the benchmark scripts: builds the release binary and starts a
 # 3-node cluster (`tessera demo`, three nodes in one process on 127.0.0.1,
 # RocksDB with fsync) with gRPC on 17433.. and SQL on 15433.., stopped and
-# removed when the script exits (DEMO_ARGS adds flags to `tessera demo`).
+# removed when the script exits (DEMO_ARGS adds flags to `tessera demo`;
+# TESSERA_BIN, a prebuilt `tessera` binary, skips the build).
 # Sets T (the binary), DATA (its directory),
-# PORT, SQL_PORT and DEMO (its pid), and defines `percentile` and
-# `transfer_script`.
+# PORT, SQL_PORT and DEMO (its pid), and defines `demo_stop` (stops the
+# cluster and removes its directory: what the exit trap does), `percentile`
+# and `transfer_script`.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera-target}"
-bash scripts/setup.sh
-cargo build --release -p tessera-server
-T="$CARGO_TARGET_DIR/release/tessera"
+if [ -n "${TESSERA_BIN:-}" ]; then
+    [ -x "$TESSERA_BIN" ] || { echo "TESSERA_BIN=$TESSERA_BIN is not an executable file" >&2; exit 1; }
+    T="$TESSERA_BIN"
+else
+    bash scripts/setup.sh
+    cargo build --release -p tessera-server
+    T="$CARGO_TARGET_DIR/release/tessera"
+fi
 
 DATA="$(mktemp -d)"
 PORT=17433
@@ -16,7 +24,15 @@ SQL_PORT=15433
 # shellcheck disable=SC2086 # DEMO_ARGS: more flags for `tessera demo`, split on spaces
 "$T" demo --nodes 3 --data-dir "$DATA" --base-port "$PORT" --sql-base-port "$SQL_PORT" ${DEMO_ARGS:-} >"$DATA/demo.log" 2>&1 &
 DEMO=$!
-trap 'kill $DEMO 2>/dev/null; wait $DEMO 2>/dev/null; rm -rf "$DATA"' EXIT
+demo_stop() {
+    if [ -n "${DEMO:-}" ]; then
+        kill "$DEMO" 2>/dev/null || true
+        wait "$DEMO" 2>/dev/null || true
+        DEMO=""
+    fi
+    rm -rf "$DATA"
+}
+trap demo_stop EXIT
 for _ in $(seq 1 100); do
     grep -q "Ctrl-C stops" "$DATA/demo.log" && break
     sleep 0.2
