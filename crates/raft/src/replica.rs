@@ -495,10 +495,9 @@ impl Replica {
             return false;
         };
         let half_left = until.saturating_duration_since(now) < self.lease_duration / 2;
-        let recently = self
-            .lease
-            .renewal_started
-            .is_some_and(|started| now.saturating_duration_since(started) < self.lease_duration / 4);
+        let recently = self.lease.renewal_started.is_some_and(|started| {
+            now.saturating_duration_since(started) < self.lease_duration / 4
+        });
         half_left && !recently
     }
 

@@ -1869,7 +1869,8 @@ impl StoreLoop {
         is_vote(msg)
             && msg.get_context() != raft::CAMPAIGN_TRANSFER
             && self.config.lease_duration() > Duration::ZERO
-            && self.started.elapsed() < self.config.tick_interval * self.config.election_ticks as u32
+            && self.started.elapsed()
+                < self.config.tick_interval * self.config.election_ticks as u32
     }
 }
 

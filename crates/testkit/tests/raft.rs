@@ -171,11 +171,9 @@ async fn a_cut_off_leader_serves_no_stale_read() {
             let stop = std::time::Instant::now() + Duration::from_secs(3);
             while std::time::Instant::now() < stop {
                 let began = std::time::Instant::now();
-                let read = tokio::time::timeout(
-                    Duration::from_millis(50),
-                    old_store.get(b"key".to_vec()),
-                )
-                .await;
+                let read =
+                    tokio::time::timeout(Duration::from_millis(50), old_store.get(b"key".to_vec()))
+                        .await;
                 if let Ok(Ok(value)) = read {
                     let written = *written_at.lock().unwrap();
                     if written.is_some_and(|at| began > at) {
