@@ -5,7 +5,8 @@
 //! adds up: every account, teller and branch balance sums to the deltas in
 //! the history. A pgbench feature Tessera does not support yet fails with
 //! an error naming it. Skips, with a notice, where pgbench is not
-//! installed.
+//! installed. `tessera bench`, Tessera's own pgbench-like load generator,
+//! runs the same workloads on tables it loads itself.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -110,4 +111,96 @@ async fn pgbench_initializes_and_runs_unmodified() {
     let (ok, out) = run(&pgbench, &address, &["-i", "-I", "f"]);
     assert!(!ok, "pgbench -I f:\n{out}");
     assert!(out.contains("FOREIGN KEY"), "{out}");
+}
+
+/// Runs `tessera bench <args>` against the node at `address`.
+fn tessera_bench(address: &str, args: &[&str]) -> (bool, String, String) {
+    let url = format!("postgresql://tessera@{address}/tessera");
+    let output = Command::new(tessera_e2e::tessera_bin())
+        .arg("bench")
+        .args(args)
+        .args(["--url", &url])
+        .output()
+        .expect("run tessera bench");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The value of a numeric field of `tessera bench --json`'s one object.
+fn json_number(report: &str, field: &str) -> f64 {
+    let value: serde_json::Value = serde_json::from_str(report.trim()).expect("one JSON object");
+    value[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {field} in {report}"))
+}
+
+/// `tessera bench` loads the pgbench tables itself, runs the TPC-B-like and
+/// select-only scripts with their percentiles, keeps the money adding up,
+/// and stops on a script's failing statement with an error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_bench_loads_and_runs_the_pgbench_workloads() {
+    let cluster = Cluster::start(3).await.expect("cluster");
+    let address = cluster.sql_addresses()[0].clone();
+
+    let (ok, out, err) = tessera_bench(
+        &address,
+        &["tpcb", "--init", "-s", "1", "-c", "3", "-t", "20", "--json"],
+    );
+    assert!(ok, "tessera bench tpcb:\n{out}\n{err}");
+    assert_eq!(json_number(&out, "transactions"), 60.0, "{out}");
+    assert_eq!(json_number(&out, "failed"), 0.0, "{out}");
+    assert!(json_number(&out, "p99_ms") >= json_number(&out, "p50_ms"));
+    assert!(err.contains("adding primary keys"), "{err}");
+
+    let (ok, out, err) = tessera_bench(&address, &["select", "-c", "2", "-t", "25"]);
+    assert!(ok, "tessera bench select:\n{out}\n{err}");
+    assert!(out.contains("transactions: 50 in"), "{out}");
+    assert!(out.contains("p99.9"), "{out}");
+
+    let mut config = tokio_postgres::Config::new();
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user("tessera")
+        .dbname("tessera");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let sums = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pgbench_history),
+                    (SELECT sum(delta) FROM pgbench_history)::INT8,
+                    (SELECT sum(abalance) FROM pgbench_accounts)::INT8,
+                    (SELECT sum(bbalance) FROM pgbench_branches)::INT8",
+            &[],
+        )
+        .await
+        .expect("sums");
+    assert_eq!(sums.get::<_, i64>(0), 60);
+    let delta: i64 = sums.get(1);
+    assert_eq!(sums.get::<_, i64>(2), delta);
+    assert_eq!(sums.get::<_, i64>(3), delta);
+
+    let script = std::env::temp_dir().join(format!("tessera-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "\\set aid random(1, 100000 * :scale)\nSELECT abalance FROM pgbench_acounts WHERE aid = :aid;\n",
+    )
+    .expect("write script");
+    let (ok, out, err) = tessera_bench(
+        &address,
+        &["custom", "-f", script.to_str().expect("utf-8"), "-t", "5"],
+    );
+    let _ = std::fs::remove_file(&script);
+    assert!(!ok, "a script with a missing table ran:\n{out}\n{err}");
+    assert!(
+        err.contains("SELECT abalance FROM pgbench_acounts") && err.contains("42P01"),
+        "{err}"
+    );
 }
