@@ -45,6 +45,11 @@ pub struct Thresholds {
     pub settle_after: Duration,
 }
 
+/// A range is measured again no sooner than this many times the length of
+/// its last measurement: a range of a million rows takes the best part of a
+/// second to scan, and is measured about once a minute while written.
+const MEASURE_COST_RATIO: u32 = 50;
+
 /// Runs until the task is aborted.
 pub async fn run(
     store: StoreHandle,
@@ -59,6 +64,11 @@ pub async fn run(
     // measured and found small enough: unchanged since, it is not read
     // again.
     let mut measured: HashMap<RangeId, (u64, u64)> = HashMap::new();
+    // When each led range was last measured, and how long that took: a
+    // range is measured again only after MEASURE_COST_RATIO times as long,
+    // so that measuring (a scan of the range) takes a bounded share of
+    // the node's time however large the ranges being written are.
+    let mut last_measure: HashMap<RangeId, (Instant, Duration)> = HashMap::new();
     // Since when each led range has held its unfinished change.
     let mut unfinished: HashMap<RangeId, (Unfinished, Instant)> = HashMap::new();
     loop {
@@ -67,6 +77,8 @@ pub async fn run(
             continue;
         };
         measured.retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
+        last_measure
+            .retain(|range, _| replicas.iter().any(|r| r.is_leader && r.range_id == *range));
         unfinished.retain(|range, (change, _)| {
             replicas
                 .iter()
@@ -149,15 +161,20 @@ pub async fn run(
             let state = (replica.applied_index, descriptor.generation);
             let unchanged =
                 replica.size.is_some() && measured.get(&descriptor.range_id) == Some(&state);
-            let middle = if unchanged {
+            let recently = last_measure
+                .get(&descriptor.range_id)
+                .is_some_and(|(at, took)| at.elapsed() < *took * MEASURE_COST_RATIO);
+            let middle = if unchanged || (replica.size.is_some() && recently) {
                 None
             } else {
                 let engine = engine.clone();
                 let (start, end) = (descriptor.start_key.clone(), descriptor.end_key.clone());
+                let began = Instant::now();
                 let found = tokio::task::spawn_blocking(move || {
                     measure(engine.as_ref(), &start, &end, max_range_bytes)
                 })
                 .await;
+                last_measure.insert(descriptor.range_id, (began, began.elapsed()));
                 match found {
                     Ok(Ok((size, middle))) => {
                         store.record_size(descriptor.range_id, size);
