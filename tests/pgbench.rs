@@ -1,6 +1,6 @@
 //! PostgreSQL's own pgbench against a 3-node cluster of real processes,
-//! unmodified: `pgbench -i` (tables, COPY, VACUUM, primary keys added to
-//! populated tables), then the default TPC-B-like script with prepared
+//! unmodified: `pgbench -i` (tables, COPY or server-side generation,
+//! VACUUM, primary keys added to populated tables), then the default TPC-B-like script with prepared
 //! statements from several clients. No transaction fails, and the money
 //! adds up: every account, teller and branch balance sums to the deltas in
 //! the history. A pgbench feature Tessera does not support yet fails with
@@ -56,6 +56,13 @@ async fn pgbench_initializes_and_runs_unmodified() {
     let cluster = Cluster::start(3).await.expect("cluster");
     let address = cluster.sql_addresses()[0].clone();
 
+    // Server-side generation (INSERT ... SELECT generate_series), then the
+    // default steps (COPY), which drop and load the tables again.
+    let (ok, out) = run(&pgbench, &address, &["-i", "-s", "1", "-I", "dtGvp"]);
+    assert!(
+        ok && out.contains("server-side generate"),
+        "pgbench -i -I dtGvp:\n{out}"
+    );
     let (ok, out) = run(&pgbench, &address, &["-i", "-s", "1"]);
     assert!(ok && out.contains("done in"), "pgbench -i:\n{out}");
 
