@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use tessera_e2e::Cluster;
 
@@ -45,24 +44,6 @@ fn run(pgbench: &PathBuf, address: &str, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
-}
-
-/// A SQL connection to the node at `address`, as the pgbench user.
-async fn connect(address: &str) -> tokio_postgres::Client {
-    let (host, port) = address.rsplit_once(':').expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user("tessera")
-        .dbname("tessera")
-        .connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
 }
 
 /// The history holds `transactions` rows, and every account, teller and
@@ -119,7 +100,7 @@ async fn pgbench_initializes_and_runs_unmodified() {
     );
     assert!(out.contains("number of failed transactions: 0 "), "{out}");
 
-    let client = connect(&address).await;
+    let client = tessera_e2e::sql_client(&address).await;
     assert_money_adds_up(&client, 200).await;
     let accounts = client
         .query_one("SELECT count(*) FROM pgbench_accounts", &[])
@@ -181,7 +162,7 @@ async fn tessera_bench_loads_and_runs_the_pgbench_workloads() {
     assert!(out.contains("transactions: 50 in"), "{out}");
     assert!(out.contains("p99.9"), "{out}");
 
-    let client = connect(&address).await;
+    let client = tessera_e2e::sql_client(&address).await;
     assert_money_adds_up(&client, 60).await;
 
     let script = std::env::temp_dir().join(format!("tessera-bench-{}.sql", std::process::id()));

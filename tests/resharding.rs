@@ -11,24 +11,6 @@ use tessera_e2e::Cluster;
 /// cluster on the same two cores (or a port picked twice) would disturb.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Connects to a node's SQL port.
-async fn sql(address: &str) -> tokio_postgres::Client {
-    let (host, port) = address.rsplit_once(':').expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user("tessera")
-        .dbname("tessera")
-        .connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect to {address}: {err}"));
-    tokio::spawn(connection);
-    client
-}
-
 /// With a 1 MiB threshold, loading 200,000 rows makes the table split into
 /// ranges on its own while it is read and written; nothing is lost. Then
 /// the rebalancer leaves the nodes' lease counts within one of each other,
@@ -47,7 +29,7 @@ async fn ranges_split_on_their_own_when_they_grow() {
     )
     .await
     .expect("cluster");
-    let client = sql(&cluster.sql_addresses()[1]).await;
+    let client = tessera_e2e::sql_client(&cluster.sql_addresses()[1]).await;
     client
         .batch_execute("CREATE TABLE big (id INT PRIMARY KEY, g INT NOT NULL, pad TEXT)")
         .await
@@ -215,7 +197,7 @@ async fn settling_cluster() -> (Cluster, tempfile::NamedTempFile) {
 /// armed, which aborts the process; then it restarts without it. Returns
 /// a client of node 1.
 async fn split_dies_at(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres::Client {
-    let client = sql(&cluster.sql_addresses()[0]).await;
+    let client = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
     client
         .batch_execute(
             "CREATE TABLE t (id INT PRIMARY KEY, v INT);
@@ -247,7 +229,7 @@ async fn node_3_dies_running(cluster: &mut Cluster, failpoint: &str, statement: 
     tessera_e2e::wait_for_port(address, Duration::from_secs(30))
         .await
         .expect("node 3 restarts");
-    let gateway = sql(address).await;
+    let gateway = tessera_e2e::sql_client(address).await;
     let died = gateway.simple_query(statement).await;
     assert!(died.is_err(), "{statement} answered: {died:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -349,7 +331,7 @@ async fn a_split_that_died_after_its_commit_point_is_applied() {
 async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let (mut cluster, _config) = settling_cluster().await;
-    let client = sql(&cluster.sql_addresses()[0]).await;
+    let client = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
     client
         .batch_execute(
             "CREATE TABLE t (id INT PRIMARY KEY, v INT);
@@ -460,7 +442,7 @@ async fn bank_survives_splits_merges_and_relocations() {
         .await
         .expect("cluster");
     let sql_addresses = cluster.sql_addresses();
-    let admin = sql(&sql_addresses[0]).await;
+    let admin = tessera_e2e::sql_client(&sql_addresses[0]).await;
     admin
         .batch_execute(&format!(
             "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
@@ -473,7 +455,10 @@ async fn bank_survives_splits_merges_and_relocations() {
     let committed = Arc::new(AtomicU64::new(0));
     let retried = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (client, stop) = (sql(&sql_addresses[1]).await, stop.clone());
+        let (client, stop) = (
+            tessera_e2e::sql_client(&sql_addresses[1]).await,
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut sums = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -492,7 +477,7 @@ async fn bank_survives_splits_merges_and_relocations() {
     };
     let mut workers = Vec::new();
     for i in 0..6 {
-        let client = sql(&sql_addresses[i % sql_addresses.len()]).await;
+        let client = tessera_e2e::sql_client(&sql_addresses[i % sql_addresses.len()]).await;
         let (stop, committed, retried) = (stop.clone(), committed.clone(), retried.clone());
         workers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
@@ -632,7 +617,7 @@ async fn bank_survives_splits_merges_and_relocations() {
 
     // Node 1, now empty, dies: nothing may move to it, and nothing changes.
     cluster.nodes[0].kill();
-    let admin = sql(&sql_addresses[1]).await;
+    let admin = tessera_e2e::sql_client(&sql_addresses[1]).await;
     let before = table(&admin, "SHOW RANGES").await;
     let relocate = format!("ALTER RANGE {} RELOCATE VOTERS FROM 2 TO 1", before[1][0]);
     let err = admin.simple_query(&relocate).await.expect_err(&relocate);

@@ -272,32 +272,6 @@ async fn garbage_collection_stops_at_live_transactions_and_refuses_old_snapshots
     drop(cluster);
 }
 
-/// Connects to a node's SQL port.
-async fn sql(address: &str) -> tokio_postgres::Client {
-    let (host, port) = address.rsplit_once(':').unwrap();
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().unwrap())
-        .user("tessera")
-        .dbname("tessera")
-        .connect_timeout(Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match config.connect(tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                return client;
-            }
-            Err(err) if std::time::Instant::now() < deadline => {
-                let _ = err;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(err) => panic!("connect to {address}: {err}"),
-        }
-    }
-}
-
 /// The balances of the four accounts, read in one statement.
 async fn balances(client: &tokio_postgres::Client) -> Vec<i32> {
     client
@@ -319,7 +293,7 @@ async fn balances(client: &tokio_postgres::Client) -> Vec<i32> {
 async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
     let (mut cluster, _) = start().await;
     let sql_addresses = cluster.sql_addresses();
-    let reader = sql(&sql_addresses[0]).await;
+    let reader = tessera_e2e::sql_client(&sql_addresses[0]).await;
     reader
         .batch_execute(
             "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
@@ -346,7 +320,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
         let gateway = &mut cluster.nodes[2];
         gateway.env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
         gateway.restart();
-        let client = sql(&sql_addresses[2]).await;
+        let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
         let err = client.batch_execute(transfer).await.unwrap_err();
         assert!(
             err.is_closed() || err.code().is_none(),
@@ -377,7 +351,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
     let gateway = &mut cluster.nodes[2];
     gateway.env.clear();
     gateway.restart();
-    let client = sql(&sql_addresses[2]).await;
+    let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
     assert_eq!(balances(&client).await, vec![90, 100, 100, 110]);
     client.batch_execute(transfer).await.unwrap();
     assert_eq!(balances(&reader).await, vec![80, 100, 100, 120]);
@@ -392,7 +366,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
 async fn sql_transfers_survive_a_node_kill() {
     let (mut cluster, _) = start().await;
     let sql_addresses = cluster.sql_addresses();
-    let setup = sql(&sql_addresses[1]).await;
+    let setup = tessera_e2e::sql_client(&sql_addresses[1]).await;
     setup
         .batch_execute(
             "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
@@ -404,7 +378,7 @@ async fn sql_transfers_survive_a_node_kill() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..4 {
-        let client = sql(&sql_addresses[1 + w % 2]).await;
+        let client = tessera_e2e::sql_client(&sql_addresses[1 + w % 2]).await;
         let stop = stop.clone();
         workers.push(tokio::spawn(async move {
             let mut done = 0;

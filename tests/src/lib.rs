@@ -29,6 +29,32 @@ pub fn tessera_bin() -> PathBuf {
     bin
 }
 
+/// A SQL connection to the node at `address` (host:port) as the `tessera`
+/// user, retried for up to 30 s while the node is starting. Panics after.
+pub async fn sql_client(address: &str) -> tokio_postgres::Client {
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user("tessera")
+        .dbname("tessera")
+        .connect_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return client;
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("connect to {address}: {err}"),
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 ///
 /// The port is free when chosen and never handed out twice by this process:
