@@ -230,7 +230,8 @@ pub async fn leader_of(
 }
 
 /// A bootstrapped cluster of `tessera start` processes on 127.0.0.1, each
-/// serving SQL. Dropping it kills the processes, then removes the data.
+/// serving SQL. Dropping it kills the processes, then removes the data
+/// (kept when the test is failing).
 pub struct Cluster {
     /// The nodes, node id `i + 1` at index `i`.
     pub nodes: Vec<NodeProcess>,
@@ -334,6 +335,20 @@ impl Cluster {
             ));
         }
         out
+    }
+}
+
+impl Drop for Cluster {
+    /// A failing test keeps the cluster's data and logs for a post-mortem
+    /// and says where they are.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "test failed: the cluster's data and logs are kept in {}",
+                self.dir.path().display()
+            );
+        }
     }
 }
 

@@ -373,10 +373,32 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     if node.store().cluster_id() == 0 {
         tracing::info!("waiting for `tessera init --host {}`", node.address());
     }
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await;
-    Ok(())
+    let store = [node.store()];
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            node.shutdown().await;
+            Ok(())
+        }
+        _ = store_stopped(&store) => {
+            node.shutdown().await;
+            bail!("{STORE_STOPPED}")
+        }
+    }
+}
+
+/// Why a node exits on its own: it fails stop rather than serve on.
+const STORE_STOPPED: &str = "the store stopped on a storage failure (the log above says which); \
+     the node exits rather than keep serving without it";
+
+/// Returns once one of `stores` has stopped, which a running node's store
+/// only does when its storage fails (a full disk, say): its replicas can
+/// no longer write, so the node should exit where an operator or a
+/// supervisor sees it, not linger answering every request with an error.
+async fn store_stopped(stores: &[tessera_raft::StoreHandle]) {
+    while stores.iter().all(|store| store.is_running()) {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// Connects to a node's gRPC port.
@@ -471,10 +493,17 @@ async fn demo(
     println!("  tessera admin --host {} ranges", addresses[0]);
     println!();
     println!("Ctrl-C stops the cluster.");
-    shutdown_signal().await;
+    let stores: Vec<_> = running.iter().map(|node| node.store()).collect();
+    let failed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = store_stopped(&stores) => true,
+    };
     println!("stopping");
     for node in running {
         node.shutdown().await;
+    }
+    if failed {
+        bail!("{STORE_STOPPED}");
     }
     Ok(())
 }
