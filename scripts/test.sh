@@ -16,6 +16,16 @@ if [ -z "${TESSERA_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
         echo "warning: could not install psycopg; the psycopg smoke test will be skipped" >&2
     fi
 fi
+# Each build of a test target leaves its own executable (hundreds of MB in
+# a debug build) in the shared target directory, and every checkout builds
+# under its own hashes: keep only the newest of each name, or the disk
+# fills up over many runs.
+deps="$CARGO_TARGET_DIR/debug/deps"
+if [ -d "$deps" ]; then
+    find "$deps" -maxdepth 1 -type f -perm -u+x -regex '.*/[a-z0-9_]+-[0-9a-f]+' -printf '%T@ %f\n' |
+        sort -rn | awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' |
+        while read -r stale; do rm -f "$deps/$stale" "$deps/$stale.d"; done
+fi
 # Always the whole workspace with all its test targets: selecting packages or
 # targets changes the resolved feature set, and with it RocksDB's C++ build.
 log="$(mktemp)"
