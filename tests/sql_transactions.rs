@@ -1,6 +1,7 @@
 //! SQL transactions over the wire on a 3-node cluster of real processes:
 //! the bank workload across ranges, lost updates under READ COMMITTED,
-//! deadlocks, row locks, and aggregates over many ranges.
+//! deadlocks, row locks, foreign keys under concurrent writers, and
+//! aggregates over many ranges.
 //!
 //! ```sh
 //! cargo test --workspace -- sql_transactions::
@@ -35,6 +36,7 @@ fn main() {
         support::trial("sql_transactions::lost_update", lost_update),
         support::trial("sql_transactions::deadlock", deadlock),
         support::trial("sql_transactions::row_locks", row_locks),
+        support::trial("sql_transactions::foreign_keys", foreign_keys),
         support::trial("sql_transactions::aggregates_over_ten_ranges", aggregates),
     ])
 }
@@ -676,6 +678,134 @@ fn row_locks() -> Result<(), String> {
             return Err(format!(
                 "v = {v} after {:?}: the writer must apply +1 to 100",
                 started.elapsed()
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Runs `sql` on `client` while another transaction holds what it needs:
+/// it must still be waiting after 300 ms, then `release` (run on
+/// `holder`) lets it finish. Returns its SQLSTATE, if it failed.
+async fn waits_then(
+    client: Arc<Client>,
+    sql: &'static str,
+    holder: &Client,
+    release: &str,
+) -> Result<Option<String>, String> {
+    let waiter = tokio::spawn(async move { client.batch_execute(sql).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if waiter.is_finished() {
+        return Err(format!("{sql} did not wait for the other transaction"));
+    }
+    holder.batch_execute(release).await.map_err(err(release))?;
+    let outcome = waiter.await.map_err(|e| e.to_string())?;
+    Ok(outcome.err().as_ref().and_then(support::sqlstate))
+}
+
+/// A child row and the deletion of its parent, in two transactions that
+/// overlap, never both commit: whichever locks the parent first wins and
+/// the other fails with 23503 once it may go on. Then four clients insert
+/// children and delete and re-insert parents at random, in two ranges,
+/// and no child is left without its parent.
+fn foreign_keys() -> Result<(), String> {
+    with_database("foreign_keys", |target, database| async move {
+        let mut all = clients(target, &database, 4).await?;
+        let a = all.pop().ok_or("client")?;
+        let b = Arc::new(all.pop().ok_or("client")?);
+        a.batch_execute(
+            "CREATE TABLE parent (id INT PRIMARY KEY);
+             CREATE TABLE child (id INT PRIMARY KEY, pid INT REFERENCES parent);
+             INSERT INTO parent SELECT g FROM generate_series(1, 20) g",
+        )
+        .await
+        .map_err(err("setup"))?;
+        split(&a, target, "parent", &[10]).await?;
+
+        // The child first: the deletion waits for it, then sees it.
+        a.batch_execute("BEGIN; INSERT INTO child VALUES (1, 1)")
+            .await
+            .map_err(err("child"))?;
+        let code = waits_then(b.clone(), "DELETE FROM parent WHERE id = 1", &a, "COMMIT").await?;
+        if code.as_deref() != Some("23503") {
+            return Err(format!(
+                "deleting a parent whose child committed meanwhile: {code:?}"
+            ));
+        }
+        // The deletion first: the child waits for it, then finds no parent.
+        a.batch_execute("BEGIN; DELETE FROM parent WHERE id = 2")
+            .await
+            .map_err(err("delete"))?;
+        let code = waits_then(b.clone(), "INSERT INTO child VALUES (2, 2)", &a, "COMMIT").await?;
+        if code.as_deref() != Some("23503") {
+            return Err(format!("a child of a parent deleted meanwhile: {code:?}"));
+        }
+
+        let mut workers = Vec::new();
+        all.push(a);
+        let b = Arc::try_unwrap(b).map_err(|_| "client still shared")?;
+        all.push(b);
+        let next_child = Arc::new(AtomicU64::new(100));
+        let deadline = Instant::now() + Duration::from_secs(4);
+        for (w, client) in all.into_iter().enumerate() {
+            let next_child = next_child.clone();
+            workers.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                let mut counts = [0u64; 3];
+                while Instant::now() < deadline {
+                    let parent = rng.gen_range(1..=20);
+                    let (kind, sql) = match rng.gen_range(0..4) {
+                        0 => (1, format!("DELETE FROM parent WHERE id = {parent}")),
+                        1 => (2, format!("INSERT INTO parent VALUES ({parent})")),
+                        _ => {
+                            let id = next_child.fetch_add(1, Ordering::Relaxed);
+                            (
+                                0,
+                                format!("BEGIN; INSERT INTO child VALUES ({id}, {parent}); COMMIT"),
+                            )
+                        }
+                    };
+                    match client.batch_execute(&sql).await {
+                        Ok(()) => counts[kind] += 1,
+                        Err(e) if retryable(&e) => {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                        }
+                        Err(e) => match support::sqlstate(&e).as_deref() {
+                            Some("23503" | "23505") => {
+                                let _ = client.batch_execute("ROLLBACK").await;
+                            }
+                            _ => return Err(format!("{sql}: {}", support::error_text(&e))),
+                        },
+                    }
+                }
+                Ok::<_, String>((client, counts))
+            }));
+        }
+        let mut totals = [0u64; 3];
+        let mut client = None;
+        for worker in workers {
+            let (c, counts) = worker.await.map_err(|e| e.to_string())??;
+            for (total, n) in totals.iter_mut().zip(counts) {
+                *total += n;
+            }
+            client = Some(c);
+        }
+        let client = client.ok_or("no client")?;
+        let orphans: i64 = client
+            .query_one(
+                "SELECT count(*) FROM child c WHERE NOT EXISTS (SELECT 1 FROM parent p WHERE p.id = c.pid)",
+                &[],
+            )
+            .await
+            .map_err(err("orphans"))?
+            .get(0);
+        println!(
+            "foreign keys: {} children inserted, {} parents deleted, {} re-inserted, {orphans} orphans",
+            totals[0], totals[1], totals[2]
+        );
+        if orphans != 0 || totals[0] == 0 || totals[1] == 0 {
+            return Err(format!(
+                "{orphans} children without a parent, counts {totals:?}"
             ));
         }
         Ok(())

@@ -1329,7 +1329,11 @@ impl<'a> Binder<'a> {
     fn table_factor(&mut self, tf: &ast::TableFactor) -> SqlResult<(Plan, Scope)> {
         match tf {
             ast::TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args,
+                with_ordinality,
+                ..
             } => {
                 reject_reserved_table_name(name)?;
                 if let Some(args) = args {
@@ -1344,12 +1348,16 @@ impl<'a> Binder<'a> {
                             _ => Err(SqlError::unsupported("named table function arguments")),
                         })
                         .collect::<SqlResult<_>>()?;
-                    return self.table_function(&fname, &exprs, alias.as_ref());
+                    return self.table_function(&fname, &exprs, alias.as_ref(), *with_ordinality);
                 }
                 self.named_table(None, name, alias.as_ref())
             }
             ast::TableFactor::Function {
-                name, args, alias, ..
+                name,
+                args,
+                alias,
+                with_ordinality,
+                ..
             } => {
                 let fname = object_name(name).pop().unwrap_or_default();
                 let exprs: Vec<ast::Expr> = args
@@ -1359,7 +1367,7 @@ impl<'a> Binder<'a> {
                         _ => Err(SqlError::unsupported("named table function arguments")),
                     })
                     .collect::<SqlResult<_>>()?;
-                self.table_function(&fname, &exprs, alias.as_ref())
+                self.table_function(&fname, &exprs, alias.as_ref(), *with_ordinality)
             }
             ast::TableFactor::Derived {
                 lateral,
@@ -1406,7 +1414,13 @@ impl<'a> Binder<'a> {
         name: &str,
         args: &[ast::Expr],
         alias: Option<&ast::TableAlias>,
+        with_ordinality: bool,
     ) -> SqlResult<(Plan, Scope)> {
+        if with_ordinality && name != "pg_partition_ancestors" {
+            return Err(SqlError::unsupported(format!(
+                "WITH ORDINALITY is not supported for {name}"
+            )));
+        }
         match name {
             "generate_series" => {
                 if args.len() < 2 || args.len() > 3 {
@@ -1458,6 +1472,42 @@ impl<'a> Binder<'a> {
                     cols: vec![col.clone()],
                 };
                 Ok((plan, Scope { cols: vec![col] }))
+            }
+            "pg_partition_ancestors" => {
+                // Tessera has no partitioned tables (it splits every table
+                // into ranges itself): a relation's only ancestor is itself.
+                let [arg] = args else {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_FUNCTION,
+                        "function pg_partition_ancestors must have 1 argument",
+                    ));
+                };
+                let (e, t) = self.expr(arg, &Scope::default())?;
+                let e = self.coerce(e, t, DataType::RegClass)?;
+                let alias_name = alias
+                    .map(|a| ident(&a.name))
+                    .unwrap_or_else(|| "pg_partition_ancestors".into());
+                let col_name = alias
+                    .and_then(|a| a.columns.first().map(|c| ident(&c.name)))
+                    .unwrap_or_else(|| "relid".into());
+                let mut col = OutCol::new(col_name, DataType::RegClass);
+                col.qualifier = Some(alias_name.clone());
+                let mut row = vec![e];
+                let mut cols = vec![col];
+                if with_ordinality {
+                    let name = alias
+                        .and_then(|a| a.columns.get(1).map(|c| ident(&c.name)))
+                        .unwrap_or_else(|| "ordinality".into());
+                    let mut col = OutCol::new(name, DataType::Int8);
+                    col.qualifier = Some(alias_name);
+                    row.push(Expr::Const(Value::Int(1)));
+                    cols.push(col);
+                }
+                let plan = Plan::Values {
+                    rows: vec![row],
+                    cols: cols.clone(),
+                };
+                Ok((plan, Scope { cols }))
             }
             _ => Err(SqlError::new(
                 code::UNDEFINED_FUNCTION,

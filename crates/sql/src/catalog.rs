@@ -79,6 +79,45 @@ pub struct CheckDesc {
     pub expr: String,
 }
 
+/// What a FOREIGN KEY does when a referenced row is deleted or its key
+/// changes while rows still reference it: both refuse (23503); NO ACTION
+/// not if the statement leaves another row with the same key.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FkAction {
+    NoAction,
+    Restrict,
+}
+
+impl FkAction {
+    /// pg_constraint's confupdtype/confdeltype letter.
+    pub fn letter(self) -> &'static str {
+        match self {
+            FkAction::NoAction => "a",
+            FkAction::Restrict => "r",
+        }
+    }
+}
+
+/// A FOREIGN KEY constraint, held by the referencing table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForeignKeyDesc {
+    /// pg_constraint OID.
+    pub oid: u32,
+    pub name: String,
+    /// The referencing columns' ids in this table.
+    pub columns: Vec<u32>,
+    /// The referenced table's OID.
+    pub referenced_table: u32,
+    /// The referenced columns' ids, one for each of `columns`: those of its
+    /// primary key or of a unique index.
+    pub referenced_columns: Vec<u32>,
+    pub on_delete: FkAction,
+    pub on_update: FkAction,
+    /// MATCH FULL (all key columns NULL or none); else MATCH SIMPLE (a row
+    /// with any NULL key column references nothing).
+    pub match_full: bool,
+}
+
 /// A table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableDesc {
@@ -95,6 +134,9 @@ pub struct TableDesc {
     pub next_index_id: u32,
     /// Storage options given WITH (...), kept for display.
     pub options: Vec<(String, String)>,
+    /// FOREIGN KEY constraints of this (referencing) table.
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKeyDesc>,
 }
 
 impl TableDesc {
@@ -157,10 +199,11 @@ impl Snapshot {
     pub fn uses_oids(&self, first: u32, last: u32) -> bool {
         let used = |oid: u32| (first..=last).contains(&oid);
         self.databases.values().any(|d| used(d.oid))
-            || self
-                .tables
-                .values()
-                .any(|t| used(t.oid) || t.indexes.iter().any(|i| used(i.oid)))
+            || self.tables.values().any(|t| {
+                used(t.oid)
+                    || t.indexes.iter().any(|i| used(i.oid))
+                    || t.foreign_keys.iter().any(|fk| used(fk.oid))
+            })
             || self.sequences.keys().any(|&oid| used(oid))
     }
 
@@ -170,6 +213,20 @@ impl Snapshot {
             .values()
             .find(|t| t.database == database && t.name == name)
             .cloned()
+    }
+
+    /// The foreign keys that reference table `oid`, with the tables that
+    /// hold them (itself included, for a self-reference).
+    pub fn referencing(&self, oid: u32) -> Vec<(Arc<TableDesc>, ForeignKeyDesc)> {
+        self.tables
+            .values()
+            .flat_map(|t| {
+                t.foreign_keys
+                    .iter()
+                    .filter(|fk| fk.referenced_table == oid)
+                    .map(|fk| (t.clone(), fk.clone()))
+            })
+            .collect()
     }
 
     /// A sequence of `database` by name.

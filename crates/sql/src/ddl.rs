@@ -45,6 +45,22 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
     if ct.query.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE AS is not supported"));
     }
+    if ct.partition_by.is_some() || ct.partition_of.is_some() || ct.for_values.is_some() {
+        return Err(SqlError::unsupported(
+            "declarative partitioning (PARTITION BY, PARTITION OF) is not supported: \
+             Tessera splits every table into ranges of its primary key by itself",
+        ));
+    }
+    if ct.inherits.is_some() {
+        return Err(SqlError::unsupported(
+            "table inheritance (INHERITS) is not supported",
+        ));
+    }
+    if ct.like.is_some() || ct.clone.is_some() {
+        return Err(SqlError::unsupported(
+            "CREATE TABLE ... LIKE is not supported",
+        ));
+    }
     let engine = session.engine.clone();
     let snap = engine.catalog.snapshot()?;
     let db = session.vars.database().to_string();
@@ -62,6 +78,8 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
     let mut uniques: Vec<(Option<String>, Vec<String>)> = Vec::new();
     let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
     let mut sequences: Vec<SequenceDesc> = Vec::new();
+    // FOREIGN KEY clauses, with their referencing columns.
+    let mut references: Vec<(&ast::ForeignKeyConstraint, Vec<String>)> = Vec::new();
     for (i, cd) in ct.columns.iter().enumerate() {
         let cname = binder::ident(&cd.name);
         check_name(&cname)?;
@@ -129,9 +147,7 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
                     c.expr.to_string(),
                     Some(cname.clone()),
                 )),
-                ast::ColumnOption::ForeignKey(_) => {
-                    return Err(SqlError::unsupported("foreign keys are not supported"))
-                }
+                ast::ColumnOption::ForeignKey(fk) => references.push((fk, vec![cname.clone()])),
                 ast::ColumnOption::Collation(_) | ast::ColumnOption::Comment(_) => {}
                 other => {
                     return Err(SqlError::unsupported(format!(
@@ -172,8 +188,8 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
                 ch.expr.to_string(),
                 None,
             )),
-            ast::TableConstraint::ForeignKey(_) => {
-                return Err(SqlError::unsupported("foreign keys are not supported"))
+            ast::TableConstraint::ForeignKey(fk) => {
+                references.push((fk, fk.columns.iter().map(binder::ident).collect()))
             }
             other => {
                 return Err(SqlError::unsupported(format!(
@@ -274,7 +290,7 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
             .collect(),
         _ => vec![],
     };
-    let table = TableDesc {
+    let mut table = TableDesc {
         oid,
         database: db.clone(),
         schema: "public".into(),
@@ -285,7 +301,18 @@ pub fn create_table(session: &mut Session, ct: &ast::CreateTable) -> SqlResult<Q
         checks: check_descs,
         next_column_id,
         options,
+        foreign_keys: Vec::new(),
     };
+    for (k, (def, columns)) in references.into_iter().enumerate() {
+        let taken = crate::fk::constraint_names(&table);
+        // The table's OID block has room for 8 (see `allocate_oids`).
+        let fk_oid = match k {
+            0..8 => oid + 40 + k as u32,
+            _ => engine.catalog.allocate_oids(1)?,
+        };
+        let fk = crate::fk::define(&snap, &table, def, &columns, fk_oid, &taken)?;
+        table.foreign_keys.push(fk);
+    }
     // Bind defaults and checks now, so that mistakes fail the CREATE.
     {
         let mut b = Binder::new(&snap, &db, vec![]);
@@ -435,9 +462,13 @@ pub fn drop(
     object_type: &ast::ObjectType,
     if_exists: bool,
     names: &[ast::ObjectName],
+    cascade: bool,
 ) -> SqlResult<QueryResult> {
     let engine = session.engine.clone();
     let db = session.vars.database().to_string();
+    if *object_type == ast::ObjectType::Table {
+        dropped_tables_free(&*engine.catalog.snapshot()?, &db, names, cascade)?;
+    }
     for n in names {
         let snap = engine.catalog.snapshot()?;
         let (_, name) = binder::relation_name(n)?;
@@ -445,6 +476,16 @@ pub fn drop(
             ast::ObjectType::Table => match snap.table(&db, &name) {
                 Some(t) => {
                     let mut changes = vec![Change::DeleteTable(t.oid)];
+                    // With CASCADE, other tables' foreign keys to it go.
+                    let mut children: Vec<TableDesc> = Vec::new();
+                    for (child, _) in snap.referencing(t.oid) {
+                        if child.oid != t.oid && !children.iter().any(|c| c.oid == child.oid) {
+                            let mut c = (*child).clone();
+                            c.foreign_keys.retain(|fk| fk.referenced_table != t.oid);
+                            children.push(c);
+                        }
+                    }
+                    changes.extend(children.into_iter().map(Change::PutTable));
                     for s in snap
                         .sequences
                         .values()
@@ -460,6 +501,13 @@ pub fn drop(
             },
             ast::ObjectType::Index => match snap.index(&db, &name) {
                 Some((t, ix)) => {
+                    if let Some(detail) = crate::fk::index_needed(&snap, &t, &ix) {
+                        return Err(SqlError::new(
+                            crate::fk::DEPENDENT_OBJECTS_STILL_EXIST,
+                            format!("cannot drop index {name} because other objects depend on it"),
+                        )
+                        .with_detail(detail));
+                    }
                     if ix.constraint {
                         return Err(SqlError::new(
                             "2BP01",
@@ -535,18 +583,81 @@ pub fn drop(
     }))
 }
 
-/// TRUNCATE.
-pub fn truncate(session: &mut Session, names: Vec<ast::ObjectName>) -> SqlResult<QueryResult> {
+/// Without CASCADE, a table dropped must not be referenced by a foreign
+/// key of a table that stays (2BP01).
+fn dropped_tables_free(
+    snap: &crate::catalog::Snapshot,
+    db: &str,
+    names: &[ast::ObjectName],
+    cascade: bool,
+) -> SqlResult<()> {
+    if cascade {
+        return Ok(());
+    }
+    let mut dropped = Vec::new();
+    for n in names {
+        let (_, name) = binder::relation_name(n)?;
+        if let Some(t) = snap.table(db, &name) {
+            dropped.push(t);
+        }
+    }
+    for t in &dropped {
+        for (child, fk) in snap.referencing(t.oid) {
+            if !dropped.iter().any(|d| d.oid == child.oid) {
+                return Err(SqlError::new(
+                    crate::fk::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot drop table {} because other objects depend on it",
+                        t.name
+                    ),
+                )
+                .with_detail(format!(
+                    "constraint {} on table {} depends on table {}",
+                    fk.name, child.name, t.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// TRUNCATE. A table referenced by a foreign key is truncated only with
+/// the tables that reference it: named too, or added by CASCADE.
+pub fn truncate(
+    session: &mut Session,
+    names: Vec<ast::ObjectName>,
+    cascade: bool,
+) -> SqlResult<QueryResult> {
     let engine = session.engine.clone();
     let snap = engine.catalog.snapshot()?;
     let db = session.vars.database().to_string();
-    let mut tables = Vec::new();
+    let mut tables: Vec<Arc<TableDesc>> = Vec::new();
     for n in &names {
         let (_, name) = binder::relation_name(n)?;
         tables.push(
             snap.table(&db, &name)
                 .ok_or_else(|| binder::undefined_table(&name))?,
         );
+    }
+    let mut k = 0;
+    while k < tables.len() {
+        let t = tables[k].clone();
+        for (child, _) in snap.referencing(t.oid) {
+            if tables.iter().any(|x| x.oid == child.oid) {
+                continue;
+            }
+            if !cascade {
+                return Err(SqlError::unsupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                )
+                .with_detail(format!(
+                    "Table \"{}\" references \"{}\".",
+                    child.name, t.name
+                )));
+            }
+            tables.push(child);
+        }
+        k += 1;
     }
     for t in tables {
         delete_prefix(session, &rowcodec::table_prefix(t.oid))?;
@@ -571,6 +682,27 @@ pub fn alter_table(
         }
         return Err(binder::undefined_table(&tname));
     };
+    let fk_defs: Vec<&ast::ForeignKeyConstraint> = ops
+        .iter()
+        .filter_map(|op| match op {
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::ForeignKey(fk),
+                ..
+            } => Some(fk),
+            _ => None,
+        })
+        .collect();
+    if !fk_defs.is_empty() {
+        if fk_defs.len() < ops.len() {
+            return Err(SqlError::unsupported(
+                "ALTER TABLE ADD FOREIGN KEY with other changes in one statement",
+            ));
+        }
+        for def in fk_defs {
+            add_foreign_key(session, table.oid, def)?;
+        }
+        return Ok(tag("ALTER TABLE"));
+    }
     if let Some(pk) = ops.iter().find_map(|op| match op {
         ast::AlterTableOperation::AddConstraint {
             constraint: ast::TableConstraint::PrimaryKey(pk),
@@ -599,8 +731,29 @@ pub fn alter_table(
     }
     let mut t = (*table).clone();
     let mut backfill: Vec<(u32, String)> = Vec::new();
+    // Other tables changed with this one (foreign keys dropped by CASCADE).
+    let mut others: Vec<TableDesc> = Vec::new();
     for op in ops {
         match op {
+            ast::AlterTableOperation::DropConstraint {
+                if_exists, name, ..
+            } => {
+                let cname = binder::ident(name);
+                if let Some(k) = t.foreign_keys.iter().position(|fk| fk.name == cname) {
+                    t.foreign_keys.remove(k);
+                } else if let Some(k) = t.checks.iter().position(|c| c.name == cname) {
+                    t.checks.remove(k);
+                } else if t.indexes.iter().any(|ix| ix.constraint && ix.name == cname) {
+                    return Err(SqlError::unsupported(
+                        "dropping a PRIMARY KEY or UNIQUE constraint is not supported",
+                    ));
+                } else if !*if_exists {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("constraint \"{cname}\" of relation \"{tname}\" does not exist"),
+                    ));
+                }
+            }
             ast::AlterTableOperation::AddColumn {
                 if_not_exists,
                 column_def,
@@ -664,6 +817,7 @@ pub fn alter_table(
             ast::AlterTableOperation::DropColumn {
                 column_names,
                 if_exists,
+                drop_behavior,
                 ..
             } => {
                 for c in column_names {
@@ -682,6 +836,35 @@ pub fn alter_table(
                             "cannot drop column \"{cname}\": it is part of the primary key"
                         )));
                     }
+                    // Foreign keys of other tables that reference it go
+                    // only with CASCADE; this table's own that use it go.
+                    let cascade = matches!(drop_behavior, Some(ast::DropBehavior::Cascade));
+                    for (child, fk) in snap.referencing(t.oid) {
+                        if child.oid == t.oid || !fk.referenced_columns.contains(&col.id) {
+                            continue;
+                        }
+                        if !cascade {
+                            return Err(SqlError::new(
+                                crate::fk::DEPENDENT_OBJECTS_STILL_EXIST,
+                                format!("cannot drop column {cname} of table {tname} because other objects depend on it"),
+                            )
+                            .with_detail(format!(
+                                "constraint {} on table {} depends on column {cname} of table {tname}",
+                                fk.name, child.name
+                            )));
+                        }
+                        let k = match others.iter().position(|o| o.oid == child.oid) {
+                            Some(k) => k,
+                            None => {
+                                others.push((*child).clone());
+                                others.len() - 1
+                            }
+                        };
+                        others[k].foreign_keys.retain(|f| f.oid != fk.oid);
+                    }
+                    t.foreign_keys.retain(|fk| {
+                        !fk.columns.contains(&col.id) && !fk.referenced_columns.contains(&col.id)
+                    });
                     let dropped: Vec<IndexDesc> = t
                         .indexes
                         .iter()
@@ -766,8 +949,49 @@ pub fn alter_table(
             engine.kv.write(chunk.to_vec())?;
         }
     }
-    engine.catalog.apply(vec![Change::PutTable(t)])?;
+    let mut changes = vec![Change::PutTable(t)];
+    changes.extend(others.into_iter().map(Change::PutTable));
+    engine.catalog.apply(changes)?;
     Ok(tag("ALTER TABLE"))
+}
+
+/// ALTER TABLE ADD FOREIGN KEY on table `oid`: the constraint is published
+/// first, so that rows written from then on are checked, then the rows
+/// already there are (23503, and the constraint is taken back, if one
+/// references nothing).
+fn add_foreign_key(
+    session: &mut Session,
+    oid: u32,
+    def: &ast::ForeignKeyConstraint,
+) -> SqlResult<()> {
+    let engine = session.engine.clone();
+    let snap = engine.catalog.snapshot()?;
+    let table = snap
+        .tables
+        .get(&oid)
+        .cloned()
+        .ok_or_else(|| SqlError::internal("the table was dropped"))?;
+    let columns: Vec<String> = def.columns.iter().map(binder::ident).collect();
+    let fk_oid = engine.catalog.allocate_oids(1)?;
+    let taken = crate::fk::constraint_names(&table);
+    let fk = crate::fk::define(&snap, &table, def, &columns, fk_oid, &taken)?;
+    let mut with = (*table).clone();
+    with.foreign_keys.push(fk.clone());
+    let parent = match snap.tables.get(&fk.referenced_table) {
+        Some(parent) if parent.oid != oid => (**parent).clone(),
+        _ => with.clone(),
+    };
+    engine.catalog.apply(vec![Change::PutTable(with.clone())])?;
+    if let Err(err) = crate::fk::validate(session, &with, &fk, &parent) {
+        let snap = engine.catalog.snapshot()?;
+        if let Some(now) = snap.tables.get(&oid) {
+            let mut without = (**now).clone();
+            without.foreign_keys.retain(|f| f.oid != fk.oid);
+            engine.catalog.apply(vec![Change::PutTable(without)])?;
+        }
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// The message of a unique index that cannot be built over the rows.

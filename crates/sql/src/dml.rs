@@ -1,6 +1,6 @@
 //! INSERT, UPDATE, DELETE and COPY: rows become key-value writes in the
 //! transaction's buffer, with constraints (NOT NULL, CHECK, PRIMARY KEY,
-//! UNIQUE) checked and secondary indexes kept consistent.
+//! UNIQUE, FOREIGN KEY) checked and secondary indexes kept consistent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -13,6 +13,7 @@ use crate::catalog::{IndexDesc, Snapshot, TableDesc};
 use crate::error::{code, SqlError, SqlResult};
 use crate::exec::{self, Env, Row};
 use crate::expr::Expr;
+use crate::fk::ForeignKeys;
 use crate::plan::{OutCol, Plan};
 use crate::rowcodec;
 use crate::session::{Column, CopyTarget, QueryResult, Session};
@@ -44,6 +45,26 @@ impl Writer {
         let values = env.ctx.reader.get_many(&keys)?;
         self.read.extend(keys.into_iter().zip(values));
         Ok(())
+    }
+
+    /// Many keys, in the order given; the ones neither written nor read
+    /// ahead are read at once.
+    fn get_many(&self, env: &Env, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
+        let mut out = vec![None; keys.len()];
+        let mut unknown = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match self.pending.get(key).or_else(|| self.read.get(key)) {
+                Some(v) => out[i] = v.clone(),
+                None => unknown.push(i),
+            }
+        }
+        if !unknown.is_empty() {
+            let wanted: Vec<Vec<u8>> = unknown.iter().map(|&i| keys[i].clone()).collect();
+            for (i, v) in unknown.into_iter().zip(env.ctx.reader.get_many(&wanted)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 
     fn scan(&self, env: &Env, start: &[u8], end: &[u8]) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -171,6 +192,7 @@ fn delete_row(w: &mut Writer, table: &TableDesc, row: &[Value]) {
 /// Constraints bound once per statement.
 struct Constraints {
     checks: Vec<(String, Expr)>,
+    fks: ForeignKeys,
 }
 
 fn bind_constraints(binder: &mut Binder, table: &TableDesc) -> SqlResult<Constraints> {
@@ -180,7 +202,75 @@ fn bind_constraints(binder: &mut Binder, table: &TableDesc) -> SqlResult<Constra
         let (e, _) = binder::bind_text(binder, &c.expr, &scope)?;
         checks.push((c.name.clone(), e));
     }
-    Ok(Constraints { checks })
+    let fks = ForeignKeys::bind(binder.snap, table)?;
+    Ok(Constraints { checks, fks })
+}
+
+/// What a statement did to rows that foreign keys look at: the rows it
+/// wrote to a referencing table (with the ones they replaced), and the
+/// keys it removed from a referenced one, with the keys of the rows that
+/// held them.
+#[derive(Default)]
+struct FkWork {
+    written: Vec<(Option<Row>, Row)>,
+    removed: Vec<(usize, Vec<Value>)>,
+    holders: Vec<Vec<u8>>,
+}
+
+impl FkWork {
+    /// Notes that `new` replaced `old` (an update), or was inserted
+    /// (`old` None), or that `old` was deleted (`new` None).
+    fn note(&mut self, fks: &ForeignKeys, table: &TableDesc, old: Option<&Row>, new: Option<&Row>) {
+        if let (true, Some(new)) = (fks.references(), new) {
+            self.written.push((old.cloned(), new.clone()));
+        }
+        if let (true, Some(old)) = (fks.is_referenced(), old) {
+            let before = self.removed.len();
+            fks.removed_keys(old, new, &mut self.removed);
+            if self.removed.len() > before {
+                self.holders.push(rowcodec::primary_key(table, old));
+            }
+        }
+    }
+
+    /// At the end of the statement: checks the written rows' parents and
+    /// queues the look-up of the removed keys' children (see `fk`).
+    fn finish(
+        self,
+        fks: &ForeignKeys,
+        w: &Writer,
+        env: &Env,
+        table: &TableDesc,
+        delete: bool,
+    ) -> SqlResult<()> {
+        if fks.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(Option<&Row>, &Row)> = self
+            .written
+            .iter()
+            .map(|(old, new)| (old.as_ref(), new))
+            .collect();
+        let view = View { w, env };
+        fks.check_parents(env, table, &rows, &view)?;
+        fks.queue_removed(env, table, self.removed, self.holders, delete, &view)
+    }
+}
+
+/// The statement's writes over its snapshot, for foreign key checks.
+struct View<'a> {
+    w: &'a Writer,
+    env: &'a Env<'a>,
+}
+
+impl crate::fk::StatementView for View<'_> {
+    fn get_many(&self, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
+        self.w.get_many(self.env, keys)
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.w.scan(self.env, start, end)
+    }
 }
 
 /// Casts values to the column types and checks NOT NULL and CHECK.
@@ -647,10 +737,12 @@ pub fn run_insert(
         let mut count = 0u64;
         let mut out = Vec::new();
         let mut touched: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        let mut fk_work = FkWork::default();
         for row in rows {
             match find_conflict(&w, env, &table, &row, None)? {
                 None => {
                     write_row(&mut w, &table, &row);
+                    fk_work.note(&plan.cons.fks, &table, None, Some(&row));
                     touched.insert(rowcodec::primary_key(&table, &row));
                     count += 1;
                     if let Some((exprs, _)) = &plan.ret {
@@ -694,6 +786,7 @@ pub fn run_insert(
                     }
                     let new = finish_row(&table, new, &types, &plan.cons, env)?;
                     update_one(&mut w, env, &table, &existing, &new)?;
+                    fk_work.note(&plan.cons.fks, &table, Some(&existing), Some(&new));
                     count += 1;
                     if let Some((exprs, _)) = &plan.ret {
                         out.push(
@@ -706,6 +799,7 @@ pub fn run_insert(
                 }
             }
         }
+        fk_work.finish(&plan.cons.fks, &w, env, &table, false)?;
         Ok((count, out))
     })?;
     session.txn.stage(w.pending);
@@ -826,11 +920,15 @@ pub fn bind_delete(binder: &mut Binder, del: &ast::Delete) -> SqlResult<ModifyPl
         .ok_or_else(|| SqlError::syntax("DELETE needs a table"))?;
     let (table, scan, _) = bind_target_scan(binder, twj, del.selection.as_ref())?;
     let ret = returning(binder, &table, &del.returning)?;
+    let cons = Constraints {
+        checks: vec![],
+        fks: ForeignKeys::bind(binder.snap, &table)?,
+    };
     Ok(ModifyPlan {
         table,
         scan,
         sets: vec![],
-        cons: Constraints { checks: vec![] },
+        cons,
         ret,
     })
 }
@@ -849,10 +947,12 @@ pub fn run_modify(
         let rows: Vec<Row> = exec::run(&plan.scan, *env)?.collect::<SqlResult<_>>()?;
         let mut out = Vec::new();
         let mut count = 0u64;
+        let mut fk_work = FkWork::default();
         for old in rows {
             env.ctx.session.check_cancel()?;
             if delete {
                 delete_row(&mut w, &table, &old);
+                fk_work.note(&plan.cons.fks, &table, Some(&old), None);
                 if let Some((exprs, _)) = &plan.ret {
                     out.push(
                         exprs
@@ -870,6 +970,7 @@ pub fn run_modify(
                 }
                 let new = finish_row(&table, new, &types, &plan.cons, env)?;
                 update_one(&mut w, env, &table, &old, &new)?;
+                fk_work.note(&plan.cons.fks, &table, Some(&old), Some(&new));
                 if let Some((exprs, _)) = &plan.ret {
                     out.push(
                         exprs
@@ -881,6 +982,7 @@ pub fn run_modify(
             }
             count += 1;
         }
+        fk_work.finish(&plan.cons.fks, &w, env, &table, delete)?;
         Ok((count, out))
     })?;
     session.txn.stage(w.pending);
@@ -1100,7 +1202,15 @@ pub fn copy_rows(session: &mut Session, target: &CopyTarget, data: &[u8]) -> Sql
             }
             write_row(&mut w, &table, row);
         }
-        Ok(checked.len() as u64)
+        let count = checked.len() as u64;
+        if cons.fks.references() {
+            let fk_work = FkWork {
+                written: checked.into_iter().map(|row| (None, row)).collect(),
+                ..FkWork::default()
+            };
+            fk_work.finish(&cons.fks, &w, env, &table, false)?;
+        }
+        Ok(count)
     })?;
     session.txn.stage(w.pending);
     Ok(count)

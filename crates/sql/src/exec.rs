@@ -1367,8 +1367,13 @@ fn run_data_statement(
                 keys.extend(session.txn.staged_since(mark));
             }
             let changed = lock_rows(session, keys, row_locks.nowait)?;
+            if changed.is_none() {
+                // Parent keys it removed, now that their rows are locked.
+                crate::fk::check_removed_keys(session)?;
+            }
             Ok((r, changed))
         });
+        session.txn.removed_keys.take();
         let (outcome, recoverable) = match result {
             Ok((r, None)) if single => match session.txn.flush(session.engine.kv.as_ref()) {
                 Ok(()) => (Ok(r), false),
@@ -1443,13 +1448,15 @@ pub fn copy_in(
     let mark = session.txn.mark();
     let r = crate::dml::copy_rows(session, target, data);
     session.absorb_pending();
-    // In a block, the new rows are locked like any statement's writes (a
-    // change found now is a conflict: COPY's input cannot be read again).
+    // The parents of the new rows (foreign keys) are locked, and in a
+    // block the new rows too, like any statement's writes (a change found
+    // now is a conflict: COPY's input cannot be read again).
+    let parents = session.txn.row_locks.take().keys;
     let r = r.and_then(|n| {
-        if implicit && !session.txn.batch {
-            return Ok(n);
+        let mut keys = parents;
+        if !implicit || session.txn.batch {
+            keys.extend(session.txn.staged_since(mark));
         }
-        let keys = session.txn.staged_since(mark);
         match lock_rows(session, keys, false)? {
             None => Ok(n),
             Some(conflict) => Err(conflict),

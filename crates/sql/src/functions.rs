@@ -84,6 +84,7 @@ pub enum Func {
     EncodingToChar,
     HasPrivilege,
     GetSerialSequence,
+    PartitionAncestors,
     ArrayToString,
     RelationSize,
     SizePretty,
@@ -174,6 +175,7 @@ impl Func {
             EncodingToChar => "pg_encoding_to_char",
             HasPrivilege => "has_table_privilege",
             GetSerialSequence => "pg_get_serial_sequence",
+            PartitionAncestors => "pg_partition_ancestors",
             ArrayToString => "array_to_string",
             RelationSize => "pg_relation_size",
             SizePretty => "pg_size_pretty",
@@ -641,6 +643,13 @@ pub fn resolve(name: &str, args: &[DataType]) -> SqlResult<(Func, DataType, Vec<
         "pg_get_serial_sequence" => {
             arity(2, 2)?;
             (GetSerialSequence, T::Text, text_args(2))
+        }
+        // A set-returning function in PostgreSQL; with no partitioned
+        // tables, its one row is the relation itself (see the binder's
+        // table function of the same name).
+        "pg_partition_ancestors" => {
+            arity(1, 1)?;
+            (PartitionAncestors, T::RegClass, vec![T::RegClass])
         }
         "array_to_string" => {
             arity(2, 3)?;
@@ -1265,6 +1274,7 @@ pub fn call(
             .into(),
         ),
         HasPrivilege => Value::Bool(true),
+        PartitionAncestors => args[0].clone(),
         GetSerialSequence => {
             let table = text(&args[0]).unwrap_or("");
             let column = text(&args[1]).unwrap_or("");

@@ -12,6 +12,7 @@ pub mod dml;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod fk;
 pub mod flow;
 pub mod functions;
 pub mod kv;

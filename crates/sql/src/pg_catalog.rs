@@ -541,7 +541,9 @@ pub fn rows(name: &str, ctx: &Ctx) -> SqlResult<Vec<Row>> {
                     i(natts),
                     i(t.checks.len() as i64),
                     b(false),
-                    b(false),
+                    // Foreign keys are triggers in PostgreSQL: psql lists
+                    // them (and the tables referencing this one) only then.
+                    b(!t.foreign_keys.is_empty() || !snap.referencing(t.oid).is_empty()),
                     b(false),
                     b(false),
                     b(false),
@@ -879,6 +881,36 @@ pub fn rows(name: &str, ctx: &Ctx) -> SqlResult<Vec<Row>> {
                         ],
                     ));
                 }
+                for fk in &t.foreign_keys {
+                    let ids =
+                        |cols: &[u32]| Value::Array(cols.iter().map(|c| i(*c as i64)).collect());
+                    out.push(pad(
+                        width,
+                        vec![
+                            i(fk.oid as i64),
+                            s(&fk.name),
+                            i(PUBLIC_NS),
+                            s("f"),
+                            b(false),
+                            b(false),
+                            b(true),
+                            i(t.oid as i64),
+                            i(0),
+                            i(crate::fk::referenced_index_oid(snap, fk) as i64),
+                            i(0),
+                            i(fk.referenced_table as i64),
+                            s(fk.on_update.letter()),
+                            s(fk.on_delete.letter()),
+                            s(if fk.match_full { "f" } else { "s" }),
+                            b(true),
+                            i(0),
+                            b(true),
+                            ids(&fk.columns),
+                            ids(&fk.referenced_columns),
+                            Value::Null,
+                        ],
+                    ));
+                }
             }
         }
         "pg_attrdef" => {
@@ -1129,6 +1161,9 @@ pub fn constraint_def(env: &Env, oid: u32) -> SqlResult<Value> {
                 .collect();
             let kind = if ix.primary { "PRIMARY KEY" } else { "UNIQUE" };
             return Ok(Value::Text(format!("{kind} ({})", cols.join(", "))));
+        }
+        if let Some(fk) = t.foreign_keys.iter().find(|fk| fk.oid == oid) {
+            return Ok(Value::Text(crate::fk::definition(&env.ctx.snap, t, fk)));
         }
         for (k, ch) in t.checks.iter().enumerate() {
             if constraint_oid_for_check(t, k) == oid as i64 {

@@ -281,16 +281,18 @@ pub fn execute_statement(
             object_type,
             if_exists,
             names,
+            cascade,
             ..
         } => {
             no_ddl_in_block(session)?;
-            crate::ddl::drop(session, object_type, *if_exists, names)
+            crate::ddl::drop(session, object_type, *if_exists, names, *cascade)
         }
         ast::Statement::Truncate(t) => {
             no_ddl_in_block(session)?;
             crate::ddl::truncate(
                 session,
                 t.table_names.iter().map(|n| n.name.clone()).collect(),
+                matches!(t.cascade, Some(ast::CascadeOption::Cascade)),
             )
         }
         ast::Statement::AlterTable(at) => {

@@ -44,6 +44,9 @@ pub struct TxnState {
     pub savepoints: Vec<(String, usize)>,
     /// Rows the running statement read FOR UPDATE.
     pub row_locks: RefCell<RowLocks>,
+    /// Parent keys the running statement removed, to look for children of
+    /// once its rows are locked (see `fk`).
+    pub removed_keys: RefCell<Vec<crate::fk::RemovedKey>>,
     /// Running the statements of one simple-query message outside a block:
     /// they share one implicit transaction, committed when the message ends.
     pub batch: bool,
@@ -154,6 +157,7 @@ impl TxnState {
         self.undo.clear();
         self.savepoints.clear();
         self.row_locks.take();
+        self.removed_keys.take();
         self.kv_txn.take();
     }
 }
