@@ -41,6 +41,11 @@ struct ReadRound {
     /// renews nothing.
     term: u64,
     epoch: u64,
+    /// Whether a leadership transfer was under way when it began: its
+    /// target may be elected without waiting out the followers' election
+    /// timeout, so such a round renews nothing even if the transfer is
+    /// then abandoned.
+    transferring: bool,
     read: Option<PendingRead>,
 }
 
@@ -512,6 +517,7 @@ impl Replica {
                 started: now,
                 term: self.raw.raft.term,
                 epoch: self.lease.epoch,
+                transferring: self.raw.raft.lead_transferee.is_some(),
                 read,
             },
         );
@@ -539,6 +545,7 @@ impl Replica {
             if self.lease_duration > Duration::ZERO
                 && round.term == term
                 && round.epoch == self.lease.epoch
+                && !round.transferring
                 && self.is_leader()
             {
                 let until = round.started + self.lease_duration;
