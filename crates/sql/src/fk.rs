@@ -99,6 +99,18 @@ fn key_text(table: &TableDesc, ids: &[u32], values: &[Value]) -> String {
     format!("({})=({})", names(table, ids), shown.join(", "))
 }
 
+/// For each of `index`'s first `columns.len()` columns, its place in
+/// `columns`, if those columns are exactly `columns` (in any order).
+fn leading_order(index: &IndexDesc, columns: &[u32]) -> Option<Vec<usize>> {
+    let leading = index.columns.get(..columns.len())?;
+    let order: Vec<usize> = leading
+        .iter()
+        .map(|(id, _)| columns.iter().position(|c| c == id))
+        .collect::<Option<_>>()?;
+    let distinct: HashSet<&usize> = order.iter().collect();
+    (distinct.len() == order.len()).then_some(order)
+}
+
 /// The parent's index whose columns are exactly `referenced` (in any
 /// order): its primary key first, then unique indexes. With, for each of
 /// the index's columns, its place in `referenced`.
@@ -108,16 +120,7 @@ fn target_index(parent: &TableDesc, referenced: &[u32]) -> Option<(IndexDesc, Ve
         .iter()
         .filter(|ix| ix.unique && ix.columns.len() == referenced.len())
         .filter(|ix| !(ix.primary && parent.has_hidden_rowid()))
-        .find_map(|ix| {
-            let order: Option<Vec<usize>> = ix
-                .columns
-                .iter()
-                .map(|(id, _)| referenced.iter().position(|r| r == id))
-                .collect();
-            let order = order?;
-            let distinct: HashSet<&usize> = order.iter().collect();
-            (distinct.len() == order.len()).then(|| (ix.clone(), order))
-        })
+        .find_map(|ix| leading_order(ix, referenced).map(|order| (ix.clone(), order)))
 }
 
 /// An index of the child whose leading columns are the foreign key's
@@ -127,16 +130,7 @@ fn child_index(child: &TableDesc, columns: &[u32]) -> Option<(IndexDesc, Vec<usi
     child
         .indexes
         .iter()
-        .filter(|ix| ix.columns.len() >= columns.len())
-        .find_map(|ix| {
-            let order: Option<Vec<usize>> = ix.columns[..columns.len()]
-                .iter()
-                .map(|(id, _)| columns.iter().position(|c| c == id))
-                .collect();
-            let order = order?;
-            let distinct: HashSet<&usize> = order.iter().collect();
-            (distinct.len() == order.len()).then(|| (ix.clone(), order))
-        })
+        .find_map(|ix| leading_order(ix, columns).map(|order| (ix.clone(), order)))
 }
 
 fn action(a: &Option<ast::ReferentialAction>, on: &str) -> SqlResult<FkAction> {
@@ -338,6 +332,26 @@ pub trait StatementView {
     fn scan(&self, start: &[u8], end: &[u8]) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>>;
 }
 
+/// The key of the parent's `index` entry (its row's key, for the primary
+/// index) that the child's key `values` name, `order` giving each index
+/// column's place among them.
+fn parent_key(
+    child: &TableDesc,
+    fk: &ForeignKeyDesc,
+    parent: &TableDesc,
+    index: &IndexDesc,
+    order: &[usize],
+    values: &[Value],
+) -> SqlResult<Vec<u8>> {
+    let mut in_index = Vec::with_capacity(order.len());
+    for (&j, (id, _)) in order.iter().zip(&index.columns) {
+        let from = column_type(child, fk.columns[j]);
+        let to = column_type(parent, *id);
+        in_index.push(cast(values[j].clone(), from, to, false)?);
+    }
+    Ok(rowcodec::index_key_prefix(parent, index, &in_index))
+}
+
 /// A foreign key of the statement's table, which references another.
 struct Outbound {
     fk: ForeignKeyDesc,
@@ -390,7 +404,11 @@ impl ForeignKeys {
                 table.name
             ))
         };
-        let place = |t: &TableDesc, id: u32| t.position(id).ok_or_else(|| missing("a column"));
+        let places = |ids: &[u32]| -> SqlResult<Vec<usize>> {
+            ids.iter()
+                .map(|id| table.position(*id).ok_or_else(|| missing("a column")))
+                .collect()
+        };
         let mut bound = Self::default();
         for fk in &table.foreign_keys {
             let parent = if fk.referenced_table == table.oid {
@@ -404,11 +422,7 @@ impl ForeignKeys {
             let (index, order) = target_index(&parent, &fk.referenced_columns)
                 .ok_or_else(|| missing("the referenced unique index"))?;
             bound.outbound.push(Outbound {
-                positions: fk
-                    .columns
-                    .iter()
-                    .map(|id| place(table, *id))
-                    .collect::<SqlResult<_>>()?,
+                positions: places(&fk.columns)?,
                 fk: fk.clone(),
                 parent,
                 index,
@@ -419,11 +433,7 @@ impl ForeignKeys {
             let (index, order) = target_index(table, &fk.referenced_columns)
                 .ok_or_else(|| missing("the referenced unique index"))?;
             bound.inbound.push(Inbound {
-                positions: fk
-                    .referenced_columns
-                    .iter()
-                    .map(|id| place(table, *id))
-                    .collect::<SqlResult<_>>()?,
+                positions: places(&fk.referenced_columns)?,
                 fk,
                 child,
                 index,
@@ -473,14 +483,7 @@ impl ForeignKeys {
                         continue;
                     }
                 }
-                let mut in_index = Vec::with_capacity(ob.order.len());
-                for (k, &j) in ob.order.iter().enumerate() {
-                    let (id, _) = ob.index.columns[k];
-                    let from = column_type(table, ob.fk.columns[j]);
-                    let to = column_type(&ob.parent, id);
-                    in_index.push(cast(values[j].clone(), from, to, false)?);
-                }
-                let key = rowcodec::index_key_prefix(&ob.parent, &ob.index, &in_index);
+                let key = parent_key(table, &ob.fk, &ob.parent, &ob.index, &ob.order, &values)?;
                 wanted.entry(key).or_insert(values);
             }
             if wanted.is_empty() {
@@ -753,13 +756,7 @@ pub fn validate(
             let Some(values) = key_values(fk, child, &positions, &row)? else {
                 return Ok(true);
             };
-            let mut in_index = Vec::with_capacity(order.len());
-            for (k, &j) in order.iter().enumerate() {
-                let from = column_type(child, fk.columns[j]);
-                let to = column_type(parent, index.columns[k].0);
-                in_index.push(cast(values[j].clone(), from, to, false)?);
-            }
-            let key = rowcodec::index_key_prefix(parent, &index, &in_index);
+            let key = parent_key(child, fk, parent, &index, &order, &values)?;
             let present = match known.get(&key) {
                 Some(present) => *present,
                 None => {
