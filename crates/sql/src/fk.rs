@@ -489,20 +489,8 @@ impl ForeignKeys {
             if wanted.is_empty() {
                 continue;
             }
-            let violation = |values: &[Value]| {
-                SqlError::new(
-                    FOREIGN_KEY_VIOLATION,
-                    format!(
-                        "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                        table.name, ob.fk.name
-                    ),
-                )
-                .with_detail(format!(
-                    "Key {} is not present in table \"{}\".",
-                    key_text(table, &ob.fk.columns, values),
-                    ob.parent.name
-                ))
-            };
+            let violation =
+                |values: &[Value]| missing_parent(table, &ob.fk, &ob.parent.name, values);
             let mut locks = Vec::with_capacity(wanted.len());
             if ob.index.primary {
                 let keys: Vec<Vec<u8>> = wanted.keys().cloned().collect();
@@ -616,42 +604,60 @@ impl ForeignKeys {
     }
 }
 
-/// Reads `[start, end)` as committed now, overlaid with `buffer` (the
-/// transaction's own writes): entries in key order.
-fn latest(
+/// Whether any entry under `prefix`, as committed now overlaid with
+/// `buffer` (the transaction's own writes), is a `hit` (given its value).
+/// Stops at the first.
+fn any_latest(
     session: &Session,
     buffer: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    start: &[u8],
-    end: &[u8],
-    mut visit: impl FnMut(&[u8], &[u8]) -> SqlResult<bool>,
-) -> SqlResult<()> {
+    prefix: &[u8],
+    mut hit: impl FnMut(&[u8]) -> SqlResult<bool>,
+) -> SqlResult<bool> {
     let kv = session.engine.kv.clone();
-    let mut cursor = start.to_vec();
+    let end = rowcodec::prefix_end(prefix);
+    let mut cursor = prefix.to_vec();
     loop {
         session.check_cancel()?;
-        let page = kv.scan(&cursor, end, 1000)?;
-        let full = page.len() >= 1000;
+        let page = kv.scan(&cursor, &end, 1000)?;
         for (k, v) in &page {
-            if buffer.contains_key(k) {
-                continue;
-            }
-            if !visit(k, v)? {
-                return Ok(());
+            if !buffer.contains_key(k) && hit(v)? {
+                return Ok(true);
             }
         }
         match page.last() {
-            Some((last, _)) if full => cursor = [last.as_slice(), &[0]].concat(),
+            Some((last, _)) if page.len() >= 1000 => cursor = [last.as_slice(), &[0]].concat(),
             _ => break,
         }
     }
-    for (k, v) in buffer.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end))) {
-        if let Some(v) = v {
-            if !visit(k, v)? {
-                return Ok(());
-            }
+    for v in buffer
+        .range::<[u8], _>((Bound::Included(prefix), Bound::Excluded(end.as_slice())))
+        .filter_map(|(_, v)| v.as_ref())
+    {
+        if hit(v)? {
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// The error of a child row whose key `values` name no parent.
+fn missing_parent(
+    child: &TableDesc,
+    fk: &ForeignKeyDesc,
+    parent: &str,
+    values: &[Value],
+) -> SqlError {
+    SqlError::new(
+        FOREIGN_KEY_VIOLATION,
+        format!(
+            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+            child.name, fk.name
+        ),
+    )
+    .with_detail(format!(
+        "Key {} is not present in table \"{parent}\".",
+        key_text(child, &fk.columns, values)
+    ))
 }
 
 /// Looks for children of the parent keys the statement removed (queued by
@@ -666,18 +672,7 @@ pub fn check_removed_keys(session: &Session) -> SqlResult<()> {
             Some((index, order)) => {
                 let in_index: Vec<Value> = order.iter().map(|&j| r.values[j].clone()).collect();
                 let prefix = rowcodec::index_key_prefix(&r.child, &index, &in_index);
-                let mut any = false;
-                latest(
-                    session,
-                    buffer,
-                    &prefix,
-                    &rowcodec::prefix_end(&prefix),
-                    |_, _| {
-                        any = true;
-                        Ok(false)
-                    },
-                )?;
-                any
+                any_latest(session, buffer, &prefix, |_| Ok(true))?
             }
             None => {
                 let positions: Vec<usize> =
@@ -687,21 +682,11 @@ pub fn check_removed_keys(session: &Session) -> SqlResult<()> {
                         .collect();
                 let wanted = comparable(&r.values);
                 let prefix = rowcodec::index_prefix(r.child.oid, r.child.primary().id);
-                let mut any = false;
-                latest(
-                    session,
-                    buffer,
-                    &prefix,
-                    &rowcodec::prefix_end(&prefix),
-                    |_, v| {
-                        let row = rowcodec::decode_row(&r.child, v)?;
-                        let values: Vec<Value> =
-                            positions.iter().map(|&p| row[p].clone()).collect();
-                        any = comparable(&values) == wanted;
-                        Ok(!any)
-                    },
-                )?;
-                any
+                any_latest(session, buffer, &prefix, |v| {
+                    let row = rowcodec::decode_row(&r.child, v)?;
+                    let values: Vec<Value> = positions.iter().map(|&p| row[p].clone()).collect();
+                    Ok(comparable(&values) == wanted)
+                })?
             }
         };
         if referenced {
@@ -743,48 +728,30 @@ pub fn validate(
         })
         .collect::<SqlResult<_>>()?;
     let mut known: HashMap<Vec<u8>, bool> = HashMap::new();
-    let empty = BTreeMap::new();
     let prefix = rowcodec::index_prefix(child.oid, child.primary().id);
     let mut failure = None;
-    latest(
-        session,
-        &empty,
-        &prefix,
-        &rowcodec::prefix_end(&prefix),
-        |_, v| {
-            let row = rowcodec::decode_row(child, v)?;
-            let Some(values) = key_values(fk, child, &positions, &row)? else {
-                return Ok(true);
-            };
-            let key = parent_key(child, fk, parent, &index, &order, &values)?;
-            let present = match known.get(&key) {
-                Some(present) => *present,
-                None => {
-                    let present = kv.get(&key)?.is_some();
-                    known.insert(key, present);
-                    present
-                }
-            };
-            if !present {
-                failure = Some(values);
+    any_latest(session, &BTreeMap::new(), &prefix, |v| {
+        let row = rowcodec::decode_row(child, v)?;
+        let Some(values) = key_values(fk, child, &positions, &row)? else {
+            return Ok(false);
+        };
+        let key = parent_key(child, fk, parent, &index, &order, &values)?;
+        let present = match known.get(&key) {
+            Some(present) => *present,
+            None => {
+                let present = kv.get(&key)?.is_some();
+                known.insert(key, present);
+                present
             }
-            Ok(present)
-        },
-    )?;
+        };
+        if !present {
+            failure = Some(values);
+        }
+        Ok(!present)
+    })?;
     match failure {
         None => Ok(()),
-        Some(values) => Err(SqlError::new(
-            FOREIGN_KEY_VIOLATION,
-            format!(
-                "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                child.name, fk.name
-            ),
-        )
-        .with_detail(format!(
-            "Key {} is not present in table \"{}\".",
-            key_text(child, &fk.columns, &values),
-            parent.name
-        ))),
+        Some(values) => Err(missing_parent(child, fk, &parent.name, &values)),
     }
 }
 
