@@ -16,9 +16,9 @@ if [ -z "${TESSERA_PYTHON:-}" ] && command -v python3 >/dev/null 2>&1; then
         echo "warning: could not install psycopg; the psycopg smoke test will be skipped" >&2
     fi
 fi
-# Each build of a test target leaves its own executable (hundreds of MB in
-# a debug build) in the shared target directory, and every checkout builds
-# under its own hashes: keep only the newest of each name, or the disk
+# A test target rebuilt after its dependencies changed leaves a new
+# executable (hundreds of MB in a debug build) beside the old ones in the
+# shared target directory: keep only the newest of each name, or the disk
 # fills up over many runs.
 deps="$CARGO_TARGET_DIR/debug/deps"
 if [ -d "$deps" ]; then
