@@ -188,6 +188,12 @@ impl NodeConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.node_id >= 1, "node_id must be at least 1");
         anyhow::ensure!(
+            self.node_id < 1 << tessera_sql::session::ROWID_NODE_BITS,
+            "node_id must be below {} (row ids hold it in {} bits)",
+            1u64 << tessera_sql::session::ROWID_NODE_BITS,
+            tessera_sql::session::ROWID_NODE_BITS
+        );
+        anyhow::ensure!(
             self.replication_factor >= 1,
             "replication_factor must be at least 1"
         );

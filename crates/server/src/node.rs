@@ -299,7 +299,7 @@ impl Node {
             ),
             tokio::runtime::Handle::current(),
         );
-        let engine = tessera_sql::SqlEngine::new(Arc::new(kv));
+        let engine = tessera_sql::SqlEngine::for_node(Arc::new(kv), config.node_id);
         let sql = tokio::spawn(tessera_pgwire::serve(sql_listener, engine, sql_auth));
 
         tracing::info!(node = config.node_id, address = %advertise, sql = %sql_address, data_dir = %data_dir.display(), "node started");

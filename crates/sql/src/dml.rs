@@ -182,6 +182,28 @@ fn write_row(w: &mut Writer, table: &TableDesc, row: &[Value]) {
     }
 }
 
+/// Whether rows written to `targets` of `table` are keyed by row ids the
+/// statement makes: the table's primary key is its hidden row id, and the
+/// statement does not supply it (its default is `unique_rowid()`).
+fn makes_row_ids(table: &TableDesc, targets: &[usize]) -> bool {
+    let hidden = |pos: usize| table.columns[pos].hidden;
+    matches!(
+        table.primary().columns.as_slice(),
+        [(id, _)] if table.position(*id).is_some_and(hidden)
+    ) && !targets.iter().any(|pos| hidden(*pos))
+}
+
+/// The keys `write_row` writes for a row under the new row id `key` that
+/// no other row can share: the row's and its non-unique index entries
+/// (which end with the row id).
+fn unshared_keys(table: &TableDesc, row: &[Value], key: Vec<u8>) -> Vec<Vec<u8>> {
+    let mut keys = vec![key];
+    for ix in table.indexes.iter().skip(1).filter(|ix| !ix.unique) {
+        keys.push(rowcodec::index_entry(table, ix, row).0);
+    }
+    keys
+}
+
 fn delete_row(w: &mut Writer, table: &TableDesc, row: &[Value]) {
     w.delete(rowcodec::primary_key(table, row));
     for ix in table.indexes.iter().skip(1) {
@@ -677,6 +699,8 @@ pub fn run_insert(
 ) -> SqlResult<QueryResult> {
     let table = plan.table.clone();
     let mut w = Writer::default();
+    let generated_key = makes_row_ids(&table, &plan.targets);
+    let mut fresh = Vec::new();
     let (count, out) = exec::with_ctx(session, snap, params, |env| {
         // Source rows first, so INSERT ... SELECT from the same table sees
         // none of its own rows.
@@ -727,7 +751,7 @@ pub fn run_insert(
             }
             rows.push(finish_row(&table, row, &types, &plan.cons, env)?);
         }
-        if rows.len() > 1 {
+        if rows.len() > 1 && !generated_key {
             let keys = rows
                 .iter()
                 .map(|row| rowcodec::primary_key(&table, row))
@@ -739,9 +763,14 @@ pub fn run_insert(
         let mut touched: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         let mut fk_work = FkWork::default();
         for row in rows {
-            match find_conflict(&w, env, &table, &row, None)? {
+            // A row id the statement made is new: no row holds it yet.
+            let made_key = generated_key.then(|| rowcodec::primary_key(&table, &row));
+            match find_conflict(&w, env, &table, &row, made_key.as_deref())? {
                 None => {
                     write_row(&mut w, &table, &row);
+                    if let Some(key) = made_key {
+                        fresh.extend(unshared_keys(&table, &row, key));
+                    }
                     fk_work.note(&plan.cons.fks, &table, None, Some(&row));
                     touched.insert(rowcodec::primary_key(&table, &row));
                     count += 1;
@@ -803,6 +832,7 @@ pub fn run_insert(
         Ok((count, out))
     })?;
     session.txn.stage(w.pending);
+    session.txn.fresh_keys.borrow_mut().extend(fresh);
     Ok(result(format!("INSERT 0 {count}"), plan.ret, out))
 }
 
@@ -1191,13 +1221,18 @@ pub fn copy_rows(session: &mut Session, target: &CopyTarget, data: &[u8]) -> Sql
             }
             checked.push(finish_row(&table, row, &types, &cons, env)?);
         }
-        let keys = checked
-            .iter()
-            .map(|row| rowcodec::primary_key(&table, row))
-            .collect();
-        w.read_ahead(env, keys)?;
+        let generated_key = makes_row_ids(&table, &targets);
+        if !generated_key {
+            let keys = checked
+                .iter()
+                .map(|row| rowcodec::primary_key(&table, row))
+                .collect();
+            w.read_ahead(env, keys)?;
+        }
         for row in &checked {
-            if let Some((index, _)) = find_conflict(&w, env, &table, row, None)? {
+            // A row id the statement made is new: no row holds it yet.
+            let made_key = generated_key.then(|| rowcodec::primary_key(&table, row));
+            if let Some((index, _)) = find_conflict(&w, env, &table, row, made_key.as_deref())? {
                 return Err(unique_violation(&table, &table.indexes[index], row));
             }
             write_row(&mut w, &table, row);

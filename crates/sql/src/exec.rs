@@ -1361,10 +1361,17 @@ fn run_data_statement(
         let result = crate::statements::execute_statement(session, &stmt.inner, params);
         session.absorb_pending();
         let row_locks = session.txn.row_locks.take();
+        let fresh = session.txn.fresh_keys.take();
         let result = result.and_then(|r| {
             let mut keys = row_locks.keys;
             if !single {
-                keys.extend(session.txn.staged_since(mark));
+                keys.extend(
+                    session
+                        .txn
+                        .staged_since(mark)
+                        .into_iter()
+                        .filter(|key| !fresh.contains(key)),
+                );
             }
             let changed = lock_rows(session, keys, row_locks.nowait)?;
             if changed.is_none() {

@@ -117,31 +117,61 @@ pub struct Statement {
 pub struct SqlEngine {
     pub(crate) kv: Arc<dyn Kv>,
     pub(crate) catalog: crate::catalog::Catalog,
-    rowid_salt: u64,
-    rowid_counter: AtomicU64,
+    /// The gateway's node id, the low bits of every row id it makes.
+    node_id: u64,
+    /// The time part of the last row id made (see [`SqlEngine::unique_rowid`]).
+    rowid_last: AtomicU64,
 }
 
+/// Row ids count time in units of 10 µs since 2015-01-01 (as CockroachDB's
+/// do), which leaves room for 89 years in the 48 bits above the node id.
+const ROWID_EPOCH_MICROS: i64 = 1_420_070_400_000_000;
+
+/// The bits of a row id that hold the node id: node ids up to 32767.
+pub const ROWID_NODE_BITS: u32 = 15;
+
 impl SqlEngine {
-    /// An engine over `kv`.
+    /// An engine over `kv` that is not a cluster node's (its row ids carry
+    /// node id 0).
     pub fn new(kv: Arc<dyn Kv>) -> Arc<Self> {
-        let salt = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64 ^ std::process::id() as u64)
-            .unwrap_or(0);
+        Self::for_node(kv, 0)
+    }
+
+    /// The engine of node `node_id`'s gateway, over `kv`. Node ids must fit
+    /// in [`ROWID_NODE_BITS`] bits for row ids to be unique in the cluster.
+    pub fn for_node(kv: Arc<dyn Kv>, node_id: u64) -> Arc<Self> {
         Arc::new(Self {
             catalog: crate::catalog::Catalog::new(kv.clone()),
             kv,
-            rowid_salt: salt,
-            rowid_counter: AtomicU64::new(0),
+            node_id: node_id & ((1 << ROWID_NODE_BITS) - 1),
+            rowid_last: AtomicU64::new(0),
         })
     }
 
-    /// A row id for tables without a primary key: microseconds since the
-    /// epoch in the high bits, a per-gateway salt and counter in the low 15.
+    /// A row id for tables without a primary key: the time in the high
+    /// bits, the gateway's node id in the low 15. The time part never
+    /// repeats on a gateway (it runs ahead of the clock if ids are made
+    /// faster than one per 10 µs), so no two gateways, and no two calls,
+    /// make the same id; an insert may rely on that and skip the check and
+    /// the lock a user-supplied key needs (as long as a restarted node's
+    /// clock has passed the ids it made before, as for CockroachDB's
+    /// `unique_rowid`).
     pub(crate) fn unique_rowid(&self) -> i64 {
-        let micros = chrono::Utc::now().timestamp_micros() as u64;
-        let n = self.rowid_counter.fetch_add(1, Ordering::Relaxed);
-        (((micros << 15) | ((self.rowid_salt.wrapping_add(n)) & 0x7fff)) & (i64::MAX as u64)) as i64
+        let now = (chrono::Utc::now().timestamp_micros() - ROWID_EPOCH_MICROS).max(0) as u64 / 10;
+        let mut last = self.rowid_last.load(Ordering::Relaxed);
+        let time = loop {
+            let next = now.max(last + 1);
+            match self.rowid_last.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break next,
+                Err(seen) => last = seen,
+            }
+        };
+        (((time << ROWID_NODE_BITS) | self.node_id) & (i64::MAX as u64)) as i64
     }
 }
 
@@ -397,5 +427,30 @@ impl Session {
             ));
         }
         self.vars.check_timeout()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ids_are_increasing_and_carry_the_node_id() {
+        let kv: Arc<dyn Kv> = Arc::new(crate::kv::MemoryKv::new());
+        let one = SqlEngine::for_node(kv.clone(), 1);
+        let two = SqlEngine::for_node(kv, 2);
+        let mask = (1i64 << ROWID_NODE_BITS) - 1;
+        // Far more than one per 10 µs: the time part runs ahead of the
+        // clock rather than repeat.
+        let ids: Vec<i64> = (0..100_000).map(|_| one.unique_rowid()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "not increasing");
+        assert!(ids.iter().all(|id| id & mask == 1 && *id > 0));
+        let other = two.unique_rowid();
+        assert_eq!(other & mask, 2);
+        assert!(!ids.contains(&other));
+        // The time part counts 10 µs units since 2015 (more than ten years
+        // ago); 48 bits hold 89 years of them, so ids stay positive.
+        let ten_years = 10 * 365 * 86_400 * 100_000i64;
+        assert!(ids[0] >> ROWID_NODE_BITS > ten_years);
     }
 }

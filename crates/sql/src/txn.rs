@@ -44,6 +44,10 @@ pub struct TxnState {
     pub savepoints: Vec<(String, usize)>,
     /// Rows the running statement read FOR UPDATE.
     pub row_locks: RefCell<RowLocks>,
+    /// Keys the running statement wrote that no other transaction can
+    /// write: rows under a row id it made (`unique_rowid`), and their
+    /// non-unique index entries. They need no lock.
+    pub fresh_keys: RefCell<std::collections::HashSet<Vec<u8>>>,
     /// Parent keys the running statement removed, to look for children of
     /// once its rows are locked (see `fk`).
     pub removed_keys: RefCell<Vec<crate::fk::RemovedKey>>,
