@@ -762,12 +762,30 @@ impl KvClient {
     /// `count` new timestamps from the oracle: the first of them and how
     /// many there are.
     pub async fn timestamps(&self, count: u32) -> ClientResult<(Timestamp, u32)> {
+        let (first, count, _) = self.timestamps_reading(count, &[]).await?;
+        Ok((first, count))
+    }
+
+    /// `count` new timestamps from the oracle, and the value of the meta
+    /// range's key `key` as of the last of them if the oracle could read it
+    /// (see `TimestampsRequest`): None if it could not, `Some(None)` if the
+    /// key is absent.
+    pub async fn timestamps_reading(
+        &self,
+        count: u32,
+        key: &[u8],
+    ) -> ClientResult<(Timestamp, u32, Option<Option<Vec<u8>>>)> {
         let response = self
-            .call(Route::Meta, |mut c| async move {
-                c.timestamps(pb::TimestampsRequest { count }).await
+            .call(Route::Meta, |mut c| {
+                let read_key = key.to_vec();
+                async move {
+                    c.timestamps(pb::TimestampsRequest { count, read_key })
+                        .await
+                }
             })
             .await?;
-        Ok((Timestamp(response.first), response.count))
+        let read = response.read.map(|read| read.found.then_some(read.value));
+        Ok((Timestamp(response.first), response.count, read))
     }
 
     /// One new timestamp from the oracle.

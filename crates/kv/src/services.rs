@@ -994,12 +994,22 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TimestampsRequest>,
     ) -> Result<Response<pb::TimestampsResponse>, Status> {
-        let count = request.into_inner().count;
-        let response = match self.run(self.tso.timestamps(count)).await? {
-            Ok((first, count)) => pb::TimestampsResponse {
+        let request = request.into_inner();
+        let response = match self
+            .run(
+                self.tso
+                    .timestamps_reading(request.count, &request.read_key),
+            )
+            .await?
+        {
+            Ok((first, count, read)) => pb::TimestampsResponse {
                 error: None,
                 first: first.0,
                 count,
+                read: read.map(|value| pb::ReadValue {
+                    found: value.is_some(),
+                    value: value.unwrap_or_default(),
+                }),
             },
             Err(error) => pb::TimestampsResponse {
                 error: Some(error),

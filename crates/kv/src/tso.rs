@@ -98,6 +98,30 @@ impl TsoService {
         }
     }
 
+    /// Hands out `count` new timestamps, as [`TsoService::timestamps`] does,
+    /// and reads `key` (if not empty) as of the last of them: its value
+    /// (None: absent), or None if a lock hid it or this node could not
+    /// read it. The read comes after the batch is allocated, so it sees
+    /// every commit below the batch, or the lock of one under way; and as
+    /// an MVCC read at the last timestamp, it pushes any one-phase commit of
+    /// the key proposed after it above the batch.
+    pub async fn timestamps_reading(
+        &self,
+        count: u32,
+        key: &[u8],
+    ) -> tessera_raft::Result<(Timestamp, u32, Option<Option<Vec<u8>>>)> {
+        let (first, count) = self.timestamps(count).await?;
+        if key.is_empty() {
+            return Ok((first, count, None));
+        }
+        let last = Timestamp(first.0 + u64::from(count) - 1);
+        let read = match self.store.mvcc_get(key.to_vec(), last).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(_)) | Err(_) => None,
+        };
+        Ok((first, count, read))
+    }
+
     /// Hands out `count` new timestamps: the first, and how many. Fails with
     /// the store's error (not leader of the meta range, unavailable) when
     /// this node cannot serve them.

@@ -295,7 +295,12 @@ impl Node {
         let kv = ClusterKv::new(
             TxnClient::new(
                 KvClient::new(kv_nodes, KvClientConfig::default()),
-                TxnOptions::default(),
+                TxnOptions {
+                    // Every statement reads the schema version: the oracle
+                    // reads it with each batch of timestamps.
+                    watched_key: tessera_sql::catalog::VERSION_KEY.to_vec(),
+                    ..TxnOptions::default()
+                },
             ),
             tokio::runtime::Handle::current(),
         );

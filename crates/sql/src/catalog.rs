@@ -14,7 +14,9 @@ use crate::types::DataType;
 
 /// Prefix of every SQL descriptor key.
 const DESC_PREFIX: &[u8] = b"\x01sql/";
-const VERSION_KEY: &[u8] = b"\x01sql/version";
+/// The schema version, which every schema change bumps and every statement
+/// reads (a key of the meta range, as the descriptors are).
+pub const VERSION_KEY: &[u8] = b"\x01sql/version";
 const DB_PREFIX: &[u8] = b"\x01sql/db/";
 const TABLE_PREFIX: &[u8] = b"\x01sql/tbl/";
 const SEQ_PREFIX: &[u8] = b"\x01sql/seq/";

@@ -26,6 +26,10 @@ pub struct TxnOptions {
     /// Commit writes that fall in one range in one step. Off only to test
     /// two-phase commit on one range.
     pub one_phase_commit: bool,
+    /// A key of the meta range that the oracle reads with each batch of
+    /// timestamps (see [`TsoClient`]): a transaction reads it from its
+    /// timestamp's batch instead of from its range. Empty: none.
+    pub watched_key: Vec<u8>,
 }
 
 impl Default for TxnOptions {
@@ -34,6 +38,7 @@ impl Default for TxnOptions {
             lock_ttl: Duration::from_secs(3),
             lock_wait: Duration::from_secs(10),
             one_phase_commit: true,
+            watched_key: Vec::new(),
         }
     }
 }
@@ -57,7 +62,7 @@ impl TxnClient {
     pub fn new(kv: KvClient, options: TxnOptions) -> Self {
         TxnClient {
             inner: Arc::new(Inner {
-                tso: TsoClient::new(kv.clone()),
+                tso: TsoClient::new(kv.clone(), options.watched_key.clone()),
                 ranges: RangeCache::new(kv.clone()),
                 kv,
                 options,
@@ -183,11 +188,12 @@ impl TxnClient {
     /// Starts a transaction at a fresh timestamp: it reads the state as of
     /// then, plus its own writes.
     pub async fn begin(&self) -> TxnResult<Transaction> {
-        let start_ts = self.timestamp().await?;
+        let stamp = self.inner.tso.stamp().await?;
         Ok(Transaction {
             client: self.clone(),
-            start_ts,
-            read_ts: start_ts,
+            start_ts: stamp.ts,
+            read_ts: stamp.ts,
+            watched: stamp.read,
             started: Instant::now(),
             writes: BTreeMap::new(),
             primary: None,
@@ -213,6 +219,9 @@ pub struct Transaction {
     client: TxnClient,
     start_ts: Timestamp,
     read_ts: Timestamp,
+    /// The watched key's value at the read timestamp (see
+    /// [`TxnOptions::watched_key`]), if the oracle read it.
+    watched: Option<Option<Vec<u8>>>,
     started: Instant,
     /// Buffered writes: `None` deletes.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -352,7 +361,9 @@ impl Transaction {
     /// and locks see everything committed before now (a READ COMMITTED
     /// statement's snapshot).
     pub async fn refresh_read_ts(&mut self) -> TxnResult<()> {
-        self.read_ts = self.client.timestamp().await?;
+        let stamp = self.client.inner.tso.stamp().await?;
+        self.read_ts = stamp.ts;
+        self.watched = stamp.read;
         Ok(())
     }
 
@@ -363,6 +374,9 @@ impl Transaction {
             return Ok(value.clone());
         }
         let inner = &self.client.inner;
+        if let (Some(value), true) = (&self.watched, key == inner.options.watched_key) {
+            return Ok(value.clone());
+        }
         let mut backoff = Backoff::new(inner.options.lock_wait);
         let result = loop {
             match inner.kv.mvcc_get(key, self.read_ts).await {

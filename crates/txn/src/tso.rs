@@ -1,4 +1,17 @@
 //! The timestamp oracle's client.
+//!
+//! The client may name one key of the meta range for the oracle to read
+//! with every batch, as of the batch's last timestamp (the SQL layer's
+//! schema version, which every statement reads). The value read there is
+//! the key's value at every timestamp of the batch: a commit of the key
+//! between one of them and the last would need a commit timestamp from the
+//! batch itself, which this client handed out together with the value, and
+//! - a two-phase commit asks for its commit timestamp only once its
+//!   prewrite has applied, so its lock was on the key when the oracle read
+//!   it, and the oracle then gives no value;
+//! - a one-phase commit proposed after the oracle's read is raised above
+//!   every timestamp read at, the batch's last included (and one proposed
+//!   before got its commit timestamp from an earlier batch).
 
 use std::sync::Arc;
 
@@ -8,7 +21,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{TxnError, TxnResult};
 
-type Waiter = oneshot::Sender<TxnResult<Timestamp>>;
+/// A timestamp, and the watched key's value at it if the oracle read it
+/// (`Some(None)`: the key is absent).
+#[derive(Clone, Debug)]
+pub(crate) struct Stamp {
+    pub ts: Timestamp,
+    pub read: Option<Option<Vec<u8>>>,
+}
+
+type Waiter = oneshot::Sender<TxnResult<Stamp>>;
 
 /// Hands out timestamps from the oracle. Callers that ask while a request
 /// is in flight are served together by the next one, so a busy gateway
@@ -21,14 +42,22 @@ pub struct TsoClient {
 impl TsoClient {
     /// A client that reaches the oracle through `kv`. Spawns its batching
     /// task on the current tokio runtime.
-    pub fn new(kv: KvClient) -> Self {
+    /// `watched` names the meta range key the oracle reads with each batch
+    /// (empty: none).
+    pub fn new(kv: KvClient, watched: Vec<u8>) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
-        tokio::spawn(batch_loop(Arc::new(kv), rx));
+        tokio::spawn(batch_loop(Arc::new(kv), watched, rx));
         TsoClient { requests }
     }
 
     /// A new timestamp, above every timestamp handed out before this call.
     pub async fn timestamp(&self) -> TxnResult<Timestamp> {
+        Ok(self.stamp().await?.ts)
+    }
+
+    /// A new timestamp, with the watched key's value at it if the oracle
+    /// read it.
+    pub(crate) async fn stamp(&self) -> TxnResult<Stamp> {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(tx)
@@ -38,20 +67,23 @@ impl TsoClient {
     }
 }
 
-async fn batch_loop(kv: Arc<KvClient>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn batch_loop(kv: Arc<KvClient>, watched: Vec<u8>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(next) = rx.try_recv() {
             waiters.push(next);
         }
         let count = waiters.len() as u32;
-        match kv.timestamps(count).await {
-            Ok((start, granted)) if granted >= count => {
+        match kv.timestamps_reading(count, &watched).await {
+            Ok((start, granted, read)) if granted >= count => {
                 for (i, waiter) in waiters.into_iter().enumerate() {
-                    let _ = waiter.send(Ok(Timestamp(start.0 + i as u64)));
+                    let _ = waiter.send(Ok(Stamp {
+                        ts: Timestamp(start.0 + i as u64),
+                        read: read.clone(),
+                    }));
                 }
             }
-            Ok((_, granted)) => {
+            Ok((_, granted, _)) => {
                 let err = format!("the oracle granted {granted} of {count} timestamps");
                 for waiter in waiters {
                     let _ = waiter.send(Err(TxnError::Internal(err.clone())));
