@@ -346,6 +346,39 @@ impl Replica {
         }
     }
 
+    /// Answers a request for pessimistic locks that would fail on this
+    /// leader's applied state at once, without a Raft round: another
+    /// transaction's lock on a key (the caller waits and asks again), or a
+    /// write committed after the request's snapshot (the statement runs
+    /// again on a newer one). Either held at a moment while the request was
+    /// under way, which is all a failure reports. Returns None for a
+    /// request that may succeed: it is proposed, and its apply checks
+    /// again. Under contention on a row this saves the round of every
+    /// attempt that waits.
+    pub fn refuse_locks_early(
+        &self,
+        command: &tessera_proto::txn::TxnCommand,
+    ) -> Option<TxnResult> {
+        use tessera_proto::txn::txn_command::Kind;
+        if !matches!(command.kind, Some(Kind::AcquirePessimisticLocks(_)))
+            || !self.is_leader()
+            || self.raw.store().apply.frozen
+        {
+            return None;
+        }
+        let descriptor = self.descriptor()?;
+        let snapshot = self.raw.store().engine().snapshot();
+        let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
+        let (result, _) = crate::txn::execute(
+            command.clone(),
+            snapshot.as_ref(),
+            (&descriptor.start_key, &descriptor.end_key),
+            gc_threshold,
+        )
+        .ok()?;
+        result.error.is_some().then_some(result)
+    }
+
     /// A one-phase commit writes committed versions directly, with no lock
     /// before it: it must commit above every MVCC read this range has
     /// served, or a read could see the key change below its timestamp. The

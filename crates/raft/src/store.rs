@@ -1128,6 +1128,10 @@ impl StoreLoop {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
         }
+        if let Some(refused) = replica.refuse_locks_early(&command) {
+            let _ = callback.send(Ok(Some(refused)));
+            return;
+        }
         self.next_id += 1;
         let command = RaftCommand {
             proposal_id: self.next_id,
