@@ -478,8 +478,9 @@ impl Answer {
 
 /// A prepared statement.
 struct Prepared {
-    /// None for an empty query string.
-    statement: Option<Statement>,
+    /// None for an empty query string. Shared with the portals bound to it:
+    /// a Bind and an Execute need not copy the statement's syntax tree.
+    statement: Option<Arc<Statement>>,
     /// Parameter types fixed by Parse (None: to infer).
     declared: Vec<Option<DataType>>,
     /// Describe's answer, computed once.
@@ -488,7 +489,7 @@ struct Prepared {
 
 /// A bound statement.
 struct Portal {
-    statement: Option<Statement>,
+    statement: Option<Arc<Statement>>,
     params: Vec<Value>,
     result_formats: Vec<i16>,
     /// Result columns as Describe saw them (None: no rows).
@@ -884,7 +885,7 @@ impl<'w> Backend<'w> {
         self.statements.insert(
             name,
             Prepared {
-                statement: statements.pop(),
+                statement: statements.pop().map(Arc::new),
                 declared,
                 described: None,
             },
