@@ -494,6 +494,76 @@ fn pad(cols: usize, mut row: Row) -> Row {
     row
 }
 
+/// What varies between the `pg_constraint` rows of a primary key or unique
+/// constraint, a check and a foreign key; the rest is the same for all
+/// (public namespace, not deferrable, validated, local, not inherited).
+struct ConstraintRow<'a> {
+    oid: i64,
+    name: &'a str,
+    /// `contype`: p, u, c or f.
+    kind: &'a str,
+    table: u32,
+    /// `conindid`: the constraint's index, or the referenced one.
+    index: u32,
+    /// `confrelid`.
+    referenced_table: u32,
+    /// `confupdtype`, `confdeltype` and `confmatchtype`.
+    actions: [&'a str; 3],
+    no_inherit: bool,
+    keys: Option<Vec<Value>>,
+    referenced_keys: Option<Vec<Value>>,
+    /// `conbin`: a check's expression.
+    expr: Option<&'a str>,
+}
+
+impl Default for ConstraintRow<'_> {
+    fn default() -> Self {
+        Self {
+            oid: 0,
+            name: "",
+            kind: "",
+            table: 0,
+            index: 0,
+            referenced_table: 0,
+            actions: [" "; 3],
+            no_inherit: false,
+            keys: None,
+            referenced_keys: None,
+            expr: None,
+        }
+    }
+}
+
+impl ConstraintRow<'_> {
+    /// The row, in `pg_constraint`'s column order.
+    fn values(self) -> Vec<Value> {
+        let array = |v: Option<Vec<Value>>| v.map_or(Value::Null, Value::Array);
+        vec![
+            i(self.oid),
+            s(self.name),
+            i(PUBLIC_NS),
+            s(self.kind),
+            b(false),
+            b(false),
+            b(true),
+            i(i64::from(self.table)),
+            i(0),
+            i(i64::from(self.index)),
+            i(0),
+            i(i64::from(self.referenced_table)),
+            s(self.actions[0]),
+            s(self.actions[1]),
+            s(self.actions[2]),
+            b(true),
+            i(0),
+            b(self.no_inherit),
+            array(self.keys),
+            array(self.referenced_keys),
+            self.expr.map_or(Value::Null, s),
+        ]
+    }
+}
+
 fn constraint_oid_for_check(t: &TableDesc, k: usize) -> i64 {
     t.oid as i64 + 48 + k as i64
 }
@@ -826,89 +896,59 @@ pub fn rows(name: &str, ctx: &Ctx) -> SqlResult<Vec<Row>> {
         }
         "pg_constraint" => {
             for t in &tables {
+                let ids = |cols: &[u32]| Some(cols.iter().map(|c| i(*c as i64)).collect());
                 for ix in t.indexes.iter().filter(|ix| ix.constraint) {
-                    let keys: Vec<Value> = ix.columns.iter().map(|(id, _)| i(*id as i64)).collect();
+                    let keys: Vec<u32> = ix.columns.iter().map(|(id, _)| *id).collect();
                     out.push(pad(
                         width,
-                        vec![
-                            i(ix.oid as i64),
-                            s(&ix.name),
-                            i(PUBLIC_NS),
-                            s(if ix.primary { "p" } else { "u" }),
-                            b(false),
-                            b(false),
-                            b(true),
-                            i(t.oid as i64),
-                            i(0),
-                            i(ix.oid as i64),
-                            i(0),
-                            i(0),
-                            s(" "),
-                            s(" "),
-                            s(" "),
-                            b(true),
-                            i(0),
-                            b(true),
-                            Value::Array(keys),
-                        ],
+                        ConstraintRow {
+                            oid: ix.oid as i64,
+                            name: &ix.name,
+                            kind: if ix.primary { "p" } else { "u" },
+                            table: t.oid,
+                            index: ix.oid,
+                            no_inherit: true,
+                            keys: ids(&keys),
+                            ..ConstraintRow::default()
+                        }
+                        .values(),
                     ));
                 }
                 for (k, ch) in t.checks.iter().enumerate() {
                     out.push(pad(
                         width,
-                        vec![
-                            i(constraint_oid_for_check(t, k)),
-                            s(&ch.name),
-                            i(PUBLIC_NS),
-                            s("c"),
-                            b(false),
-                            b(false),
-                            b(true),
-                            i(t.oid as i64),
-                            i(0),
-                            i(0),
-                            i(0),
-                            i(0),
-                            s(" "),
-                            s(" "),
-                            s(" "),
-                            b(true),
-                            i(0),
-                            b(false),
-                            Value::Null,
-                            Value::Null,
-                            s(&ch.expr),
-                        ],
+                        ConstraintRow {
+                            oid: constraint_oid_for_check(t, k),
+                            name: &ch.name,
+                            kind: "c",
+                            table: t.oid,
+                            expr: Some(&ch.expr),
+                            ..ConstraintRow::default()
+                        }
+                        .values(),
                     ));
                 }
                 for fk in &t.foreign_keys {
-                    let ids =
-                        |cols: &[u32]| Value::Array(cols.iter().map(|c| i(*c as i64)).collect());
                     out.push(pad(
                         width,
-                        vec![
-                            i(fk.oid as i64),
-                            s(&fk.name),
-                            i(PUBLIC_NS),
-                            s("f"),
-                            b(false),
-                            b(false),
-                            b(true),
-                            i(t.oid as i64),
-                            i(0),
-                            i(crate::fk::referenced_index_oid(snap, fk) as i64),
-                            i(0),
-                            i(fk.referenced_table as i64),
-                            s(fk.on_update.letter()),
-                            s(fk.on_delete.letter()),
-                            s(if fk.match_full { "f" } else { "s" }),
-                            b(true),
-                            i(0),
-                            b(true),
-                            ids(&fk.columns),
-                            ids(&fk.referenced_columns),
-                            Value::Null,
-                        ],
+                        ConstraintRow {
+                            oid: fk.oid as i64,
+                            name: &fk.name,
+                            kind: "f",
+                            table: t.oid,
+                            index: crate::fk::referenced_index_oid(snap, fk),
+                            referenced_table: fk.referenced_table,
+                            actions: [
+                                fk.on_update.letter(),
+                                fk.on_delete.letter(),
+                                if fk.match_full { "f" } else { "s" },
+                            ],
+                            no_inherit: true,
+                            keys: ids(&fk.columns),
+                            referenced_keys: ids(&fk.referenced_columns),
+                            ..ConstraintRow::default()
+                        }
+                        .values(),
                     ));
                 }
             }
