@@ -16,8 +16,10 @@
 //! 5. advances the `RawNode`s.
 //!
 //! A write is acknowledged only once its entry is committed — durably synced
-//! on a quorum — and applied. Reads are linearizable: they are served by the
-//! leader after a ReadIndex round confirms its leadership.
+//! on a quorum — and applied. Reads are linearizable: the leader serves them
+//! under a time lease that ReadIndex rounds renew, or after such a round.
+//! Point reads under the lease skip the store loop: the caller reads the
+//! engine itself once the replica's read gate (`read_gate`) lets it.
 #![deny(missing_docs)]
 
 mod bootstrap;
@@ -26,6 +28,7 @@ pub mod keys;
 mod load;
 mod log;
 mod logger;
+mod read_gate;
 mod replica;
 mod store;
 mod transport;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::RwLockWriteGuard;
 use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use raft::{RawNode, StateRole};
@@ -19,6 +20,7 @@ use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::log::ReplicaStorage;
+use crate::read_gate::{GateState, Permit, ReadGate};
 use crate::{Error, Result};
 
 /// A read waiting for its ReadIndex to be confirmed and applied.
@@ -190,6 +192,37 @@ pub enum ReplicaChange {
     LeaveJoint,
 }
 
+/// A one-phase commit writes committed versions directly, with no lock
+/// before it: it must commit above every MVCC read this range has served,
+/// or a read could see the key change below its timestamp. The commit
+/// timestamp is raised above the reads (it stays below the oracle's next
+/// timestamp, as every read's timestamp came from it). Returns the commit
+/// timestamp of a one-phase commit, with the gate's records held until the
+/// proposal is recorded among them: no read passes the gate in between.
+fn prepare_one_phase_commit<'g>(
+    gate: &'g ReadGate,
+    range_id: RangeId,
+    term: u64,
+    command: &mut RaftCommand,
+) -> Result<Option<(Timestamp, RwLockWriteGuard<'g, GateState>)>> {
+    use tessera_proto::txn::txn_command::Kind;
+    let Some(raft_command::Kind::Txn(txn)) = &mut command.kind else {
+        return Ok(None);
+    };
+    let Some(Kind::Prewrite(prewrite)) = &mut txn.kind else {
+        return Ok(None);
+    };
+    if prewrite.commit_ts == 0 {
+        return Ok(None);
+    }
+    let records = gate.records(term);
+    if !records.reads.covers_earlier_terms {
+        return Err(Error::NeedTimestamp { range_id, term });
+    }
+    prewrite.commit_ts = prewrite.commit_ts.max(records.reads.max_ts().next().0);
+    Ok(Some((Timestamp(prewrite.commit_ts), records)))
+}
+
 struct Proposal {
     term: u64,
     callback: ProposalCallback,
@@ -210,11 +243,9 @@ pub(crate) struct Replica {
     reads_waiting: HashMap<u64, ReadRound>,
     /// Reads whose ReadIndex is known, waiting for apply to reach it.
     reads_ready: Vec<(u64, PendingRead)>,
-    /// One-phase commits proposed and not yet applied: log index -> commit
-    /// timestamp. An MVCC read at or above such a timestamp waits for it.
-    pending_commits: BTreeMap<u64, Timestamp>,
-    /// The MVCC reads this replica has served as leader in the current term.
-    reads_served: ReadsServed,
+    /// What reads under the lease check without the store loop, and the
+    /// records of MVCC reads served and one-phase commits pending.
+    pub gate: Arc<ReadGate>,
     /// This replica's lease while it leads (0 duration: no leases).
     lease: Lease,
     lease_duration: Duration,
@@ -229,24 +260,15 @@ pub(crate) struct Replica {
     /// The log index of the last `PrepareSplit` this replica proposed as
     /// leader (0: none).
     split_proposed_at: u64,
-    /// The requests this replica served as leader, recently.
-    pub load: crate::load::LoadMeter,
     /// The range's size as last measured (by the node's upkeep).
     pub size: Option<crate::store::RangeSize>,
 }
 
-/// What a leader knows of the MVCC reads served in its range, for one term.
-#[derive(Default)]
-struct ReadsServed {
-    /// The term this record belongs to.
-    term: u64,
-    /// The highest timestamp of the MVCC reads served in the term; a
-    /// one-phase commit must commit above it.
-    max_ts: Timestamp,
-    /// Whether `max_ts` also covers the reads of earlier terms (and leaders):
-    /// set by a timestamp from the oracle taken in this term. One-phase
-    /// commits wait for it.
-    covers_earlier_terms: bool,
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // A replica removed from its store serves no more reads.
+        self.gate.close();
+    }
 }
 
 impl Replica {
@@ -263,14 +285,12 @@ impl Replica {
             proposals: BTreeMap::new(),
             reads_waiting: HashMap::new(),
             reads_ready: Vec::new(),
-            pending_commits: BTreeMap::new(),
-            reads_served: ReadsServed::default(),
+            gate: Arc::new(ReadGate::new(Instant::now())),
             lease: Lease::default(),
             lease_duration,
             splits: Vec::new(),
             merged: Vec::new(),
             split_proposed_at: 0,
-            load: crate::load::LoadMeter::new(std::time::Instant::now()),
             size: None,
         };
         replica.refresh_peers();
@@ -329,7 +349,9 @@ impl Replica {
             }));
             return;
         }
-        let one_phase_commit = self.prepare_one_phase_commit(&mut command);
+        let gate = self.gate.clone();
+        let one_phase_commit =
+            prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command);
         let commit_ts = match one_phase_commit {
             Ok(commit_ts) => commit_ts,
             Err(err) => {
@@ -340,9 +362,12 @@ impl Replica {
         let proposed = self.raw.propose(Vec::new(), command.encode_to_vec());
         let accepted = proposed.is_ok();
         self.track_proposal(proposed, callback);
-        if let (true, Some(commit_ts)) = (accepted, commit_ts) {
-            self.pending_commits
-                .insert(self.raw.raft.raft_log.last_index(), commit_ts);
+        if let Some((commit_ts, mut records)) = commit_ts {
+            if accepted {
+                records
+                    .pending_commits
+                    .insert(self.raw.raft.raft_log.last_index(), commit_ts);
+            }
         }
     }
 
@@ -379,59 +404,16 @@ impl Replica {
         result.error.is_some().then_some(result)
     }
 
-    /// A one-phase commit writes committed versions directly, with no lock
-    /// before it: it must commit above every MVCC read this range has
-    /// served, or a read could see the key change below its timestamp. The
-    /// commit timestamp is raised above the reads (it stays below the
-    /// oracle's next timestamp, as every read's timestamp came from it).
-    /// Returns the commit timestamp of a one-phase commit.
-    fn prepare_one_phase_commit(&mut self, command: &mut RaftCommand) -> Result<Option<Timestamp>> {
-        use tessera_proto::txn::txn_command::Kind;
-        let Some(raft_command::Kind::Txn(txn)) = &mut command.kind else {
-            return Ok(None);
-        };
-        let Some(Kind::Prewrite(prewrite)) = &mut txn.kind else {
-            return Ok(None);
-        };
-        if prewrite.commit_ts == 0 {
-            return Ok(None);
-        }
-        let range_id = self.range_id;
-        let reads = self.reads_served();
-        if !reads.covers_earlier_terms {
-            return Err(Error::NeedTimestamp {
-                range_id,
-                term: reads.term,
-            });
-        }
-        prewrite.commit_ts = prewrite.commit_ts.max(reads.max_ts.next().0);
-        Ok(Some(Timestamp(prewrite.commit_ts)))
-    }
-
-    /// The record of reads served in the current term, reset when the term
-    /// changes: the reads of earlier terms (possibly served by other
-    /// leaders) are unknown until a timestamp from the oracle covers them.
-    fn reads_served(&mut self) -> &mut ReadsServed {
-        let term = self.raw.raft.term;
-        if self.reads_served.term != term {
-            self.reads_served = ReadsServed {
-                term,
-                ..ReadsServed::default()
-            };
-        }
-        &mut self.reads_served
-    }
-
     /// Records a timestamp taken from the oracle after this leader answered
     /// `NeedTimestamp` in `term`: it is above every read served before the
     /// term began (each read's timestamp came from the oracle before its
     /// leader confirmed its leadership, which was before this term). Ignored
     /// if the term has changed since.
     pub fn observe_timestamp(&mut self, ts: Timestamp, term: u64) {
-        let reads = self.reads_served();
-        if reads.term == term {
-            reads.max_ts = reads.max_ts.max(ts);
-            reads.covers_earlier_terms = true;
+        let mut records = self.gate.records(self.raw.raft.term);
+        if records.reads.term == term {
+            records.reads.raise(ts);
+            records.reads.covers_earlier_terms = true;
         }
     }
 
@@ -489,9 +471,9 @@ impl Replica {
         if let Some(ts) = read.op.ts() {
             // One-phase commits proposed from now on commit above `ts`;
             // those already proposed at or below it must apply first.
-            let reads = self.reads_served();
-            reads.max_ts = reads.max_ts.max(ts);
-            read.min_applied = self
+            let records = self.gate.records(self.raw.raft.term);
+            records.reads.raise(ts);
+            read.min_applied = records
                 .pending_commits
                 .iter()
                 .filter(|(_, commit_ts)| **commit_ts <= ts)
@@ -533,10 +515,14 @@ impl Replica {
             return false;
         };
         let half_left = until.saturating_duration_since(now) < self.lease_duration / 2;
-        let recently = self.lease.renewal_started.is_some_and(|started| {
-            now.saturating_duration_since(started) < self.lease_duration / 4
-        });
-        half_left && !recently
+        half_left && !self.renewal_under_way(now)
+    }
+
+    /// Whether a renewal-only round began in the last quarter of a lease.
+    fn renewal_under_way(&self, now: Instant) -> bool {
+        self.lease
+            .renewal_started
+            .is_some_and(|started| now.saturating_duration_since(started) < self.lease_duration / 4)
     }
 
     fn start_read_round(&mut self, read_id: u64, read: Option<PendingRead>, now: Instant) {
@@ -562,6 +548,7 @@ impl Replica {
     fn end_lease(&mut self) {
         self.lease.epoch += 1;
         self.lease.until = None;
+        self.gate.close();
     }
 
     /// Records confirmed ReadIndexes from a `Ready`: each extends the lease
@@ -600,6 +587,7 @@ impl Replica {
     pub fn on_lost_leadership(&mut self) {
         let err_leader = self.leader_node();
         self.lease.until = None;
+        self.gate.close();
         for (_, round) in self.reads_waiting.drain() {
             if let Some(read) = round.read {
                 let _ = read.callback.send(Err(Error::NotLeader {
@@ -776,7 +764,6 @@ impl Replica {
             let storage = self.raw.mut_store();
             storage.apply.applied_index = entry.index;
             storage.apply.applied_term = entry.term;
-            self.pending_commits.remove(&entry.index);
             // Answer every proposal up to this index: earlier ones were
             // overwritten by another leader's log.
             let mut result = Some(result);
@@ -798,7 +785,56 @@ impl Replica {
             }
         }
         self.raw.store().stage_apply_state(batch);
+        // Before the batch is written: a freeze, a new span or a raised GC
+        // threshold must stop the reads that would miss it.
+        self.publish_gate(false);
         Ok(replies)
+    }
+
+    /// Tells the read gate what reads under the lease may do now. With
+    /// `may_open` false (before an apply batch is written) it only narrows
+    /// them; with it true (once the turn's batches are written) it also
+    /// opens the gate and forgets the one-phase commits that have applied.
+    /// Returns whether the range's span changed.
+    pub fn publish_gate(&self, may_open: bool) -> bool {
+        let Some(descriptor) = self.descriptor() else {
+            self.gate.close();
+            return false;
+        };
+        let now = Instant::now();
+        let apply = &self.raw.store().apply;
+        // A leader that has applied an entry of its own term has applied
+        // everything earlier leaders may have acknowledged.
+        let open_until =
+            (self.holds_lease(now) && apply.applied_term == self.raw.raft.term && !apply.frozen)
+                .then_some(self.lease.until)
+                .flatten()
+                .map(|until| {
+                    // Leave the second half of the lease to reads through the
+                    // store loop, which renew it, unless a renewal is under way.
+                    if self.renewal_under_way(now) {
+                        until
+                    } else {
+                        until.checked_sub(self.lease_duration / 2).unwrap_or(now)
+                    }
+                });
+        if may_open {
+            let applied = apply.applied_index;
+            self.gate
+                .records(self.raw.raft.term)
+                .pending_commits
+                .retain(|index, _| *index > applied);
+        }
+        self.gate.publish(
+            Permit {
+                open_until,
+                term: self.raw.raft.term,
+                start_key: &descriptor.start_key,
+                end_key: &descriptor.end_key,
+                gc_threshold: Timestamp(apply.gc_threshold),
+            },
+            may_open,
+        )
     }
 
     /// Applies a normal entry. A command that cannot be decoded is rejected
@@ -1195,7 +1231,10 @@ impl Replica {
         store.apply.gc_threshold = store.apply.gc_threshold.max(merge.right_gc_threshold);
         // Reads the right range served are unknown here: a one-phase commit
         // must wait for a timestamp from the oracle, as after an election.
-        self.reads_served.covers_earlier_terms = false;
+        self.gate
+            .records(self.raw.raft.term)
+            .reads
+            .covers_earlier_terms = false;
         ReplicaStorage::stage_destroy(right.range_id, ReplicaId::MAX, batch);
         self.merged.push(right.range_id);
         self.size = None;

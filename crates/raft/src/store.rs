@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::keys;
 use crate::log::{encode_pb, ReplicaStorage};
 use crate::logger::replica_logger;
+use crate::read_gate::{GateAnswer, GateRead, ReadGate};
 use crate::replica::{
     Applied, PendingRead, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply, ScanChunk,
 };
@@ -236,6 +237,9 @@ pub struct StoreHandle {
     /// Bumped after every turn that applied entries: lock waiters look
     /// again.
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The replicas' read gates by the start of their spans: point reads
+    /// under a lease are served on the caller's thread (see `read_gate`).
+    gates: Arc<parking_lot::RwLock<BTreeMap<Vec<u8>, Arc<ReadGate>>>>,
 }
 
 impl Store {
@@ -267,6 +271,7 @@ impl Store {
             running: Arc::new(AtomicBool::new(true)),
             engine: engine.clone(),
             applied: Arc::new(tokio::sync::watch::channel(0).0),
+            gates: Arc::default(),
         };
         let mut store_loop = StoreLoop {
             node_id,
@@ -280,6 +285,7 @@ impl Store {
             handle: handle.clone(),
             next_id: 1,
             started: Instant::now(),
+            gates_moved: true,
         };
         store_loop.recover()?;
         let thread = std::thread::Builder::new()
@@ -355,6 +361,24 @@ impl StoreHandle {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// Serves a point read on this thread if its range's leader is here and
+    /// its gate is open (see `read_gate`); None if the store loop must.
+    fn read_through_gate(&self, read: GateRead<'_>) -> Option<Result<GateAnswer>> {
+        if !self.is_running() {
+            return None;
+        }
+        let key = match read {
+            GateRead::Get(key) | GateRead::MvccGet(key, _) => key,
+        };
+        let gate = self
+            .gates
+            .read()
+            .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(key)))
+            .next_back()
+            .map(|(_, gate)| gate.clone())?;
+        gate.try_read(&self.engine, read, Instant::now())
+    }
+
     /// Delivers Raft messages received from other nodes.
     pub fn deliver(&self, envelopes: Vec<RaftEnvelope>) -> Result<()> {
         self.tx
@@ -414,6 +438,11 @@ impl StoreHandle {
         key: Vec<u8>,
         ts: Timestamp,
     ) -> Result<std::result::Result<Option<Vec<u8>>, TxnError>> {
+        match self.read_through_gate(GateRead::MvccGet(&key, ts)) {
+            Some(Ok(GateAnswer::MvccGet(result))) => return Ok(result),
+            Some(Err(err)) => return Err(err),
+            Some(Ok(GateAnswer::Get(_))) | None => {}
+        }
         let op = ReadOp::MvccGet {
             key: key.clone(),
             ts,
@@ -458,6 +487,11 @@ impl StoreHandle {
 
     /// Reads a key linearizably (at the range's leader, after ReadIndex).
     pub async fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        match self.read_through_gate(GateRead::Get(&key)) {
+            Some(Ok(GateAnswer::Get(value))) => return Ok(value),
+            Some(Err(err)) => return Err(err),
+            Some(Ok(GateAnswer::MvccGet(_))) | None => {}
+        }
         let op = ReadOp::Get { key: key.clone() };
         match self
             .request(|callback| StoreMsg::Read { key, op, callback })
@@ -794,6 +828,9 @@ struct StoreLoop {
     next_id: u64,
     /// When this store loop began: see [`StoreLoop::refuses_votes`].
     started: Instant,
+    /// Whether a replica came or went, or a span changed, since the
+    /// handle's index of read gates was last built.
+    gates_moved: bool,
 }
 
 impl StoreLoop {
@@ -840,6 +877,7 @@ impl StoreLoop {
                 "recovered replica"
             );
             self.replicas.insert(range_id, replica);
+            self.gates_moved = true;
         }
         Ok(())
     }
@@ -884,7 +922,7 @@ impl StoreLoop {
             if now >= next_tick {
                 for replica in self.replicas.values_mut() {
                     replica.raw.tick();
-                    replica.load.tick(now);
+                    replica.gate.load.lock().tick(now);
                 }
                 next_tick = now + self.config.tick_interval;
             }
@@ -894,9 +932,25 @@ impl StoreLoop {
                 tracing::error!(node = self.node_id, %err, "store loop failed; stopping");
                 break;
             }
+            if std::mem::take(&mut self.gates_moved) {
+                self.index_gates();
+            }
         }
         self.handle.running.store(false, Ordering::Release);
         tracing::debug!(node = self.node_id, "store loop stopped");
+    }
+
+    /// Rebuilds the handle's index of read gates by span.
+    fn index_gates(&self) {
+        let index = self
+            .replicas
+            .values()
+            .filter_map(|replica| {
+                let descriptor = replica.descriptor()?;
+                Some((descriptor.start_key.clone(), replica.gate.clone()))
+            })
+            .collect();
+        *self.handle.gates.write() = index;
     }
 
     /// Handles one message; returns true when the loop must stop.
@@ -937,7 +991,7 @@ impl StoreLoop {
                 Some(range_id) => {
                     let read_id = self.next_id();
                     let replica = self.replicas.get_mut(&range_id).expect("found above");
-                    replica.load.record(&key);
+                    replica.gate.load.lock().record(&key);
                     replica.read(
                         read_id,
                         PendingRead {
@@ -1123,7 +1177,7 @@ impl StoreLoop {
             return;
         };
         let replica = self.replicas.get_mut(&range_id).expect("found above");
-        replica.load.record(&route_key);
+        replica.gate.load.lock().record(&route_key);
         if let Some(key) = keys.iter().find(|key| !replica.contains(key)) {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
@@ -1245,6 +1299,7 @@ impl StoreLoop {
                 "started a range split off"
             );
             self.replicas.insert(range_id, replica);
+            self.gates_moved = true;
             if let Some(messages) = self.early_votes.remove(&range_id) {
                 self.on_raft_messages(messages);
             }
@@ -1297,6 +1352,7 @@ impl StoreLoop {
         for range_id in merged {
             self.tombstones.insert(range_id, ReplicaId::MAX);
             if let Some(mut replica) = self.replicas.remove(&range_id) {
+                self.gates_moved = true;
                 replica.fail_pending(|| Error::Frozen { range_id });
                 tracing::info!(node = self.node_id, range_id, "merged away a range");
             }
@@ -1341,6 +1397,7 @@ impl StoreLoop {
         self.engine.write(&batch, true)?;
         self.tombstones.insert(range_id, replica_id);
         if let Some(mut replica) = self.replicas.remove(&range_id) {
+            self.gates_moved = true;
             replica.fail_pending(|| Error::RangeNotFound { key: Vec::new() });
         }
         tracing::info!(
@@ -1365,7 +1422,7 @@ impl StoreLoop {
             return;
         };
         let replica = self.replicas.get_mut(&range_id).expect("found above");
-        replica.load.record(first);
+        replica.gate.load.lock().record(first);
         for m in &mutations {
             match mutation_key(m) {
                 None => {
@@ -1449,6 +1506,7 @@ impl StoreLoop {
                             "created an uninitialized replica for a new member"
                         );
                         self.replicas.insert(envelope.range_id, replica);
+                        self.gates_moved = true;
                     }
                     Err(err) => {
                         tracing::warn!(node = self.node_id, %err, "cannot create replica");
@@ -1538,6 +1596,7 @@ impl StoreLoop {
         for (absorbed, replica_id) in absorbed {
             self.tombstones.insert(absorbed, replica_id);
             if let Some(mut replica) = self.replicas.remove(&absorbed) {
+                self.gates_moved = true;
                 replica.fail_pending(|| Error::Frozen { range_id: absorbed });
             }
             tracing::info!(
@@ -1638,6 +1697,7 @@ impl StoreLoop {
                 replica.raw.campaign()?;
             }
             self.replicas.insert(descriptor.range_id, replica);
+            self.gates_moved = true;
         }
         self.handle
             .cluster_id
@@ -1659,6 +1719,7 @@ impl StoreLoop {
 
     fn replica_info(&self, replica: &Replica) -> ReplicaInfo {
         let store = replica.raw.store();
+        let load = replica.gate.load.lock();
         ReplicaInfo {
             descriptor: store.descriptor.clone(),
             range_id: replica.range_id,
@@ -1676,8 +1737,8 @@ impl StoreLoop {
             gc_threshold: store.apply.gc_threshold,
             frozen: store.apply.frozen,
             pending_split: store.apply.pending_split.clone(),
-            qps: replica.load.rate(),
-            load_split_key: replica.load.median_key().map(<[u8]>::to_vec),
+            qps: load.rate(),
+            load_split_key: load.median_key().map(<[u8]>::to_vec),
             size: replica.size,
         }
     }
@@ -1822,6 +1883,7 @@ impl StoreLoop {
                 .expect("replica of a ready");
             replica.raw.advance_apply();
             replica.serve_reads(&self.engine);
+            self.gates_moved |= replica.publish_gate(true);
         }
         for (node, envelopes) in outbox {
             self.transport.send(node, envelopes);
