@@ -8,6 +8,8 @@ use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
 use tessera_types::{keys, RangeId, Timestamp};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::pipeline::{Call, Pipeline, Reply};
+
 use crate::{ClientError, ClientResult};
 
 /// How a `KvClient` retries.
@@ -46,6 +48,8 @@ pub struct KvClient {
 #[derive(Default)]
 struct ClientState {
     channels: HashMap<String, Channel>,
+    /// A pipeline per node address, for the calls made most.
+    pipelines: HashMap<String, Pipeline>,
     /// The address that answered last; tried first for a range whose
     /// leader is not known.
     preferred: Option<String>,
@@ -134,6 +138,19 @@ impl KvClient {
         Ok(channel)
     }
 
+    /// The pipeline to `address` (opened on first use).
+    fn pipeline(&self, address: &str) -> ClientResult<Pipeline> {
+        if let Some(pipeline) = self.state.lock().pipelines.get(address) {
+            return Ok(pipeline.clone());
+        }
+        let pipeline = Pipeline::open(self.channel(address)?);
+        self.state
+            .lock()
+            .pipelines
+            .insert(address.to_string(), pipeline.clone());
+        Ok(pipeline)
+    }
+
     /// Teaches the client the ranges' spans (the meta range's
     /// descriptors), so that each request goes straight to the leader of
     /// its range once that is known.
@@ -163,14 +180,61 @@ impl KvClient {
         }
     }
 
-    /// Sends a request to the leader of its range (as far as the client
-    /// knows it), following hints, until it is answered or the retry budget
-    /// runs out.
+    /// Sends a unary call, made by `f` on the client of a node, as
+    /// `call_with` does.
     async fn call<R, F, Fut>(&self, route: Route<'_>, f: F) -> ClientResult<R>
     where
         R: Routed,
         F: Fn(PbKvClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        self.call_with(route, |address| {
+            let client = self.channel(address).map(|channel| {
+                PbKvClient::new(channel)
+                    .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::MAX_MESSAGE_BYTES)
+            });
+            let f = &f;
+            async move {
+                match client {
+                    Ok(client) => f(client).await.map(tonic::Response::into_inner),
+                    Err(err) => Err(tonic::Status::invalid_argument(err.to_string())),
+                }
+            }
+        })
+        .await
+    }
+
+    /// As `call`, for a call the pipeline carries: `call` makes it,
+    /// `unpack` takes the answer out of its reply.
+    async fn call_pipelined<R: Routed>(
+        &self,
+        route: Route<'_>,
+        call: impl Fn() -> Call,
+        unpack: fn(Reply) -> Option<R>,
+    ) -> ClientResult<R> {
+        self.call_with(route, |address| {
+            let pipeline = self.pipeline(address);
+            let call = call();
+            let timeout = self.config.rpc_timeout;
+            async move {
+                let pipeline =
+                    pipeline.map_err(|err| tonic::Status::invalid_argument(err.to_string()))?;
+                let reply = pipeline.call(call, timeout).await?;
+                unpack(reply).ok_or_else(|| tonic::Status::internal("a reply to another call"))
+            }
+        })
+        .await
+    }
+
+    /// Sends a request with `send` to the leader of its range (as far as
+    /// the client knows it), following hints, until it is answered or the
+    /// retry budget runs out.
+    async fn call_with<R, F, Fut>(&self, route: Route<'_>, send: F) -> ClientResult<R>
+    where
+        R: Routed,
+        F: Fn(&str) -> Fut,
+        Fut: std::future::Future<Output = Result<R, tonic::Status>>,
     {
         if self.nodes.is_empty() {
             return Err(ClientError::InvalidRequest(
@@ -191,50 +255,42 @@ impl KvClient {
         let mut backoff = self.config.initial_backoff;
         let mut last_error = String::new();
         for _ in 0..self.config.max_attempts {
-            let client = PbKvClient::new(self.channel(&address)?)
-                .max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::MAX_MESSAGE_BYTES);
             let mut redirected = false;
-            match f(client).await {
-                Ok(response) => {
-                    let response = response.into_inner();
-                    match response.route_error().and_then(|e| e.kind.clone()) {
-                        None => {
-                            let mut state = self.state.lock();
-                            if let Some(range) = range {
-                                state.leaders.insert(range, address.clone());
-                            }
-                            state.preferred = Some(address);
-                            return Ok(response);
+            match send(&address).await {
+                Ok(response) => match response.route_error().and_then(|e| e.kind.clone()) {
+                    None => {
+                        let mut state = self.state.lock();
+                        if let Some(range) = range {
+                            state.leaders.insert(range, address.clone());
                         }
-                        Some(route_error::Kind::NotLeader(hint))
-                            if !hint.leader_address.is_empty()
-                                && hint.leader_address != address =>
-                        {
-                            last_error =
-                                format!("range {}: not leader at {address}", hint.range_id);
-                            self.state
-                                .lock()
-                                .leaders
-                                .insert(hint.range_id, hint.leader_address.clone());
-                            address = hint.leader_address;
-                            redirected = true;
-                        }
-                        Some(route_error::Kind::CrossRange(e)) => {
-                            return Err(ClientError::CrossRange(e.key))
-                        }
-                        Some(route_error::Kind::RangeNotFound(e)) => {
-                            last_error = format!("no replica of the range at {address}");
-                            let mut state = self.state.lock();
-                            for node in e.nodes {
-                                if !self.nodes.contains(&node) && !state.learned.contains(&node) {
-                                    state.learned.push(node);
-                                }
-                            }
-                        }
-                        Some(other) => last_error = format!("{other:?} at {address}"),
+                        state.preferred = Some(address);
+                        return Ok(response);
                     }
-                }
+                    Some(route_error::Kind::NotLeader(hint))
+                        if !hint.leader_address.is_empty() && hint.leader_address != address =>
+                    {
+                        last_error = format!("range {}: not leader at {address}", hint.range_id);
+                        self.state
+                            .lock()
+                            .leaders
+                            .insert(hint.range_id, hint.leader_address.clone());
+                        address = hint.leader_address;
+                        redirected = true;
+                    }
+                    Some(route_error::Kind::CrossRange(e)) => {
+                        return Err(ClientError::CrossRange(e.key))
+                    }
+                    Some(route_error::Kind::RangeNotFound(e)) => {
+                        last_error = format!("no replica of the range at {address}");
+                        let mut state = self.state.lock();
+                        for node in e.nodes {
+                            if !self.nodes.contains(&node) && !state.learned.contains(&node) {
+                                state.learned.push(node);
+                            }
+                        }
+                    }
+                    Some(other) => last_error = format!("{other:?} at {address}"),
+                },
                 Err(status) => match status.code() {
                     tonic::Code::InvalidArgument
                     | tonic::Code::OutOfRange
@@ -330,10 +386,18 @@ impl KvClient {
     pub async fn txn(&self, command: TxnCommand) -> ClientResult<TxnResult> {
         let route_key = txn_route_key(&command);
         let response = self
-            .call(Route::Key(&route_key), |mut c| {
-                let command = Some(command.clone());
-                async move { c.txn(pb::TxnRequest { command }).await }
-            })
+            .call_pipelined(
+                Route::Key(&route_key),
+                || {
+                    Call::Txn(pb::TxnRequest {
+                        command: Some(command.clone()),
+                    })
+                },
+                |reply| match reply {
+                    Reply::Txn(response) => Some(response),
+                    _ => None,
+                },
+            )
             .await?;
         response
             .result
@@ -432,10 +496,19 @@ impl KvClient {
         ts: Timestamp,
     ) -> ClientResult<Result<Option<Vec<u8>>, TxnError>> {
         let response = self
-            .call(Route::Key(key), |mut c| {
-                let key = key.to_vec();
-                async move { c.mvcc_get(pb::MvccGetRequest { key, ts: ts.0 }).await }
-            })
+            .call_pipelined(
+                Route::Key(key),
+                || {
+                    Call::MvccGet(pb::MvccGetRequest {
+                        key: key.to_vec(),
+                        ts: ts.0,
+                    })
+                },
+                |reply| match reply {
+                    Reply::MvccGet(response) => Some(response),
+                    _ => None,
+                },
+            )
             .await?;
         Ok(match response.txn_error {
             Some(err) => Err(err),
@@ -776,13 +849,19 @@ impl KvClient {
         key: &[u8],
     ) -> ClientResult<(Timestamp, u32, Option<Option<Vec<u8>>>)> {
         let response = self
-            .call(Route::Meta, |mut c| {
-                let read_key = key.to_vec();
-                async move {
-                    c.timestamps(pb::TimestampsRequest { count, read_key })
-                        .await
-                }
-            })
+            .call_pipelined(
+                Route::Meta,
+                || {
+                    Call::Timestamps(pb::TimestampsRequest {
+                        count,
+                        read_key: key.to_vec(),
+                    })
+                },
+                |reply| match reply {
+                    Reply::Timestamps(response) => Some(response),
+                    _ => None,
+                },
+            )
             .await?;
         let read = response.read.map(|read| read.found.then_some(read.value));
         Ok((Timestamp(response.first), response.count, read))

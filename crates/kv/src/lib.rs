@@ -19,6 +19,7 @@ mod client;
 pub mod deadlock;
 mod error;
 pub mod flow;
+mod pipeline;
 pub mod range_ids;
 pub mod services;
 pub mod splits;

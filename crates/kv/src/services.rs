@@ -129,6 +129,7 @@ fn push_rows(flow: &mut dyn crate::flow::FlowRun, mut kvs: Vec<(Vec<u8>, Vec<u8>
 }
 
 /// The KV service.
+#[derive(Clone)]
 pub struct KvService {
     ctx: NodeContext,
     /// This node's timestamp oracle, which serves while the node leads the
@@ -142,7 +143,7 @@ pub struct KvService {
     range_ids: Arc<RangeIdAllocator>,
     /// A client of the whole cluster, for requests this node makes to
     /// others (the oracle, the meta range); made on first use.
-    cluster: parking_lot::Mutex<Option<crate::KvClient>>,
+    cluster: Arc<parking_lot::Mutex<Option<crate::KvClient>>>,
 }
 
 impl KvService {
@@ -154,7 +155,7 @@ impl KvService {
             ctx,
             tso,
             deadlocks: DeadlockDetector::new(),
-            cluster: parking_lot::Mutex::new(None),
+            cluster: Arc::new(parking_lot::Mutex::new(None)),
         }
     }
 
@@ -320,12 +321,43 @@ impl KvService {
     }
 }
 
+impl KvService {
+    /// Answers one call of a pipeline as its unary call would.
+    pub(crate) async fn answer(&self, call: crate::pipeline::Call) -> crate::pipeline::Reply {
+        use crate::pipeline::{failed, Call, Reply};
+        let reply = match call {
+            Call::MvccGet(request) => Kv::mvcc_get(self, Request::new(request))
+                .await
+                .map(|r| Reply::MvccGet(r.into_inner())),
+            Call::Timestamps(request) => Kv::timestamps(self, Request::new(request))
+                .await
+                .map(|r| Reply::Timestamps(r.into_inner())),
+            Call::Txn(request) => Kv::txn(self, Request::new(request))
+                .await
+                .map(|r| Reply::Txn(r.into_inner())),
+        };
+        reply.unwrap_or_else(|status| failed(&status))
+    }
+}
+
 fn route(kind: route_error::Kind) -> RouteError {
     RouteError { kind: Some(kind) }
 }
 
 #[tonic::async_trait]
 impl Kv for KvService {
+    type PipelineStream = crate::pipeline::Replies;
+
+    async fn pipeline(
+        &self,
+        request: Request<Streaming<pb::PipelineRequest>>,
+    ) -> Result<Response<Self::PipelineStream>, Status> {
+        Ok(Response::new(crate::pipeline::serve(
+            Arc::new(self.clone()),
+            request.into_inner(),
+        )))
+    }
+
     async fn get(
         &self,
         request: Request<pb::GetRequest>,
