@@ -42,6 +42,9 @@ impl Default for KvClientConfig {
 pub struct KvClient {
     nodes: Vec<String>,
     config: KvClientConfig,
+    /// The node this client runs on, if it is one: its address and its
+    /// KV service, which pipelined calls to that address reach directly.
+    local: Option<(String, std::sync::Arc<crate::services::KvService>)>,
     state: std::sync::Arc<Mutex<ClientState>>,
 }
 
@@ -117,8 +120,18 @@ impl KvClient {
         Self {
             nodes,
             config,
+            local: None,
             state: Default::default(),
         }
+    }
+
+    /// This client, running on the node at `address` whose KV service is
+    /// `service`: its pipelined calls to that address (rows, timestamps,
+    /// transactional commands) call the service in-process instead of
+    /// going through the network.
+    pub fn on_node(mut self, address: String, service: crate::services::KvService) -> Self {
+        self.local = Some((address, std::sync::Arc::new(service)));
+        self
     }
 
     fn channel(&self, address: &str) -> ClientResult<Channel> {
@@ -140,6 +153,9 @@ impl KvClient {
 
     /// The pipeline to `address` (opened on first use).
     fn pipeline(&self, address: &str) -> ClientResult<Pipeline> {
+        if let Some((_, service)) = self.local.as_ref().filter(|(local, _)| local == address) {
+            return Ok(Pipeline::Local(service.clone()));
+        }
         if let Some(pipeline) = self.state.lock().pipelines.get(address) {
             return Ok(pipeline.clone());
         }

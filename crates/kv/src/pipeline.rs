@@ -93,10 +93,12 @@ pub(crate) fn failed(status: &Status) -> Reply {
 type Answer = oneshot::Sender<Result<Reply, Status>>;
 
 /// The client side of one node's pipeline: a handle on the task that owns
-/// the stream.
+/// the stream, or, for the client's own node, its service itself (the call
+/// runs on the caller's task, without the network).
 #[derive(Clone)]
-pub(crate) struct Pipeline {
-    tx: mpsc::UnboundedSender<(Call, Answer)>,
+pub(crate) enum Pipeline {
+    Remote(mpsc::UnboundedSender<(Call, Answer)>),
+    Local(Arc<KvService>),
 }
 
 impl Pipeline {
@@ -105,22 +107,40 @@ impl Pipeline {
     pub fn open(channel: Channel) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(channel, rx));
-        Self { tx }
+        Self::Remote(tx)
     }
 
     /// Makes one call, waiting at most `timeout` for its answer.
     pub async fn call(&self, call: Call, timeout: Duration) -> Result<Reply, Status> {
+        let no_answer = || Status::deadline_exceeded(format!("no answer within {timeout:?}"));
+        let tx = match self {
+            Pipeline::Remote(tx) => tx,
+            Pipeline::Local(service) => {
+                return match tokio::time::timeout(timeout, service.answer(call)).await {
+                    Ok(reply) => result_of(Some(reply)),
+                    Err(_) => Err(no_answer()),
+                }
+            }
+        };
         let (answer, reply) = oneshot::channel();
-        self.tx
-            .send((call, answer))
+        tx.send((call, answer))
             .map_err(|_| Status::unavailable("the pipeline to the node is closed"))?;
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Status::unavailable("the pipeline to the node closed")),
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "no answer within {timeout:?}"
-            ))),
+            Err(_) => Err(no_answer()),
         }
+    }
+}
+
+/// A reply as the caller sees it: a failed call is its status.
+fn result_of(reply: Option<Reply>) -> Result<Reply, Status> {
+    match reply {
+        Some(Reply::Failed(failed)) => {
+            Err(Status::new(tonic::Code::from(failed.code), failed.message))
+        }
+        Some(reply) => Ok(reply),
+        None => Err(Status::internal("a pipelined reply without an answer")),
     }
 }
 
@@ -156,14 +176,7 @@ impl InFlight {
         let Some(answer) = self.waiting.remove(&reply.id) else {
             return;
         };
-        let result = match reply.reply {
-            Some(Reply::Failed(failed)) => {
-                Err(Status::new(tonic::Code::from(failed.code), failed.message))
-            }
-            Some(reply) => Ok(reply),
-            None => Err(Status::internal("a pipelined reply without an answer")),
-        };
-        let _ = answer.send(result);
+        let _ = answer.send(result_of(reply.reply));
     }
 
     /// Fails every call waiting: the stream broke.

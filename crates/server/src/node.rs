@@ -200,6 +200,8 @@ impl Node {
             }
             Ok::<_, std::io::Error>(stream)
         });
+        // The SQL gateway below calls this node's KV service in-process.
+        let kv_service = KvService::new(ctx.clone());
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .initial_stream_window_size(tessera_kv::STREAM_WINDOW_BYTES)
@@ -210,7 +212,7 @@ impl Node {
                     .max_encoding_message_size(max),
             )
             .add_service(
-                KvServer::new(KvService::new(ctx.clone()))
+                KvServer::new(kv_service.clone())
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
@@ -294,7 +296,8 @@ impl Node {
         });
         let kv = ClusterKv::new(
             TxnClient::new(
-                KvClient::new(kv_nodes, KvClientConfig::default()),
+                KvClient::new(kv_nodes, KvClientConfig::default())
+                    .on_node(advertise.clone(), kv_service),
                 TxnOptions {
                     // Every statement reads the schema version: the oracle
                     // reads it with each batch of timestamps.
