@@ -111,6 +111,9 @@ pub(crate) struct Permit<'a> {
     pub start_key: &'a [u8],
     pub end_key: &'a [u8],
     pub gc_threshold: Timestamp,
+    /// The leader's applied index, once the batches holding it are
+    /// written: the one-phase commits up to it are forgotten.
+    pub applied_written: Option<u64>,
 }
 
 /// A point read the gate can serve.
@@ -120,6 +123,15 @@ pub(crate) enum GateRead<'a> {
     Get(&'a [u8]),
     /// A key's value at a timestamp, or the lock that hides it.
     MvccGet(&'a [u8], Timestamp),
+}
+
+impl<'a> GateRead<'a> {
+    /// The key read.
+    pub fn key(&self) -> &'a [u8] {
+        match *self {
+            GateRead::Get(key) | GateRead::MvccGet(key, _) => key,
+        }
+    }
 }
 
 /// A read the gate served.
@@ -147,9 +159,13 @@ impl ReadGate {
 
     /// Publishes the store loop's view. With `may_open` false the gate
     /// only narrows: it stays closed if it was, and otherwise keeps its
-    /// deadline unless `permit` closes it. Returns whether the span changed.
+    /// deadline unless `permit` closes it. The records start afresh if the
+    /// term is new (see `records`). Returns whether the span changed.
     pub fn publish(&self, permit: Permit<'_>, may_open: bool) -> bool {
-        let mut state = self.state.write();
+        let mut state = self.records(permit.term);
+        if let Some(applied) = permit.applied_written {
+            state.pending_commits.retain(|index, _| *index > applied);
+        }
         state.open_until = match (may_open, permit.open_until, state.open_until) {
             (_, None, _) => None,
             (true, until, _) => until,
@@ -190,9 +206,10 @@ impl ReadGate {
         read: GateRead<'_>,
         now: Instant,
     ) -> Option<Result<GateAnswer>> {
-        let (key, ts) = match read {
-            GateRead::Get(key) => (key, None),
-            GateRead::MvccGet(key, ts) => (key, Some(ts)),
+        let key = read.key();
+        let ts = match read {
+            GateRead::Get(_) => None,
+            GateRead::MvccGet(_, ts) => Some(ts),
         };
         let (snapshot, ts) = {
             let state = self.state.read();
@@ -249,14 +266,13 @@ mod tests {
             start_key: b"a",
             end_key: b"m",
             gc_threshold: Timestamp(10),
+            applied_written: None,
         }
     }
 
-    /// Publishes `permit` with the records started for its term, as the
-    /// store loop's end-of-turn publish does.
+    /// Publishes `permit` as the store loop's end-of-turn publish does.
     fn open_gate(now: Instant) -> ReadGate {
         let gate = ReadGate::new(now);
-        drop(gate.records(3));
         gate.publish(permit(Some(now + Duration::from_millis(400))), true);
         gate
     }
@@ -286,7 +302,6 @@ mod tests {
     fn a_narrowing_publish_never_opens_and_never_extends() {
         let (engine, now) = (engine(), Instant::now());
         let gate = ReadGate::new(now);
-        drop(gate.records(3));
         gate.publish(permit(Some(now + Duration::from_secs(1))), false);
         assert!(gate.try_read(&engine, GateRead::Get(b"b"), now).is_none());
         let gate = open_gate(now);

@@ -818,13 +818,6 @@ impl Replica {
                         until.checked_sub(self.lease_duration / 2).unwrap_or(now)
                     }
                 });
-        if may_open {
-            let applied = apply.applied_index;
-            self.gate
-                .records(self.raw.raft.term)
-                .pending_commits
-                .retain(|index, _| *index > applied);
-        }
         self.gate.publish(
             Permit {
                 open_until,
@@ -832,6 +825,7 @@ impl Replica {
                 start_key: &descriptor.start_key,
                 end_key: &descriptor.end_key,
                 gc_threshold: Timestamp(apply.gc_threshold),
+                applied_written: may_open.then_some(apply.applied_index),
             },
             may_open,
         )

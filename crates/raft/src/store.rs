@@ -367,9 +367,7 @@ impl StoreHandle {
         if !self.is_running() {
             return None;
         }
-        let key = match read {
-            GateRead::Get(key) | GateRead::MvccGet(key, _) => key,
-        };
+        let key = read.key();
         let gate = self
             .gates
             .read()
