@@ -34,6 +34,12 @@ set +e
 cargo test --workspace --no-fail-fast -- --test-threads 2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The failures again, at the end where a truncated log still shows them:
+# each binary's "failures:" section, up to its result line.
+if [ "$status" -ne 0 ]; then
+    awk '/^failures:$/ && !inside { inside = 1; print "\n== failures" }
+         inside { print } /^test result:/ { inside = 0 }' "$log" | tail -n 200
+fi
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -320,6 +320,37 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// Keeps the cluster's data and logs after it stops, for a post-mortem
+    /// of a failed test, and returns each node's last `lines` warnings and
+    /// errors with the directory they are in.
+    pub fn keep_for_post_mortem(&mut self, lines: usize) -> String {
+        self.dir.disable_cleanup(true);
+        let mut out = format!(
+            "the cluster's data and logs are kept in {}\n",
+            self.dir.path().display()
+        );
+        for node in &self.nodes {
+            let log = node.log();
+            let noted: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+                .collect();
+            let tail = &noted[noted.len().saturating_sub(lines)..];
+            if tail.is_empty() {
+                out.push_str(&format!("--- node {}: no warnings or errors\n", node.id));
+                continue;
+            }
+            out.push_str(&format!(
+                "--- node {}: its last {} warnings and errors (of {}) ---\n{}\n",
+                node.id,
+                tail.len(),
+                noted.len(),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+
     /// The last `lines` lines of every node's log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();

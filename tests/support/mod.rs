@@ -321,7 +321,20 @@ pub fn run_trials(trials: Vec<Trial>) -> ! {
 }
 
 /// A trial from a test function, with the panic-free `Result<(), String>`
-/// convention used by the async tests here.
+/// convention used by the async tests here. A failure keeps this binary's
+/// Tessera cluster for a post-mortem and carries the nodes' last warnings.
 pub fn trial(name: &str, test: impl FnOnce() -> Result<(), String> + Send + 'static) -> Trial {
-    Trial::test(name, move || test().map_err(Failed::from))
+    Trial::test(name, move || {
+        test().map_err(|err| {
+            let mut owned = OWNED.lock().unwrap_or_else(|p| p.into_inner());
+            let notes: Vec<String> = owned
+                .iter_mut()
+                .filter_map(|server| match server {
+                    Owned::Cluster(cluster) => Some(cluster.keep_for_post_mortem(20)),
+                    Owned::Postgres(_) => None,
+                })
+                .collect();
+            Failed::from(format!("{err}\n{}", notes.join("")))
+        })
+    })
 }
