@@ -96,9 +96,14 @@ impl RaftTransport for RaftTransportService {
 const FLOW_READ_CHUNK: usize = 8192;
 const FLOW_PUSH_CHUNK: usize = 1024;
 
-/// How long a lease transfer may take before the leader gives up on it
-/// (raft-rs abandons it after an election timeout).
-const TRANSFER_WAIT: Duration = Duration::from_secs(3);
+/// How long a lease transfer may take before the leader gives up on it.
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a leader that still leads begins the transfer again: raft-rs
+/// abandons one the transferee did not take within an election timeout
+/// (it was catching up, or its TimeoutNow was lost), and ignores a repeat
+/// of one under way.
+const TRANSFER_RETRY: Duration = Duration::from_millis(500);
 
 /// How long a learner may take to catch up before it is promoted.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
@@ -871,6 +876,7 @@ impl Kv for KvService {
         // Answer once this replica sees the new leader (it learns of it from
         // the new leader's first message).
         let deadline = tokio::time::Instant::now() + TRANSFER_WAIT;
+        let mut begun = tokio::time::Instant::now();
         loop {
             let leader = self
                 .ctx
@@ -887,12 +893,20 @@ impl Kv for KvService {
                     leader_node_id: node_id,
                 }));
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 // Not retried: the node is down or cannot catch up.
                 return Err(Status::failed_precondition(format!(
                     "node {node_id} did not take the lease of range {range_id} within \
                      {TRANSFER_WAIT:?}: is it down?"
                 )));
+            }
+            if leader == Some(self.ctx.store.node_id()) && now >= begun + TRANSFER_RETRY {
+                begun = now;
+                let again = self.ctx.store.transfer_leader(range_id, node_id);
+                if let Err(error) = self.run(again).await? {
+                    return failed(error);
+                }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
