@@ -14,7 +14,7 @@ use tessera_proto::meta::{
     ReplicaDescriptor, ReplicaRole,
 };
 use tessera_proto::txn::{LockInfo, TxnError, TxnResult};
-use tessera_storage::mvcc::{MvccError, MvccReader};
+use tessera_storage::mvcc::{Lock, LockKind, MvccError, MvccReader};
 use tessera_storage::{Cf, Engine, Overlay, WriteBatch};
 use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
@@ -262,6 +262,33 @@ pub(crate) struct Replica {
     split_proposed_at: u64,
     /// The range's size as last measured (by the node's upkeep).
     pub size: Option<crate::store::RangeSize>,
+    /// The keys of the transactional commands this leader proposed and has
+    /// not applied, with the last such command's index (see
+    /// [`Replica::check_locks`]).
+    in_flight: HashMap<Vec<u8>, InFlight>,
+    /// The same keys by the index of the command that put them there.
+    in_flight_by_index: BTreeMap<u64, Vec<Vec<u8>>>,
+}
+
+/// A transactional command in flight on a key.
+struct InFlight {
+    /// Its log index.
+    index: u64,
+    /// The lock it takes, if it is a request for pessimistic locks that
+    /// was answered before it applied: other transactions' requests for
+    /// the key are refused as if the lock were on it.
+    lock: Option<Lock>,
+}
+
+/// What a leader does with a request for pessimistic locks (see
+/// [`Replica::check_locks`]).
+pub(crate) enum LockCheck {
+    /// It would fail: the answer, without a Raft round.
+    Refused(TxnResult),
+    /// It may succeed: propose it and answer at once.
+    Pipeline,
+    /// Propose it and answer once it has applied.
+    Propose,
 }
 
 impl Drop for Replica {
@@ -292,6 +319,8 @@ impl Replica {
             merged: Vec::new(),
             split_proposed_at: 0,
             size: None,
+            in_flight: HashMap::new(),
+            in_flight_by_index: BTreeMap::new(),
         };
         replica.refresh_peers();
         replica
@@ -334,74 +363,172 @@ impl Replica {
     }
 
     /// Proposes a command; `callback` is answered when it applies.
-    pub fn propose(&mut self, mut command: RaftCommand, callback: ProposalCallback) {
+    pub fn propose(&mut self, command: RaftCommand, callback: ProposalCallback) {
+        match self.append(command) {
+            Ok(index) => self.track_proposal(index, callback),
+            Err(err) => {
+                let _ = callback.send(Err(err));
+            }
+        }
+    }
+
+    /// Appends a command to the leader's log; returns its index.
+    fn append(&mut self, mut command: RaftCommand) -> Result<u64> {
         if !self.is_leader() {
-            let _ = callback.send(Err(self.not_leader()));
-            return;
+            return Err(self.not_leader());
         }
         let releases = matches!(
             command.kind,
             Some(raft_command::Kind::Unfreeze(_) | raft_command::Kind::Freeze(_))
         );
         if self.raw.store().apply.frozen && !releases {
-            let _ = callback.send(Err(Error::Frozen {
+            return Err(Error::Frozen {
                 range_id: self.range_id,
-            }));
-            return;
+            });
         }
         let gate = self.gate.clone();
-        let one_phase_commit =
-            prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command);
-        let commit_ts = match one_phase_commit {
-            Ok(commit_ts) => commit_ts,
+        let commit_ts =
+            prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command)?;
+        self.raw
+            .propose(Vec::new(), command.encode_to_vec())
+            .map_err(|err| self.refusal(err))?;
+        let index = self.raw.raft.raft_log.last_index();
+        if let Some((commit_ts, mut records)) = commit_ts {
+            records.pending_commits.insert(index, commit_ts);
+        }
+        Ok(index)
+    }
+
+    /// Proposes a transactional command, recording its keys as in flight
+    /// until it applies. A request for pessimistic locks that
+    /// [`Self::check_locks`] found may be pipelined is answered as soon as
+    /// it is in the log; anything else once it applies.
+    pub fn propose_txn(
+        &mut self,
+        command: tessera_proto::txn::TxnCommand,
+        proposal_id: u64,
+        pipelined: bool,
+        callback: ProposalCallback,
+    ) {
+        use tessera_proto::txn::txn_command::Kind;
+        let lock = match &command.kind {
+            Some(Kind::AcquirePessimisticLocks(request)) if pipelined => Some(Lock {
+                kind: LockKind::Pessimistic,
+                primary: request.primary.clone(),
+                start_ts: Timestamp(request.start_ts),
+                ttl_ms: request.ttl_ms,
+                for_update_ts: Timestamp(request.for_update_ts),
+                short_value: None,
+            }),
+            _ => None,
+        };
+        // A GC pass changes no lock and no version a check looks at.
+        let keys: Vec<Vec<u8>> = match &command.kind {
+            Some(Kind::Gc(_)) => Vec::new(),
+            _ => crate::txn::command_keys(&command)
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect(),
+        };
+        let index = match self.append(RaftCommand {
+            proposal_id,
+            kind: Some(raft_command::Kind::Txn(command)),
+        }) {
+            Ok(index) => index,
             Err(err) => {
                 let _ = callback.send(Err(err));
                 return;
             }
         };
-        let proposed = self.raw.propose(Vec::new(), command.encode_to_vec());
-        let accepted = proposed.is_ok();
-        self.track_proposal(proposed, callback);
-        if let Some((commit_ts, mut records)) = commit_ts {
-            if accepted {
-                records
-                    .pending_commits
-                    .insert(self.raw.raft.raft_log.last_index(), commit_ts);
-            }
+        for key in &keys {
+            self.in_flight.insert(
+                key.clone(),
+                InFlight {
+                    index,
+                    lock: lock.clone(),
+                },
+            );
+        }
+        if !keys.is_empty() {
+            self.in_flight_by_index.insert(index, keys);
+        }
+        if lock.is_some() {
+            // The apply's outcome goes nowhere: a failure shows at prewrite.
+            let (applied, _) = oneshot::channel();
+            self.track_proposal(index, applied);
+            let _ = callback.send(Ok(Some(TxnResult::default())));
+        } else {
+            self.track_proposal(index, callback);
         }
     }
 
-    /// Answers a request for pessimistic locks that would fail on this
-    /// leader's applied state at once, without a Raft round: another
-    /// transaction's lock on a key (the caller waits and asks again), or a
-    /// write committed after the request's snapshot (the statement runs
-    /// again on a newer one). Either held at a moment while the request was
-    /// under way, which is all a failure reports. Returns None for a
-    /// request that may succeed: it is proposed, and its apply checks
-    /// again. Under contention on a row this saves the round of every
-    /// attempt that waits.
-    pub fn refuse_locks_early(
-        &self,
-        command: &tessera_proto::txn::TxnCommand,
-    ) -> Option<TxnResult> {
+    /// Checks a request for pessimistic locks on this leader before it is
+    /// proposed. A request that would fail on the applied state, or on a
+    /// key another transaction's lock is in flight for, is answered at once
+    /// without a Raft round: another transaction's lock on a key (the
+    /// caller waits and asks again), or a write committed after the
+    /// request's snapshot (the statement runs again on a newer one). Either
+    /// held at a moment while the request was under way, which is all a
+    /// failure reports. Under contention on a row this saves the round of
+    /// every attempt that waits.
+    ///
+    /// A request that passes is proposed and, once this leader has applied
+    /// every entry of earlier terms, answered at once (TiKV's pipelined
+    /// pessimistic locks): its apply checks again, and if a write that was
+    /// in flight beat it there (or the entry is lost with the leadership),
+    /// the transaction finds the lock gone when it prewrites the key, and
+    /// aborts. A transaction that wrote nothing commits without its locks,
+    /// having read what it read at its snapshot.
+    pub fn check_locks(&self, command: &tessera_proto::txn::TxnCommand) -> LockCheck {
         use tessera_proto::txn::txn_command::Kind;
-        if !matches!(command.kind, Some(Kind::AcquirePessimisticLocks(_)))
-            || !self.is_leader()
-            || self.raw.store().apply.frozen
-        {
-            return None;
+        let Some(Kind::AcquirePessimisticLocks(request)) = &command.kind else {
+            return LockCheck::Propose;
+        };
+        let Some(descriptor) = self.descriptor() else {
+            return LockCheck::Propose;
+        };
+        if !self.is_leader() || self.raw.store().apply.frozen {
+            return LockCheck::Propose;
         }
-        let descriptor = self.descriptor()?;
+        let start_ts = Timestamp(request.start_ts);
+        let mut writes_in_flight = false;
+        for key in &request.keys {
+            match self.in_flight.get(key) {
+                Some(InFlight {
+                    lock: Some(lock), ..
+                }) if lock.start_ts != start_ts => {
+                    return LockCheck::Refused(TxnResult {
+                        error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
+                            key: key.clone(),
+                            lock: lock.clone(),
+                        })),
+                        ..TxnResult::default()
+                    });
+                }
+                Some(InFlight { lock: None, .. }) => writes_in_flight = true,
+                _ => {}
+            }
+        }
         let snapshot = self.raw.store().engine().snapshot();
         let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
-        let (result, _) = crate::txn::execute(
+        let Ok((result, _)) = crate::txn::execute(
             command.clone(),
             snapshot.as_ref(),
             (&descriptor.start_key, &descriptor.end_key),
             gc_threshold,
-        )
-        .ok()?;
-        result.error.is_some().then_some(result)
+        ) else {
+            return LockCheck::Propose;
+        };
+        if result.error.is_some() {
+            return LockCheck::Refused(result);
+        }
+        // Only the apply can tell how a command in flight on a key (or an
+        // entry of an earlier leader) leaves it.
+        if writes_in_flight || self.raw.store().apply.applied_term != self.raw.raft.term {
+            LockCheck::Propose
+        } else {
+            LockCheck::Pipeline
+        }
     }
 
     /// Records a timestamp taken from the oracle after this leader answered
@@ -417,20 +544,19 @@ impl Replica {
         }
     }
 
-    /// Records a proposal raft-rs accepted at the end of the log, to answer
-    /// when its entry applies; answers at once if raft-rs refused it (not
-    /// leader, a leadership transfer, or a conf change already pending).
-    fn track_proposal(&mut self, proposed: raft::Result<()>, callback: ProposalCallback) {
-        if let Err(err) = proposed {
-            let err = match err {
-                raft::Error::ProposalDropped if !self.is_leader() => self.not_leader(),
-                raft::Error::ProposalDropped => Error::ProposalDropped,
-                other => Error::Raft(other),
-            };
-            let _ = callback.send(Err(err));
-            return;
+    /// The error for a proposal raft-rs refused: not leader, a leadership
+    /// transfer under way, or a conf change already pending.
+    fn refusal(&self, err: raft::Error) -> Error {
+        match err {
+            raft::Error::ProposalDropped if !self.is_leader() => self.not_leader(),
+            raft::Error::ProposalDropped => Error::ProposalDropped,
+            other => Error::Raft(other),
         }
-        let index = self.raw.raft.raft_log.last_index();
+    }
+
+    /// Records a proposal raft-rs accepted at `index`, to answer when its
+    /// entry applies.
+    fn track_proposal(&mut self, index: u64, callback: ProposalCallback) {
         let term = self.raw.raft.term;
         if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
             let _ = old.callback.send(Err(Error::ProposalDropped));
@@ -588,6 +714,8 @@ impl Replica {
         let err_leader = self.leader_node();
         self.lease.until = None;
         self.gate.close();
+        self.in_flight.clear();
+        self.in_flight_by_index.clear();
         for (_, round) in self.reads_waiting.drain() {
             if let Some(read) = round.read {
                 let _ = read.callback.send(Err(Error::NotLeader {
@@ -785,6 +913,20 @@ impl Replica {
             }
         }
         self.raw.store().stage_apply_state(batch);
+        // The batch is written before the next request is checked.
+        let applied = self.raw.store().apply.applied_index;
+        while let Some(entry) = self.in_flight_by_index.first_entry() {
+            if *entry.key() > applied {
+                break;
+            }
+            let (index, keys) = entry.remove_entry();
+            for key in keys {
+                // A later command on the key keeps it in flight.
+                if self.in_flight.get(&key).is_some_and(|f| f.index == index) {
+                    self.in_flight.remove(&key);
+                }
+            }
+        }
         // Before the batch is written: a freeze, a new span or a raised GC
         // threshold must stop the reads that would miss it.
         self.publish_gate(false);
@@ -1309,8 +1451,15 @@ impl Replica {
                 return;
             }
         };
-        let proposed = self.raw.propose_conf_change(descriptor.encode_to_vec(), cc);
-        self.track_proposal(proposed, callback);
+        match self.raw.propose_conf_change(descriptor.encode_to_vec(), cc) {
+            Ok(()) => {
+                let index = self.raw.raft.raft_log.last_index();
+                self.track_proposal(index, callback);
+            }
+            Err(err) => {
+                let _ = callback.send(Err(self.refusal(err)));
+            }
+        }
     }
 
     /// The descriptor after `change` (at the next generation), and the Raft

@@ -22,7 +22,8 @@ use crate::log::{encode_pb, ReplicaStorage};
 use crate::logger::replica_logger;
 use crate::read_gate::{GateAnswer, GateRead, ReadGate};
 use crate::replica::{
-    Applied, PendingRead, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply, ScanChunk,
+    Applied, LockCheck, PendingRead, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply,
+    ScanChunk,
 };
 use crate::transport::Transport;
 use crate::{Error, Result};
@@ -1180,16 +1181,14 @@ impl StoreLoop {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
         }
-        if let Some(refused) = replica.refuse_locks_early(&command) {
+        let check = replica.check_locks(&command);
+        if let LockCheck::Refused(refused) = check {
             let _ = callback.send(Ok(Some(refused)));
             return;
         }
         self.next_id += 1;
-        let command = RaftCommand {
-            proposal_id: self.next_id,
-            kind: Some(tessera_proto::meta::raft_command::Kind::Txn(command)),
-        };
-        replica.propose(command, callback);
+        let pipelined = matches!(check, LockCheck::Pipeline);
+        replica.propose_txn(command, self.next_id, pipelined, callback);
     }
 
     /// Proposes the first step of a split at `key` (`prepare`) or its last.

@@ -299,3 +299,69 @@ async fn the_oracle_never_goes_backwards_across_leaders() {
         cluster.heal();
     }
 }
+
+fn lock(start_ts: u64, for_update_ts: u64, keys: Vec<Vec<u8>>) -> TxnCommand {
+    TxnCommand {
+        kind: Some(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
+            start_ts,
+            for_update_ts,
+            primary: keys[0].clone(),
+            ttl_ms: 3000,
+            keys,
+        })),
+    }
+}
+
+/// The holder named by a `Locked` outcome, or a panic.
+fn holder(result: TxnResult) -> u64 {
+    match result.error.and_then(|e| e.kind) {
+        Some(txn_error::Kind::Locked(lock)) => lock.start_ts,
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_locks_are_refused_to_others_while_in_flight() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    // Settle the leadership, and an entry of the leader's term applied.
+    assert_eq!(run(&cluster, lock(5, 5, vec![key(0)])).await.error, None);
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+
+    // With every Raft message held up (for a fifth of the election timeout,
+    // ten ticks of 10 ms), entries stay in flight a while. A lock request
+    // is answered while its entry is in flight, and another transaction's
+    // request for the key meets that lock.
+    cluster.router.set_delay(Duration::from_millis(20));
+    let first = store.txn(lock(10, 10, vec![key(1)])).await.unwrap();
+    assert_eq!(first.error, None);
+    let second = store.txn(lock(20, 20, vec![key(1)])).await.unwrap();
+    assert_eq!(holder(second), 10);
+
+    // A request for a key that a prewrite in flight is about to lock is
+    // answered once that applies, with its lock.
+    let (prewritten, locked) = tokio::join!(
+        store.txn(prewrite(30, 0, &[(key(2), "a")])),
+        store.txn(lock(40, 40, vec![key(2)]))
+    );
+    assert_eq!(prewritten.unwrap().error, None);
+    assert_eq!(holder(locked.unwrap()), 30);
+    cluster.router.set_delay(Duration::ZERO);
+
+    // The pipelined lock did land: transaction 10's pessimistic prewrite
+    // finds it, and every replica applies the same.
+    let mut pessimistic = prewrite(10, 0, &[(key(1), "b")]);
+    if let Some(Kind::Prewrite(p)) = &mut pessimistic.kind {
+        p.for_update_ts = 10;
+        p.mutations[0].pessimistic = true;
+    }
+    assert_eq!(run(&cluster, pessimistic).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let locks = family(&cluster, leader, Cf::Lock);
+    assert_eq!(locks.len(), 3, "locks of transactions 5, 10 and 30");
+    for node in 1..=3 {
+        assert_eq!(family(&cluster, node, Cf::Lock), locks);
+    }
+}
