@@ -474,11 +474,13 @@ impl Replica {
     ///
     /// A request that passes is proposed and, once this leader has applied
     /// every entry of earlier terms, answered at once (TiKV's pipelined
-    /// pessimistic locks): its apply checks again, and if a write that was
-    /// in flight beat it there (or the entry is lost with the leadership),
-    /// the transaction finds the lock gone when it prewrites the key, and
-    /// aborts. A transaction that wrote nothing commits without its locks,
-    /// having read what it read at its snapshot.
+    /// pessimistic locks): its apply checks again. If the lock does not land
+    /// all the same (the entry is lost with the leadership, or a split
+    /// moved the key), the transaction's prewrite of the key finds it
+    /// missing, and locks the key itself only if nothing was committed
+    /// there since the transaction started. A transaction that wrote
+    /// nothing commits without its locks, having read what it read at its
+    /// snapshot.
     pub fn check_locks(&self, command: &tessera_proto::txn::TxnCommand) -> LockCheck {
         use tessera_proto::txn::txn_command::Kind;
         let Some(Kind::AcquirePessimisticLocks(request)) = &command.kind else {

@@ -187,14 +187,6 @@ fn check_prewrite(
         }
         None => {}
     }
-    if m.pessimistic {
-        // The lock taken when the statement ran is gone: a resolver found
-        // the transaction expired and rolled it back.
-        return Err(MvccError::PessimisticLockNotFound {
-            key: m.key.clone(),
-            start_ts,
-        });
-    }
     match reader.txn_record(&m.key, start_ts)? {
         TxnRecord::RolledBack => {
             return Err(MvccError::TxnAborted {
@@ -204,6 +196,21 @@ fn check_prewrite(
         }
         TxnRecord::Committed(..) => return Ok(Checked::Done),
         TxnRecord::None => {}
+    }
+    if m.pessimistic {
+        // The lock the transaction took is not here, and no resolver rolled
+        // it back on this key: its entry was lost (a pipelined lock that
+        // failed at apply, or one proposed by a deposed leader). If nothing
+        // was committed on the key since the transaction started, nothing
+        // happened that the lock would have kept out: the prewrite's lock
+        // takes its place.
+        if reader.committed_by_others_after(&m.key, start_ts, start_ts)? {
+            return Err(MvccError::PessimisticLockNotFound {
+                key: m.key.clone(),
+                start_ts,
+            });
+        }
+        return Ok(Checked::Proceed(None));
     }
     if let Some((commit_ts, write)) = reader.data_write_after(&m.key, start_ts)? {
         return Err(MvccError::WriteConflict {

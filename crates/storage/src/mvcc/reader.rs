@@ -135,6 +135,25 @@ impl<'a> MvccReader<'a> {
             .filter(|(commit_ts, _)| *commit_ts > after))
     }
 
+    /// Whether another transaction than `start_ts`'s committed anything on
+    /// `key` (a write, a delete or a lock record) after `after`.
+    pub fn committed_by_others_after(
+        &self,
+        key: &[u8],
+        start_ts: Timestamp,
+        after: Timestamp,
+    ) -> Result<bool> {
+        let mut found = false;
+        self.versions(key, Timestamp::MAX, |commit_ts, write| {
+            if commit_ts <= after {
+                return false;
+            }
+            found = write.start_ts != start_ts && write.kind != WriteKind::Rollback;
+            !found
+        })?;
+        Ok(found)
+    }
+
     /// What became of the transaction that started at `start_ts` on `key`.
     pub fn txn_record(&self, key: &[u8], start_ts: Timestamp) -> Result<TxnRecord> {
         let mut record = TxnRecord::None;
