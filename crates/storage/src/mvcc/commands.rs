@@ -204,7 +204,7 @@ fn check_prewrite(
         // was committed on the key since the transaction started, nothing
         // happened that the lock would have kept out: the prewrite's lock
         // takes its place.
-        if reader.committed_by_others_after(&m.key, start_ts, start_ts)? {
+        if reader.committed_by_others_since(&m.key, start_ts)? {
             return Err(MvccError::PessimisticLockNotFound {
                 key: m.key.clone(),
                 start_ts,

@@ -135,17 +135,13 @@ impl<'a> MvccReader<'a> {
             .filter(|(commit_ts, _)| *commit_ts > after))
     }
 
-    /// Whether another transaction than `start_ts`'s committed anything on
-    /// `key` (a write, a delete or a lock record) after `after`.
-    pub fn committed_by_others_after(
-        &self,
-        key: &[u8],
-        start_ts: Timestamp,
-        after: Timestamp,
-    ) -> Result<bool> {
+    /// Whether another transaction committed anything on `key` (a write, a
+    /// delete or a lock record) after the one that started at `start_ts`
+    /// started.
+    pub fn committed_by_others_since(&self, key: &[u8], start_ts: Timestamp) -> Result<bool> {
         let mut found = false;
         self.versions(key, Timestamp::MAX, |commit_ts, write| {
-            if commit_ts <= after {
+            if commit_ts <= start_ts {
                 return false;
             }
             found = write.start_ts != start_ts && write.kind != WriteKind::Rollback;
