@@ -422,14 +422,12 @@ impl Replica {
             }),
             _ => None,
         };
-        // A GC pass changes no lock and no version a check looks at.
-        let keys: Vec<Vec<u8>> = match &command.kind {
-            Some(Kind::Gc(_)) => Vec::new(),
-            _ => crate::txn::command_keys(&command)
-                .into_iter()
-                .map(<[u8]>::to_vec)
-                .collect(),
-        };
+        // (A GC pass names no keys: it changes no lock and no version a
+        // check looks at.)
+        let keys: Vec<Vec<u8>> = crate::txn::command_keys(&command)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
         let index = match self.append(RaftCommand {
             proposal_id,
             kind: Some(raft_command::Kind::Txn(command)),
