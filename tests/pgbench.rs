@@ -96,7 +96,17 @@ async fn pgbench_initializes_and_runs_unmodified() {
     let (ok, out) = run(
         &pgbench,
         &address,
-        &["-c", "4", "-j", "2", "-t", "50", "-M", "prepared"],
+        &[
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-t",
+            "50",
+            "-M",
+            "prepared",
+            "--verbose-errors",
+        ],
     );
     assert!(ok, "pgbench run:\n{out}");
     assert!(

@@ -226,6 +226,9 @@ fn prepare_one_phase_commit<'g>(
 struct Proposal {
     term: u64,
     callback: ProposalCallback,
+    /// A request for pessimistic locks answered before it applied: its
+    /// callback goes nowhere, and a failure is only logged.
+    pipelined: bool,
 }
 
 /// An answer to deliver once the apply batch holding its effects is written.
@@ -264,10 +267,15 @@ pub(crate) struct Replica {
     pub size: Option<crate::store::RangeSize>,
     /// The keys of the transactional commands this leader proposed and has
     /// not applied, with the last such command's index (see
-    /// [`Replica::check_locks`]).
+    /// [`Replica::precheck`]).
     in_flight: HashMap<Vec<u8>, InFlight>,
     /// The same keys by the index of the command that put them there.
     in_flight_by_index: BTreeMap<u64, Vec<Vec<u8>>>,
+    /// The log index of the last command other than a transactional one
+    /// (a split, a merge's step, a membership change...) this replica
+    /// proposed as leader: until it applies, the range's span or state may
+    /// change under a request, and no lock request is pipelined.
+    last_other_proposal: u64,
 }
 
 /// A transactional command in flight on a key.
@@ -280,11 +288,11 @@ struct InFlight {
     lock: Option<Lock>,
 }
 
-/// What a leader does with a request for pessimistic locks (see
-/// [`Replica::check_locks`]).
-pub(crate) enum LockCheck {
-    /// It would fail: the answer, without a Raft round.
-    Refused(TxnResult),
+/// What a leader does with a transactional command before proposing it
+/// (see [`Replica::precheck`]).
+pub(crate) enum Precheck {
+    /// Its answer, without a Raft round.
+    Answered(TxnResult),
     /// It may succeed: propose it and answer at once.
     Pipeline,
     /// Propose it and answer once it has applied.
@@ -321,6 +329,7 @@ impl Replica {
             size: None,
             in_flight: HashMap::new(),
             in_flight_by_index: BTreeMap::new(),
+            last_other_proposal: 0,
         };
         replica.refresh_peers();
         replica
@@ -386,6 +395,7 @@ impl Replica {
                 range_id: self.range_id,
             });
         }
+        let transactional = matches!(command.kind, Some(raft_command::Kind::Txn(_)));
         let gate = self.gate.clone();
         let commit_ts =
             prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command)?;
@@ -393,6 +403,9 @@ impl Replica {
             .propose(Vec::new(), command.encode_to_vec())
             .map_err(|err| self.refusal(err))?;
         let index = self.raw.raft.raft_log.last_index();
+        if !transactional {
+            self.last_other_proposal = index;
+        }
         if let Some((commit_ts, mut records)) = commit_ts {
             records.pending_commits.insert(index, commit_ts);
         }
@@ -401,7 +414,7 @@ impl Replica {
 
     /// Proposes a transactional command, recording its keys as in flight
     /// until it applies. A request for pessimistic locks that
-    /// [`Self::check_locks`] found may be pipelined is answered as soon as
+    /// [`Self::check_lock_request`] found may be pipelined is answered as soon as
     /// it is in the log; anything else once it applies.
     pub fn propose_txn(
         &mut self,
@@ -454,42 +467,65 @@ impl Replica {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
             let (applied, _) = oneshot::channel();
             self.track_proposal(index, applied);
+            if let Some(proposal) = self.proposals.get_mut(&index) {
+                proposal.pipelined = true;
+            }
             let _ = callback.send(Ok(Some(TxnResult::default())));
         } else {
             self.track_proposal(index, callback);
         }
     }
 
-    /// Checks a request for pessimistic locks on this leader before it is
-    /// proposed. A request that would fail on the applied state, or on a
-    /// key another transaction's lock is in flight for, is answered at once
-    /// without a Raft round: another transaction's lock on a key (the
-    /// caller waits and asks again), or a write committed after the
-    /// request's snapshot (the statement runs again on a newer one). Either
-    /// held at a moment while the request was under way, which is all a
-    /// failure reports. Under contention on a row this saves the round of
-    /// every attempt that waits.
+    /// Checks a transactional command on this leader before it is
+    /// proposed, to spare it the Raft round where the applied state already
+    /// gives the answer: a request for pessimistic locks (see
+    /// [`Self::check_lock_request`]), or a status check or lock resolution
+    /// that would change nothing (see [`Self::check_no_op`]). Everything
+    /// else is proposed.
+    pub fn precheck(&self, command: &tessera_proto::txn::TxnCommand) -> Precheck {
+        use tessera_proto::txn::txn_command::Kind;
+        let Some(descriptor) = self.descriptor() else {
+            return Precheck::Propose;
+        };
+        if !self.is_leader() || self.raw.store().apply.frozen {
+            return Precheck::Propose;
+        }
+        match &command.kind {
+            Some(Kind::AcquirePessimisticLocks(request)) => {
+                self.check_lock_request(command, request, descriptor)
+            }
+            Some(Kind::CheckTxnStatus(_) | Kind::ResolveLocks(_)) => {
+                self.check_no_op(command, descriptor)
+            }
+            _ => Precheck::Propose,
+        }
+    }
+
+    /// A request for pessimistic locks that would fail on the applied
+    /// state, or on a key another transaction's lock is in flight for, is
+    /// answered at once without a Raft round: another transaction's lock on
+    /// a key (the caller waits and asks again), or a write committed after
+    /// the request's snapshot (the statement runs again on a newer one).
+    /// Either held at a moment while the request was under way, which is
+    /// all a failure reports. Under contention on a row this saves the
+    /// round of every attempt that waits.
     ///
     /// A request that passes is proposed and, once this leader has applied
     /// every entry of earlier terms, answered at once (TiKV's pipelined
-    /// pessimistic locks): its apply checks again. If the lock does not land
-    /// all the same (the entry is lost with the leadership, or a split
-    /// moved the key), the transaction's prewrite of the key finds it
-    /// missing, and locks the key itself only if nothing was committed
-    /// there since the transaction started. A transaction that wrote
-    /// nothing commits without its locks, having read what it read at its
-    /// snapshot.
-    pub fn check_locks(&self, command: &tessera_proto::txn::TxnCommand) -> LockCheck {
-        use tessera_proto::txn::txn_command::Kind;
-        let Some(Kind::AcquirePessimisticLocks(request)) = &command.kind else {
-            return LockCheck::Propose;
-        };
-        let Some(descriptor) = self.descriptor() else {
-            return LockCheck::Propose;
-        };
-        if !self.is_leader() || self.raw.store().apply.frozen {
-            return LockCheck::Propose;
-        }
+    /// pessimistic locks), unless a command of another kind this leader
+    /// proposed (a split, say, which may move the key out of the range)
+    /// has yet to apply: its apply checks again. If the lock does not land
+    /// all the same (the entry is lost with the leadership), the
+    /// transaction's prewrite of the key finds it missing, and locks the
+    /// key itself only if nothing was committed there since the transaction
+    /// started. A transaction that wrote nothing commits without its locks,
+    /// having read what it read at its snapshot.
+    fn check_lock_request(
+        &self,
+        command: &tessera_proto::txn::TxnCommand,
+        request: &tessera_proto::txn::AcquirePessimisticLocks,
+        descriptor: &RangeDescriptor,
+    ) -> Precheck {
         let start_ts = Timestamp(request.start_ts);
         let mut writes_in_flight = false;
         for key in &request.keys {
@@ -497,7 +533,7 @@ impl Replica {
                 Some(InFlight {
                     lock: Some(lock), ..
                 }) if lock.start_ts != start_ts => {
-                    return LockCheck::Refused(TxnResult {
+                    return Precheck::Answered(TxnResult {
                         error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
                             key: key.clone(),
                             lock: lock.clone(),
@@ -509,26 +545,65 @@ impl Replica {
                 _ => {}
             }
         }
+        let Some((result, _)) = self.execute_on_applied(command, descriptor) else {
+            return Precheck::Propose;
+        };
+        if result.error.is_some() {
+            return Precheck::Answered(result);
+        }
+        // Only the apply can tell how a command in flight on a key (or an
+        // entry of an earlier leader, or a split in flight) leaves it.
+        let apply = &self.raw.store().apply;
+        if writes_in_flight
+            || apply.applied_term != self.raw.raft.term
+            || apply.applied_index < self.last_other_proposal
+        {
+            Precheck::Propose
+        } else {
+            Precheck::Pipeline
+        }
+    }
+
+    /// A transaction status check or lock resolution whose outcome on the
+    /// applied state writes nothing (the transaction is still alive, or
+    /// over and its lock already resolved) is answered from that state, if
+    /// nothing in flight on this leader may change its keys and it has
+    /// applied every entry of earlier terms. The answer is what the
+    /// command would have found on applying at that moment; a waiter asks
+    /// again later. Each lock wait used to cost a Raft write for this.
+    fn check_no_op(
+        &self,
+        command: &tessera_proto::txn::TxnCommand,
+        descriptor: &RangeDescriptor,
+    ) -> Precheck {
+        let keys = crate::txn::command_keys(command);
+        if self.raw.store().apply.applied_term != self.raw.raft.term
+            || keys.iter().any(|key| self.in_flight.contains_key(*key))
+        {
+            return Precheck::Propose;
+        }
+        match self.execute_on_applied(command, descriptor) {
+            Some((result, effects)) if effects.is_empty() => Precheck::Answered(result),
+            _ => Precheck::Propose,
+        }
+    }
+
+    /// Runs `command` against the applied state, as its apply would;
+    /// `None` if the engine failed (the apply will report it).
+    fn execute_on_applied(
+        &self,
+        command: &tessera_proto::txn::TxnCommand,
+        descriptor: &RangeDescriptor,
+    ) -> Option<(TxnResult, WriteBatch)> {
         let snapshot = self.raw.store().engine().snapshot();
         let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
-        let Ok((result, _)) = crate::txn::execute(
+        crate::txn::execute(
             command.clone(),
             snapshot.as_ref(),
             (&descriptor.start_key, &descriptor.end_key),
             gc_threshold,
-        ) else {
-            return LockCheck::Propose;
-        };
-        if result.error.is_some() {
-            return LockCheck::Refused(result);
-        }
-        // Only the apply can tell how a command in flight on a key (or an
-        // entry of an earlier leader) leaves it.
-        if writes_in_flight || self.raw.store().apply.applied_term != self.raw.raft.term {
-            LockCheck::Propose
-        } else {
-            LockCheck::Pipeline
-        }
+        )
+        .ok()
     }
 
     /// Records a timestamp taken from the oracle after this leader answered
@@ -554,11 +629,36 @@ impl Replica {
         }
     }
 
+    /// Logs a pipelined lock request (at `index`) that did not take its
+    /// locks: its transaction learns of it only at its prewrite.
+    fn report_lost_lock(&self, index: u64, reply: &Result<Option<TxnResult>>) {
+        let why = match reply {
+            Ok(Some(TxnResult { error: None, .. })) | Ok(None) => return,
+            Ok(Some(TxnResult {
+                error: Some(err), ..
+            })) => format!("{:?}", err.kind),
+            Err(err) => err.to_string(),
+        };
+        tracing::warn!(
+            range_id = self.range_id,
+            index,
+            why,
+            "a pipelined lock request did not take its locks"
+        );
+    }
+
     /// Records a proposal raft-rs accepted at `index`, to answer when its
     /// entry applies.
     fn track_proposal(&mut self, index: u64, callback: ProposalCallback) {
         let term = self.raw.raft.term;
-        if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
+        if let Some(old) = self.proposals.insert(
+            index,
+            Proposal {
+                term,
+                callback,
+                pipelined: false,
+            },
+        ) {
             let _ = old.callback.send(Err(Error::ProposalDropped));
         }
     }
@@ -907,6 +1007,9 @@ impl Replica {
                 } else {
                     Err(Error::ProposalDropped)
                 };
+                if proposal.pipelined {
+                    self.report_lost_lock(index, &reply);
+                }
                 replies.push(Box::new(move || {
                     let _ = proposal.callback.send(reply);
                 }));
@@ -1454,6 +1557,7 @@ impl Replica {
         match self.raw.propose_conf_change(descriptor.encode_to_vec(), cc) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
+                self.last_other_proposal = index;
                 self.track_proposal(index, callback);
             }
             Err(err) => {

@@ -22,7 +22,7 @@ use crate::log::{encode_pb, ReplicaStorage};
 use crate::logger::replica_logger;
 use crate::read_gate::{GateAnswer, GateRead, ReadGate};
 use crate::replica::{
-    Applied, LockCheck, PendingRead, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply,
+    Applied, PendingRead, Precheck, ProposalCallback, ReadOp, Replica, ReplicaChange, Reply,
     ScanChunk,
 };
 use crate::transport::Transport;
@@ -1181,13 +1181,13 @@ impl StoreLoop {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
         }
-        let check = replica.check_locks(&command);
-        if let LockCheck::Refused(refused) = check {
-            let _ = callback.send(Ok(Some(refused)));
+        let check = replica.precheck(&command);
+        if let Precheck::Answered(answer) = check {
+            let _ = callback.send(Ok(Some(answer)));
             return;
         }
         self.next_id += 1;
-        let pipelined = matches!(check, LockCheck::Pipeline);
+        let pipelined = matches!(check, Precheck::Pipeline);
         replica.propose_txn(command, self.next_id, pipelined, callback);
     }
 

@@ -365,3 +365,102 @@ async fn pipelined_locks_are_refused_to_others_while_in_flight() {
         assert_eq!(family(&cluster, node, Cf::Lock), locks);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_request_is_not_pipelined_while_a_split_is_in_flight() {
+    const RIGHT: u64 = 50;
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    assert_eq!(run(&cluster, lock(5, 5, vec![key(0)])).await.error, None);
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    store.prepare_split(key(50), RIGHT).await.unwrap();
+
+    // The split's last step in flight (every Raft message held up 20 ms),
+    // a request for a key it moves to the new range: answered before the
+    // split applied, it would be a lock that never lands, since its entry
+    // applies after the split, in a range that no longer holds the key.
+    cluster.router.set_delay(Duration::from_millis(20));
+    let (split, locked) = tokio::join!(store.finish_split(key(50), RIGHT), async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        store.txn(lock(10, 10, vec![key(60)])).await
+    });
+    cluster.router.set_delay(Duration::ZERO);
+    split.unwrap();
+    match locked {
+        // Answered once it applied: the key was no longer in the range.
+        Err(err) => assert!(err.is_retryable(), "{err}"),
+        Ok(result) => {
+            assert_eq!(result.error, None);
+            let locks = family(&cluster, leader, Cf::Lock);
+            assert!(
+                locks.iter().any(|(k, _)| k.starts_with(&key(60))),
+                "a lock request answered as taken left no lock"
+            );
+        }
+    }
+}
+
+/// A status check of `start_ts`'s transaction through `primary`, at `now`.
+fn check_status(primary: Vec<u8>, start_ts: u64, now: Timestamp) -> TxnCommand {
+    TxnCommand {
+        kind: Some(Kind::CheckTxnStatus(pb::CheckTxnStatus {
+            primary,
+            start_ts,
+            now: now.0,
+            rollback_if_missing: false,
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_checks_that_change_nothing_take_no_raft_round() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    // Transaction 10 (at the epoch's first millisecond) locks key 1.
+    assert_eq!(run(&cluster, lock(10, 10, vec![key(1)])).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    let last_index = || async {
+        let replicas = store.replicas().await.unwrap();
+        let info = replicas.iter().find(|r| r.range_id == USER_RANGE).unwrap();
+        assert!(info.is_leader, "the leader moved");
+        info.commit_index
+    };
+    let before = last_index().await;
+
+    // Alive within its TTL: answered from the leader's applied state.
+    let alive = store
+        .txn(check_status(key(1), 10, Timestamp::new(1_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(alive.error, None);
+    assert_eq!(alive.state, pb::TxnState::Locked as i32);
+    assert_eq!(alive.ttl_ms, 3000);
+    // A resolution with no lock of its transaction left to resolve.
+    let resolve = TxnCommand {
+        kind: Some(Kind::ResolveLocks(pb::ResolveLocks {
+            start_ts: 99,
+            commit_ts: 0,
+            keys: vec![key(1)],
+        })),
+    };
+    assert_eq!(store.txn(resolve).await.unwrap().error, None);
+    assert_eq!(last_index().await, before, "no entry for either");
+
+    // Expired: the check rolls the transaction back, through Raft, on
+    // every replica.
+    let expired = store
+        .txn(check_status(key(1), 10, Timestamp::new(10_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(expired.state, pb::TxnState::RolledBack as i32);
+    assert!(last_index().await > before);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    for node in 1..=3 {
+        assert!(family(&cluster, node, Cf::Lock).is_empty(), "node {node}");
+    }
+}
