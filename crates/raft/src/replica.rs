@@ -466,10 +466,7 @@ impl Replica {
         if lock.is_some() {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
             let (applied, _) = oneshot::channel();
-            self.track_proposal(index, applied);
-            if let Some(proposal) = self.proposals.get_mut(&index) {
-                proposal.pipelined = true;
-            }
+            self.track(index, applied, true);
             let _ = callback.send(Ok(Some(TxnResult::default())));
         } else {
             self.track_proposal(index, callback);
@@ -650,13 +647,19 @@ impl Replica {
     /// Records a proposal raft-rs accepted at `index`, to answer when its
     /// entry applies.
     fn track_proposal(&mut self, index: u64, callback: ProposalCallback) {
+        self.track(index, callback, false);
+    }
+
+    /// Records a proposal at `index`; `pipelined` if it was a lock request
+    /// answered already.
+    fn track(&mut self, index: u64, callback: ProposalCallback, pipelined: bool) {
         let term = self.raw.raft.term;
         if let Some(old) = self.proposals.insert(
             index,
             Proposal {
                 term,
                 callback,
-                pipelined: false,
+                pipelined,
             },
         ) {
             let _ = old.callback.send(Err(Error::ProposalDropped));
