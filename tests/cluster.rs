@@ -132,6 +132,81 @@ async fn kill_the_leader_and_lose_nothing() {
     drop(cluster.dir);
 }
 
+/// The applied index of `range` on the node at `address`, if it holds it.
+async fn applied_index(address: &str, range: u64) -> Option<u64> {
+    let mut node = node_client(address, Duration::from_secs(5)).await.ok()?;
+    let ranges = node
+        .ranges(tessera_proto::node::RangesRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    ranges
+        .replicas
+        .iter()
+        .find(|r| r.descriptor.as_ref().is_some_and(|d| d.range_id == range))
+        .map(|r| r.applied_index)
+}
+
+/// A follower dies (a failpoint aborts it) just after it wrote the entries
+/// it applied early in a Raft turn, before it wrote the turn's new entries
+/// and hard state, when that hard state commits entries still unwritten: it
+/// restarts, catches up, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_between_its_apply_and_log_writes_restarts() {
+    let mut cluster = start_cluster().await;
+    let client = KvClient::new(cluster.addresses.clone(), KvClientConfig::default());
+    client.put(&key(0), b"v0").await.unwrap();
+    let leader = leader_of(&cluster.addresses, USER_RANGE, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let follower = (leader + 1) % 3;
+    let failpoint = tessera_types::failpoint::RAFT_AFTER_EARLY_APPLY;
+    cluster.nodes[follower].env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
+    cluster.nodes[follower].restart();
+    node_client(&cluster.addresses[follower], Duration::from_secs(20))
+        .await
+        .unwrap();
+    let mut written = 1;
+    while !cluster.nodes[follower].exited() {
+        assert!(written < 20_000, "the failpoint was never reached");
+        let value = format!("v{written}");
+        client.put(&key(written), value.as_bytes()).await.unwrap();
+        written += 1;
+    }
+    assert!(
+        cluster.nodes[follower]
+            .log()
+            .contains(&format!("failpoint {failpoint} reached")),
+        "the follower died elsewhere:\n{}",
+        cluster.nodes[follower].log()
+    );
+    cluster.nodes[follower].env.clear();
+    cluster.nodes[follower].restart();
+    let target = applied_index(&cluster.addresses[leader], USER_RANGE)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied = applied_index(&cluster.addresses[follower], USER_RANGE).await;
+        if applied.is_some_and(|applied| applied >= target) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !cluster.nodes[follower].exited(),
+            "the follower did not come back (applied {applied:?} of {target}):\n{}",
+            cluster.nodes[follower].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let via = KvClient::new(
+        vec![cluster.addresses[follower].clone()],
+        KvClientConfig::default(),
+    );
+    let all = via.scan(b"e2e/", b"e2e0", 0).await.unwrap();
+    assert_eq!(all.len(), written);
+    drop(cluster.dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors() {
     let mut cluster = start_cluster().await;

@@ -267,12 +267,22 @@ impl ReplicaStorage {
         );
     }
 
-    /// Stages the hard state as it is in memory.
-    pub fn stage_current_hard_state(&self, batch: &mut WriteBatch) {
+    /// Stages, for a write that lands before the one of the turn's new
+    /// entries and hard state (entries applied early), the hard state
+    /// `durable` (the one on disk before the turn) with its commit index
+    /// raised to `applied`. Not the turn's new hard state: its commit index
+    /// may name entries still to be written, and a crash between the two
+    /// writes would leave a log raft-rs refuses to load. Nor a commit index
+    /// below the applied one, which raft-rs refuses as well.
+    pub fn stage_early_commit(&self, durable: &HardState, applied: u64, batch: &mut WriteBatch) {
+        let hard_state = HardState {
+            commit: durable.commit.max(applied),
+            ..durable.clone()
+        };
         batch.put(
             Cf::Raft,
             keys::hard_state(self.range_id),
-            encode_pb(&self.hard_state),
+            encode_pb(&hard_state),
         );
     }
 

@@ -14,7 +14,7 @@ use tessera_proto::meta::{mutation, Mutation, RaftCommand, RangeDescriptor, Stor
 use tessera_proto::raft::RaftEnvelope;
 use tessera_proto::txn::{TxnCommand, TxnError, TxnResult};
 use tessera_storage::{Cf, Engine, WriteBatch};
-use tessera_types::{ClusterId, NodeId, RangeId, ReplicaId, Timestamp};
+use tessera_types::{failpoint, ClusterId, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::keys;
@@ -1752,6 +1752,7 @@ impl StoreLoop {
         let mut readies = Vec::new();
         let mut early_apply = WriteBatch::new();
         let mut early_replies: Vec<Reply> = Vec::new();
+        let mut commits_unwritten = false;
         for (range_id, replica) in self.replicas.iter_mut() {
             if !replica.raw.has_ready() {
                 continue;
@@ -1782,6 +1783,10 @@ impl StoreLoop {
                     "applying snapshot"
                 );
             }
+            let durable = replica.raw.store().hard_state().clone();
+            commits_unwritten |= ready
+                .hs()
+                .is_some_and(|hs| hs.commit > replica.raw.store().last_index());
             replica
                 .raw
                 .mut_store()
@@ -1798,14 +1803,12 @@ impl StoreLoop {
             // on it. (After a snapshot, everything waits for the snapshot.)
             if ready.snapshot().is_empty() {
                 let committed = ready.take_committed_entries();
-                if !committed.is_empty() {
+                if let Some(last) = committed.last().map(|entry| entry.index) {
                     early_replies.extend(replica.stage_apply(committed, &mut early_apply)?);
-                    // raft-rs refuses to restart with applied > commit, and
-                    // this batch lands before the one holding the new commit.
                     replica
                         .raw
                         .store()
-                        .stage_current_hard_state(&mut early_apply);
+                        .stage_early_commit(&durable, last, &mut early_apply);
                 }
             }
             readies.push((*range_id, ready));
@@ -1816,6 +1819,9 @@ impl StoreLoop {
         let applied_any = !early_apply.is_empty();
         if applied_any {
             self.engine.write(&early_apply, false)?;
+            if commits_unwritten {
+                failpoint::crash_if_armed(failpoint::RAFT_AFTER_EARLY_APPLY);
+            }
         }
         for reply in early_replies {
             reply();

@@ -15,6 +15,11 @@ pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
 /// client is answered and the secondaries are committed.
 pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
 
+/// After a Raft turn wrote the entries it applied early (committed in
+/// earlier turns), before it writes its new entries and hard state, when
+/// that hard state commits entries the turn has yet to write.
+pub const RAFT_AFTER_EARLY_APPLY: &str = "raft-after-early-apply";
+
 /// After a range prepared a split, before the meta range records the two
 /// ranges (the split's commit point).
 pub const SPLIT_BEFORE_META: &str = "split-before-meta";
@@ -38,9 +43,14 @@ fn armed() -> &'static [String] {
     })
 }
 
+/// Whether the failpoint `name` is armed.
+pub fn is_armed(name: &str) -> bool {
+    armed().iter().any(|armed| armed == name)
+}
+
 /// Aborts the process if the failpoint `name` is armed.
 pub fn crash_if_armed(name: &str) {
-    if armed().iter().any(|armed| armed == name) {
+    if is_armed(name) {
         eprintln!("failpoint {name} reached: aborting the process");
         std::process::abort();
     }
