@@ -357,6 +357,62 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
     assert_eq!(balances(&reader).await, vec![80, 100, 100, 120]);
 }
 
+/// The answer to a transaction's commit point is lost after the commit
+/// applied (a failpoint on the gateway, as if the node that applied it died
+/// before answering): the gateway finds out that it applied and answers the
+/// client as committed, for a one-phase commit and a two-phase one. When
+/// the commit's request is lost instead, the gateway makes sure it never
+/// applies, releases the transaction's locks, and says that the cluster did
+/// not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_settled() {
+    let (mut cluster, _) = start().await;
+    let sql_addresses = cluster.sql_addresses();
+    let reader = tessera_e2e::sql_client(&sql_addresses[0]).await;
+    reader
+        .batch_execute(
+            "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
+             INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100), (4, 100);
+             ALTER TABLE acct SPLIT AT VALUES (3)",
+        )
+        .await
+        .unwrap();
+    let one_range = "UPDATE acct SET bal = bal + 1 WHERE id = 1";
+    let two_ranges = "BEGIN;
+        UPDATE acct SET bal = bal - 10 WHERE id = 1;
+        UPDATE acct SET bal = bal + 10 WHERE id = 4;
+        COMMIT";
+    let gateway = &mut cluster.nodes[2];
+    gateway.env = vec![(
+        "TESSERA_FAILPOINTS".into(),
+        tessera_txn::failpoint::COMMIT_ANSWER_LOST.into(),
+    )];
+    gateway.restart();
+    let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
+    client.batch_execute(one_range).await.unwrap();
+    client.batch_execute(two_ranges).await.unwrap();
+    assert_eq!(balances(&reader).await, vec![91, 100, 100, 110]);
+
+    let gateway = &mut cluster.nodes[2];
+    gateway.env = vec![(
+        "TESSERA_FAILPOINTS".into(),
+        tessera_txn::failpoint::COMMIT_REQUEST_LOST.into(),
+    )];
+    gateway.restart();
+    let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
+    for statement in [one_range, two_ranges] {
+        let err = client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err:?}");
+    }
+    assert_eq!(balances(&reader).await, vec![91, 100, 100, 110]);
+    // Nothing of them is left locked: a writer elsewhere goes at once.
+    let addresses = cluster.addresses();
+    let left = tessera_e2e::locks_left(&addresses, Duration::from_secs(1));
+    assert_eq!(left.await.unwrap(), 0, "locks left");
+    reader.batch_execute(two_ranges).await.unwrap();
+    assert_eq!(balances(&reader).await, vec![81, 100, 100, 120]);
+}
+
 /// SQL transfers through nodes 2 and 3 keep running while node 1 (which
 /// leads every range after bootstrap, the meta range's oracle and deadlock
 /// detector among them) is killed and restarted: no transfer fails with

@@ -163,8 +163,12 @@ pub(crate) fn execute(
                     if p.commit_ts == 0 {
                         commands::prewrite(&reader, &prewrite)
                     } else {
-                        result.commit_ts = p.commit_ts;
-                        commands::one_phase_commit(&reader, &prewrite, Timestamp(p.commit_ts))
+                        commands::one_phase_commit(&reader, &prewrite, Timestamp(p.commit_ts)).map(
+                            |(commit_ts, effects)| {
+                                result.commit_ts = commit_ts.0;
+                                effects
+                            },
+                        )
                     }
                 }
             }

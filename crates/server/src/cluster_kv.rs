@@ -97,6 +97,11 @@ fn sql_error(err: TxnError) -> SqlError {
         TxnError::Unavailable(msg) => {
             SqlError::new(code::CONNECTION_FAILURE, "the cluster is unavailable").with_detail(msg)
         }
+        TxnError::Ambiguous(msg) => SqlError::new(
+            code::STATEMENT_COMPLETION_UNKNOWN,
+            "the transaction may or may not have committed: its commit's answer was lost",
+        )
+        .with_detail(msg),
         TxnError::InvalidRequest(msg) => SqlError::new(code::INVALID_PARAMETER_VALUE, msg),
         TxnError::Internal(msg) => SqlError::internal(format!("storage error: {msg}")),
     }

@@ -54,6 +54,7 @@ pub mod code {
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const DEADLOCK_DETECTED: &str = "40P01";
+    pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const SNAPSHOT_TOO_OLD: &str = "72000";
     pub const INTERNAL_ERROR: &str = "XX000";

@@ -360,7 +360,12 @@ impl MvccRunner {
                     self.apply(commands::prewrite(&reader, &prewrite))
                 } else {
                     let commit_ts = args.ts("commit")?;
-                    self.apply(commands::one_phase_commit(&reader, &prewrite, commit_ts))
+                    let committed = commands::one_phase_commit(&reader, &prewrite, commit_ts);
+                    let answer = committed.as_ref().map_or(String::new(), |(ts, _)| {
+                        format!(" (committed at {})", fmt_ts(*ts))
+                    });
+                    let out = self.apply(committed.map(|(_, batch)| batch))?;
+                    Ok(out.replacen("ok\n", &format!("ok{answer}\n"), 1))
                 }
             }
             // commit start=T commit=T keys=K,..

@@ -193,6 +193,65 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
     );
 }
 
+/// Runs a one-phase commit at the user range's leader, giving a new leader
+/// the timestamp it asks for first.
+async fn one_phase(cluster: &Cluster, command: TxnCommand, start_ts: u64) -> TxnResult {
+    for _ in 0..100 {
+        let store = cluster.store(cluster.leader(USER_RANGE).await);
+        match store.txn(command.clone()).await {
+            Ok(result) => return result,
+            Err(tessera_raft::Error::NeedTimestamp { term, .. }) => {
+                let observed = store
+                    .observe_timestamp(key(1), Timestamp(start_ts), term)
+                    .await;
+                if let Err(err) = observed {
+                    assert!(err.is_retryable(), "{err}");
+                }
+            }
+            Err(err) if err.is_retryable() => {}
+            Err(err) => panic!("{err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no leader took the one-phase commit");
+}
+
+/// A coordinator whose one-phase commit applied, but whose answer was lost
+/// with the leader, sends it again to the next leader: the retry changes
+/// nothing and answers as the first would have, at the timestamp it
+/// committed at, although reads since would push a new commit above them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_one_phase_commit_answers_as_the_first_did() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let command = prewrite(100, 101, &[(key(1), "x"), (key(2), "y")]);
+    let first = one_phase(&cluster, command.clone(), 100).await;
+    assert_eq!(first.error, None);
+    let committed_at = first.commit_ts;
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let old_leader = cluster.leader(USER_RANGE).await;
+    cluster.stop_node(old_leader);
+    let store = cluster.store(cluster.leader(USER_RANGE).await);
+    // Another transaction writes a key since, and a read is served far
+    // above: neither may change the retry's answer.
+    let later = one_phase(&cluster, prewrite(200, 201, &[(key(2), "z")]), 200).await;
+    assert_eq!(later.error, None);
+    store
+        .mvcc_get(key(1), Timestamp(5000))
+        .await
+        .unwrap()
+        .unwrap();
+    let retry = one_phase(&cluster, command, 100).await;
+    assert_eq!(retry.error, None);
+    assert_eq!(retry.commit_ts, committed_at);
+    let versions: Vec<Vec<u8>> = family(&cluster, cluster.leader(USER_RANGE).await, Cf::Write)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(versions.len(), 3, "one version of key 1, two of key 2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_carry_locks_versions_and_values() {
     let mut options = ClusterOptions {

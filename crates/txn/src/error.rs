@@ -73,10 +73,14 @@ pub enum TxnError {
     /// retries: run it again (SQLSTATE 40001).
     #[error("the range changed while it was being resharded: {0}")]
     Changed(String),
-    /// The cluster could not be reached or did not answer; a commit may or
-    /// may not have happened.
+    /// The cluster could not be reached or did not answer. A commit that
+    /// fails so did not happen (see `Ambiguous`).
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// The commit's answer was lost, and so was the attempt to find out
+    /// whether it applied: it may or may not have (SQLSTATE 40003).
+    #[error("the transaction's outcome is unknown: {0}")]
+    Ambiguous(String),
     /// The request cannot be carried out as asked (a range that does not
     /// exist, a node that holds no replica of it or does not answer).
     #[error("{0}")]

@@ -703,11 +703,10 @@ impl Transaction {
         let mutations: Vec<pb::Mutation> = if one_command && inner.options.one_phase_commit {
             let commit_ts = self.client.timestamp().await?;
             let group = groups.into_iter().next().unwrap_or_default();
-            match self
-                .client
-                .run_locked(prewrite(group.clone(), commit_ts), start_ts, wait)
-                .await
-            {
+            let one_phase =
+                self.client
+                    .run_locked(prewrite(group.clone(), commit_ts), start_ts, wait);
+            match commit_point(one_phase).await {
                 Ok(result) => {
                     self.locked.clear();
                     return Ok(Some(Timestamp(result.commit_ts)));
@@ -717,6 +716,20 @@ impl Transaction {
                 Err(TxnError::RangeChanged { .. }) => {
                     inner.ranges.refresh().await?;
                     group
+                }
+                // The answer was lost: the commit may have applied.
+                Err(err @ (TxnError::Unavailable(_) | TxnError::Internal(_))) => {
+                    let written = group.iter().find(|m| !matches!(m.op, Some(Op::Lock(_))));
+                    let key = written.map(|m| m.key.clone()).unwrap_or_default();
+                    let settled = self.client.settle(start_ts, key, err).await;
+                    if !matches!(settled, Ok(Settled::RolledBack(_))) {
+                        // Committed, or unknown: no lock of it may go.
+                        self.locked.clear();
+                    }
+                    return match settled? {
+                        Settled::Committed(commit_ts) => Ok(Some(commit_ts)),
+                        Settled::RolledBack(err) => Err(err),
+                    };
                 }
                 Err(err) => return Err(err),
             }
@@ -756,13 +769,33 @@ impl Transaction {
             commit_ts: commit_ts.0,
             keys: vec![primary.clone()],
         }));
-        let result = self.client.inner.kv.txn(commit_primary).await?;
+        let kv = &self.client.inner.kv;
+        let sent = async { Ok(kv.txn(commit_primary).await?) };
+        let committed = match commit_point(sent).await {
+            Ok(result) => match result.error {
+                None => Ok(commit_ts),
+                // Rolled back by a reader that found the transaction expired.
+                Some(err) => Err(unexpected(err.kind, start_ts)),
+            },
+            // The answer was lost (with its node, say): the commit may have
+            // applied. Until that is known, no lock of it may go.
+            Err(err) => match self.client.settle(start_ts, primary, err).await {
+                Ok(Settled::Committed(commit_ts)) => Ok(commit_ts),
+                Ok(Settled::RolledBack(err)) => Err(err),
+                Err(ambiguous) => {
+                    self.locked.clear();
+                    return Err(ambiguous);
+                }
+            },
+        };
         self.locked.clear();
-        if let Some(err) = result.error {
-            // Rolled back by a reader that found the transaction expired.
-            self.client.roll_back(start_ts, keys).await;
-            return Err(unexpected(err.kind, start_ts));
-        }
+        let commit_ts = match committed {
+            Ok(commit_ts) => commit_ts,
+            Err(err) => {
+                self.client.roll_back(start_ts, keys).await;
+                return Err(err);
+            }
+        };
         crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PRIMARY_COMMIT);
         // Phase two: the other keys, after answering.
         let client = self.client.clone();
@@ -912,6 +945,37 @@ impl TxnClient {
         }
     }
 
+    /// Finds out whether a commit whose answer was lost (`lost` says how)
+    /// applied, by rolling back `key`: the transaction's primary, or a key
+    /// its one-phase commit writes. Ordered in the range's log after the
+    /// commit, the rollback finds it; ordered before, it makes sure the
+    /// commit never applies. `Ambiguous` if neither could be told.
+    async fn settle(
+        &self,
+        start_ts: Timestamp,
+        key: Vec<u8>,
+        lost: TxnError,
+    ) -> TxnResult<Settled> {
+        let rollback = command(Kind::Rollback(pb::Rollback {
+            start_ts: start_ts.0,
+            keys: vec![key],
+        }));
+        let outcome = match self.inner.kv.txn(rollback).await {
+            Ok(result) => match result.error.and_then(|e| e.kind) {
+                None => return Ok(Settled::RolledBack(lost)),
+                Some(txn_error::Kind::AlreadyCommitted(e)) => {
+                    return Ok(Settled::Committed(Timestamp(e.commit_ts)))
+                }
+                Some(other) => format!("{other:?}"),
+            },
+            Err(err) => err.to_string(),
+        };
+        tracing::warn!(%start_ts, %lost, %outcome, "a commit's outcome is unknown");
+        Err(TxnError::Ambiguous(format!(
+            "transaction {start_ts}: {lost}; checking its commit: {outcome}"
+        )))
+    }
+
     /// Rolls back a failed transaction's prewrites; best effort, since
     /// readers clean up what is left once the locks expire.
     async fn roll_back(&self, start_ts: Timestamp, groups: Vec<Vec<Vec<u8>>>) {
@@ -1032,6 +1096,33 @@ impl TxnClient {
             Some(err) => Err(unexpected(err.kind, lock_start)),
         }
     }
+}
+
+/// Sends a transaction's commit point (its one-phase commit, or its
+/// primary's commit) with `send`, losing the request or the answer where a
+/// test armed a failpoint to.
+async fn commit_point(
+    send: impl std::future::Future<Output = TxnResult<pb::TxnResult>>,
+) -> TxnResult<pb::TxnResult> {
+    use crate::failpoint::{is_armed, COMMIT_ANSWER_LOST, COMMIT_REQUEST_LOST};
+    let lost =
+        |what: &str| TxnError::Unavailable(format!("the commit's {what} was lost (failpoint)"));
+    if is_armed(COMMIT_REQUEST_LOST) {
+        return Err(lost("request"));
+    }
+    let answer = send.await?;
+    if is_armed(COMMIT_ANSWER_LOST) {
+        return Err(lost("answer"));
+    }
+    Ok(answer)
+}
+
+/// What became of a commit whose answer was lost.
+enum Settled {
+    /// It applied, at this timestamp.
+    Committed(Timestamp),
+    /// It did not, and now never will; the error that lost the answer.
+    RolledBack(TxnError),
 }
 
 /// The transaction error for an MVCC outcome.

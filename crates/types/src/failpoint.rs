@@ -1,9 +1,10 @@
 //! Failpoints: named places where a test makes the process die at once, as
-//! `kill -9` would, to check what survives.
+//! `kill -9` would, or loses a message, as a node dying would, to check
+//! what survives.
 //!
 //! A `tessera` process started with `TESSERA_FAILPOINTS=name[,name...]`
-//! aborts when it reaches one of the named places. Without the variable,
-//! each place costs one read of an initialized cell.
+//! aborts (or loses the message) when it reaches one of the named places.
+//! Without the variable, each place costs one read of an initialized cell.
 
 use std::sync::OnceLock;
 
@@ -14,6 +15,15 @@ pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
 /// Just after the primary key's commit (the commit point), before the
 /// client is answered and the secondaries are committed.
 pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
+
+/// The commit point's request (a one-phase commit, or the primary's
+/// commit) is lost before it is sent: the coordinator sees it fail as if
+/// the cluster did not answer.
+pub const COMMIT_REQUEST_LOST: &str = "txn-commit-request-lost";
+
+/// The commit point's answer is lost after the commit applied, as when the
+/// node that applied it dies before answering.
+pub const COMMIT_ANSWER_LOST: &str = "txn-commit-answer-lost";
 
 /// After a Raft turn wrote the entries it applied early (committed in
 /// earlier turns), before it writes its new entries and hard state, when

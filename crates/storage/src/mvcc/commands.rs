@@ -271,12 +271,14 @@ fn put_commit(
 
 /// One-phase commit: the checks of a prewrite, then every mutation committed
 /// at `commit_ts` at once, without locks. For a transaction whose keys all
-/// lie in one range.
+/// lie in one range. Returns the commit timestamp with the writes: a retry
+/// of a one-phase commit that already applied (its answer was lost with its
+/// leader) changes nothing and answers with the timestamp it committed at.
 pub fn one_phase_commit(
     reader: &MvccReader<'_>,
     prewrite: &Prewrite<'_>,
     commit_ts: Timestamp,
-) -> Result<WriteBatch> {
+) -> Result<(Timestamp, WriteBatch)> {
     distinct_keys(prewrite.mutations.iter().map(|m| m.key.as_slice()))?;
     if commit_ts <= prewrite.start_ts || commit_ts <= prewrite.for_update_ts {
         return Err(MvccError::InvalidRequest(format!(
@@ -286,14 +288,20 @@ pub fn one_phase_commit(
     }
     let mut effects = Effects::default();
     for m in prewrite.mutations {
-        let pessimistic = match check_prewrite(reader, prewrite, m)? {
-            Checked::Done => {
-                return Err(MvccError::InvalidRequest(format!(
-                    "one-phase commit of key {:02x?}, already prewritten",
-                    m.key
-                )))
+        let pessimistic = match check_prewrite(reader, prewrite, m) {
+            Ok(Checked::Proceed(pessimistic)) => pessimistic,
+            Err(err @ MvccError::Storage(_)) => return Err(err),
+            refused => {
+                if let Some(committed_at) = committed_at(reader, prewrite)? {
+                    return Ok((committed_at, WriteBatch::new()));
+                }
+                return Err(refused.err().unwrap_or_else(|| {
+                    MvccError::InvalidRequest(format!(
+                        "one-phase commit of key {:02x?}, already prewritten",
+                        m.key
+                    ))
+                }));
             }
-            Checked::Proceed(pessimistic) => pessimistic,
         };
         if pessimistic.is_some() {
             effects.delete_lock(&m.key);
@@ -313,7 +321,20 @@ pub fn one_phase_commit(
         };
         put_commit(reader, &mut effects, &m.key, commit_ts, write)?;
     }
-    Ok(effects.batch)
+    Ok((commit_ts, effects.batch))
+}
+
+/// When the transaction of `prewrite` committed, if a one-phase commit of
+/// it already applied: every key it writes then has its commit record, all
+/// at one timestamp, so the first tells.
+fn committed_at(reader: &MvccReader<'_>, prewrite: &Prewrite<'_>) -> Result<Option<Timestamp>> {
+    let Some(written) = prewrite.mutations.iter().find(|m| m.op != Op::Lock) else {
+        return Ok(None);
+    };
+    Ok(match reader.txn_record(&written.key, prewrite.start_ts)? {
+        TxnRecord::Committed(commit_ts, _) => Some(commit_ts),
+        TxnRecord::RolledBack | TxnRecord::None => None,
+    })
 }
 
 /// Commits the transaction's locks on `keys` at `commit_ts`. Committing the
