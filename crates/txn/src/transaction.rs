@@ -769,6 +769,10 @@ impl Transaction {
             commit_ts: commit_ts.0,
             keys: vec![primary.clone()],
         }));
+        // From here on the commit may apply, and then no lock of it may be
+        // rolled back: not by `commit`'s clean-up, nor by `Drop` if this
+        // future is dropped. A failure rolls back every key below.
+        self.locked.clear();
         let kv = &self.client.inner.kv;
         let sent = async { Ok(kv.txn(commit_primary).await?) };
         let committed = match commit_point(sent).await {
@@ -782,13 +786,9 @@ impl Transaction {
             Err(err) => match self.client.settle(start_ts, primary, err).await {
                 Ok(Settled::Committed(commit_ts)) => Ok(commit_ts),
                 Ok(Settled::RolledBack(err)) => Err(err),
-                Err(ambiguous) => {
-                    self.locked.clear();
-                    return Err(ambiguous);
-                }
+                Err(ambiguous) => return Err(ambiguous),
             },
         };
-        self.locked.clear();
         let commit_ts = match committed {
             Ok(commit_ts) => commit_ts,
             Err(err) => {
