@@ -177,13 +177,13 @@ async fn leases_even_out(client: &tokio_postgres::Client, cluster: &Cluster, n: 
     }
 }
 
-/// Starts three nodes that settle unfinished splits and merges after 3 s
-/// (checking every second).
-async fn settling_cluster() -> (Cluster, tempfile::NamedTempFile) {
+/// Starts three nodes that check their ranges every second and settle
+/// unfinished splits and merges after `settle_after_secs`.
+async fn settling_cluster(settle_after_secs: u64) -> (Cluster, tempfile::NamedTempFile) {
     let config = tempfile::NamedTempFile::new().expect("config file");
     std::fs::write(
         config.path(),
-        "[split]\ncheck_interval_secs = 1\nsettle_after_secs = 3\n",
+        format!("[split]\ncheck_interval_secs = 1\nsettle_after_secs = {settle_after_secs}\n"),
     )
     .expect("write the config");
     let path = config.path().to_str().expect("utf-8 path");
@@ -289,11 +289,12 @@ async fn settles_into(
 
 /// The node running a split dies after the range prepared it and before
 /// the meta range recorded it (the commit point): the range's new leader
-/// aborts the split, and the table can be split again.
+/// aborts the split at its next check, without waiting out
+/// `settle_after_secs` (600 here), and the table can be split again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_that_died_before_its_commit_point_is_aborted() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let (mut cluster, _config) = settling_cluster().await;
+    let (mut cluster, _config) = settling_cluster(600).await;
     let client = split_dies_at(&mut cluster, tessera_txn::failpoint::SPLIT_BEFORE_META).await;
     settles_into(&cluster, &client, &[None]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -312,12 +313,14 @@ async fn a_split_that_died_before_its_commit_point_is_aborted() {
 }
 
 /// The node running a split dies after the meta range recorded it and
-/// before the range applied it: the range's new leader applies it, and the
+/// before the range applied it: the range's new leader applies it at its
+/// next check, without waiting out `settle_after_secs` (600 here; the new
+/// range is named by the meta range and unavailable until then), and the
 /// meta range and the ranges agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_that_died_after_its_commit_point_is_applied() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let (mut cluster, _config) = settling_cluster().await;
+    let (mut cluster, _config) = settling_cluster(600).await;
     let client = split_dies_at(&mut cluster, tessera_txn::failpoint::SPLIT_AFTER_META).await;
     settles_into(&cluster, &client, &[None, Some("(50)")]).await;
 }
@@ -330,7 +333,7 @@ async fn a_split_that_died_after_its_commit_point_is_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let (mut cluster, _config) = settling_cluster().await;
+    let (mut cluster, _config) = settling_cluster(3).await;
     let client = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
     client
         .batch_execute(

@@ -263,6 +263,9 @@ pub(crate) struct Replica {
     /// The log index of the last `PrepareSplit` this replica proposed as
     /// leader (0: none).
     split_proposed_at: u64,
+    /// The term in which this replica, as leader, last proposed a
+    /// `PrepareSplit` (0: never, since it started).
+    split_proposed_term: u64,
     /// The range's size as last measured (by the node's upkeep).
     pub size: Option<crate::store::RangeSize>,
     /// The keys of the transactional commands this leader proposed and has
@@ -326,6 +329,7 @@ impl Replica {
             splits: Vec::new(),
             merged: Vec::new(),
             split_proposed_at: 0,
+            split_proposed_term: 0,
             size: None,
             in_flight: HashMap::new(),
             in_flight_by_index: BTreeMap::new(),
@@ -1522,6 +1526,18 @@ impl Replica {
     /// pending).
     pub(crate) fn note_split_proposed(&mut self) {
         self.split_proposed_at = self.raw.raft.raft_log.last_index();
+        self.split_proposed_term = self.raw.raft.term;
+    }
+
+    /// Whether this leader holds a split pending that it did not prepare in
+    /// its current term: an earlier leader (or this one, before it lost the
+    /// lease) prepared it, and the request that did fails at its last step
+    /// on a replica that no longer leads. Nothing will finish the split but
+    /// the leader's upkeep, which need not wait to settle it.
+    pub fn inherited_pending_split(&self) -> bool {
+        self.pending_split().is_some()
+            && self.is_leader()
+            && self.split_proposed_term != self.raw.raft.term
     }
 
     /// Proposes a membership change. The new descriptor rides in the

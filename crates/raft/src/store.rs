@@ -100,6 +100,9 @@ pub struct ReplicaInfo {
     pub frozen: bool,
     /// The split the range holds pending, if any.
     pub pending_split: Option<tessera_proto::meta::PrepareSplit>,
+    /// Whether this replica leads the range and holds its pending split
+    /// from an earlier leader (see `Replica::inherited_pending_split`).
+    pub inherited_pending_split: bool,
     /// Requests per second this replica served as leader, over the last
     /// few seconds.
     pub qps: f64,
@@ -1734,6 +1737,7 @@ impl StoreLoop {
             gc_threshold: store.apply.gc_threshold,
             frozen: store.apply.frozen,
             pending_split: store.apply.pending_split.clone(),
+            inherited_pending_split: replica.inherited_pending_split(),
             qps: load.rate(),
             load_split_key: load.median_key().map(<[u8]>::to_vec),
             size: replica.size,

@@ -9,8 +9,11 @@
 //!   (moved away, or its range merged into another) is removed, with the
 //!   data of its span that no other local replica holds.
 //! - Unfinished changes: a range this node leads that has held a split
-//!   pending longer than `split.settle_after_secs` applies it or drops it,
-//!   as the meta range decides (`tessera_kv::splits::settle_split`); one
+//!   pending longer than `split.settle_after_secs`, or holds one an earlier
+//!   leader prepared (the request that did fails on a replica that no
+//!   longer leads, while the meta range may already name the new range),
+//!   applies it or drops it, as the meta range decides
+//!   (`tessera_kv::splits::settle_split`); one
 //!   that has stayed frozen for a merge that long is released, once the
 //!   range to its left has fenced off the merge (see `release_abandoned`).
 //! - Addresses: the node learns every node's address from the meta range's
@@ -114,7 +117,10 @@ pub async fn run(
                 since.elapsed() >= thresholds.settle_after
             });
             if let Some(split) = &replica.pending_split {
-                if overdue {
+                // A split an earlier leader left pending has no request
+                // left to finish it, while the meta range may already name
+                // its new range: settle it now.
+                if overdue || replica.inherited_pending_split {
                     match tessera_kv::splits::settle_split(&client, &store, &descriptor, split)
                         .await
                     {

@@ -86,7 +86,8 @@ pub struct SplitSection {
     pub check_interval_secs: u64,
     /// Seconds a range may stay frozen for a merge, or hold a split
     /// pending, before its leader settles the change (the node that ran it
-    /// died, or lost an answer).
+    /// lost an answer). A split an earlier leader left pending is settled
+    /// at the next check.
     pub settle_after_secs: u64,
 }
 
