@@ -283,17 +283,17 @@ async fn balances(client: &tokio_postgres::Client) -> Vec<i32> {
         .collect()
 }
 
-/// Kills the gateway coordinating a two-range SQL transaction (with a
-/// failpoint that aborts the process, as kill -9 would) between its
-/// prewrites and its commit point, then again just after the commit
-/// point. Readers on another node see each transaction all or nothing
-/// (nothing, then everything), the locks it left are resolved, and the
-/// restarted gateway sees the same.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
-    let (mut cluster, _) = start().await;
-    let sql_addresses = cluster.sql_addresses();
-    let reader = tessera_e2e::sql_client(&sql_addresses[0]).await;
+/// A transfer of 10 from account 1 to account 4, in two ranges.
+const TRANSFER: &str = "BEGIN;
+    UPDATE acct SET bal = bal - 10 WHERE id = 1;
+    UPDATE acct SET bal = bal + 10 WHERE id = 4;
+    COMMIT";
+
+/// A cluster with table acct: accounts 1 to 4 holding 100 each, split
+/// before account 3; and a client of node 1.
+async fn four_accounts_in_two_ranges() -> (Cluster, tokio_postgres::Client) {
+    let (cluster, _) = start().await;
+    let reader = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
     reader
         .batch_execute(
             "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
@@ -302,10 +302,19 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
         )
         .await
         .unwrap();
-    let transfer = "BEGIN;
-        UPDATE acct SET bal = bal - 10 WHERE id = 1;
-        UPDATE acct SET bal = bal + 10 WHERE id = 4;
-        COMMIT";
+    (cluster, reader)
+}
+
+/// Kills the gateway coordinating a two-range SQL transaction (with a
+/// failpoint that aborts the process, as kill -9 would) between its
+/// prewrites and its commit point, then again just after the commit
+/// point. Readers on another node see each transaction all or nothing
+/// (nothing, then everything), the locks it left are resolved, and the
+/// restarted gateway sees the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
+    let (mut cluster, reader) = four_accounts_in_two_ranges().await;
+    let sql_addresses = cluster.sql_addresses();
     let expected = [
         (
             tessera_txn::failpoint::AFTER_PREWRITE,
@@ -321,7 +330,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
         gateway.env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
         gateway.restart();
         let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
-        let err = client.batch_execute(transfer).await.unwrap_err();
+        let err = client.batch_execute(TRANSFER).await.unwrap_err();
         assert!(
             err.is_closed() || err.code().is_none(),
             "{failpoint}: {err}"
@@ -353,7 +362,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
     gateway.restart();
     let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
     assert_eq!(balances(&client).await, vec![90, 100, 100, 110]);
-    client.batch_execute(transfer).await.unwrap();
+    client.batch_execute(TRANSFER).await.unwrap();
     assert_eq!(balances(&reader).await, vec![80, 100, 100, 120]);
 }
 
@@ -366,41 +375,15 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
 /// not answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_answer_is_lost_is_settled() {
-    let (mut cluster, _) = start().await;
-    let sql_addresses = cluster.sql_addresses();
-    let reader = tessera_e2e::sql_client(&sql_addresses[0]).await;
-    reader
-        .batch_execute(
-            "CREATE TABLE acct (id INT PRIMARY KEY, bal INT NOT NULL);
-             INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100), (4, 100);
-             ALTER TABLE acct SPLIT AT VALUES (3)",
-        )
-        .await
-        .unwrap();
+    let (mut cluster, reader) = four_accounts_in_two_ranges().await;
     let one_range = "UPDATE acct SET bal = bal + 1 WHERE id = 1";
-    let two_ranges = "BEGIN;
-        UPDATE acct SET bal = bal - 10 WHERE id = 1;
-        UPDATE acct SET bal = bal + 10 WHERE id = 4;
-        COMMIT";
-    let gateway = &mut cluster.nodes[2];
-    gateway.env = vec![(
-        "TESSERA_FAILPOINTS".into(),
-        tessera_txn::failpoint::COMMIT_ANSWER_LOST.into(),
-    )];
-    gateway.restart();
-    let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
+    let client = gateway_with(&mut cluster, tessera_txn::failpoint::COMMIT_ANSWER_LOST).await;
     client.batch_execute(one_range).await.unwrap();
-    client.batch_execute(two_ranges).await.unwrap();
+    client.batch_execute(TRANSFER).await.unwrap();
     assert_eq!(balances(&reader).await, vec![91, 100, 100, 110]);
 
-    let gateway = &mut cluster.nodes[2];
-    gateway.env = vec![(
-        "TESSERA_FAILPOINTS".into(),
-        tessera_txn::failpoint::COMMIT_REQUEST_LOST.into(),
-    )];
-    gateway.restart();
-    let client = tessera_e2e::sql_client(&sql_addresses[2]).await;
-    for statement in [one_range, two_ranges] {
+    let client = gateway_with(&mut cluster, tessera_txn::failpoint::COMMIT_REQUEST_LOST).await;
+    for statement in [one_range, TRANSFER] {
         let err = client.batch_execute(statement).await.unwrap_err();
         assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err:?}");
     }
@@ -409,8 +392,16 @@ async fn a_commit_whose_answer_is_lost_is_settled() {
     let addresses = cluster.addresses();
     let left = tessera_e2e::locks_left(&addresses, Duration::from_secs(1));
     assert_eq!(left.await.unwrap(), 0, "locks left");
-    reader.batch_execute(two_ranges).await.unwrap();
+    reader.batch_execute(TRANSFER).await.unwrap();
     assert_eq!(balances(&reader).await, vec![81, 100, 100, 120]);
+}
+
+/// Restarts node 3 with `failpoint` armed; a client of it.
+async fn gateway_with(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres::Client {
+    let gateway = &mut cluster.nodes[2];
+    gateway.env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
+    gateway.restart();
+    tessera_e2e::sql_client(&cluster.sql_addresses()[2]).await
 }
 
 /// SQL transfers through nodes 2 and 3 keep running while node 1 (which
