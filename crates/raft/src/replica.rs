@@ -225,10 +225,17 @@ fn prepare_one_phase_commit<'g>(
 
 struct Proposal {
     term: u64,
-    callback: ProposalCallback,
-    /// A request for pessimistic locks answered before it applied: its
-    /// callback goes nowhere, and a failure is only logged.
-    pipelined: bool,
+    /// Whom to answer; None for a request for pessimistic locks answered
+    /// before it applied (pipelined), whose failure is only logged.
+    callback: Option<ProposalCallback>,
+}
+
+impl Proposal {
+    fn answer(self, reply: Result<Applied>) {
+        if let Some(callback) = self.callback {
+            let _ = callback.send(reply);
+        }
+    }
 }
 
 /// An answer to deliver once the apply batch holding its effects is written.
@@ -469,8 +476,7 @@ impl Replica {
         }
         if lock.is_some() {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
-            let (applied, _) = oneshot::channel();
-            self.track(index, applied, true);
+            self.track(index, None);
             let _ = callback.send(Ok(Some(TxnResult::default())));
         } else {
             self.track_proposal(index, callback);
@@ -651,22 +657,15 @@ impl Replica {
     /// Records a proposal raft-rs accepted at `index`, to answer when its
     /// entry applies.
     fn track_proposal(&mut self, index: u64, callback: ProposalCallback) {
-        self.track(index, callback, false);
+        self.track(index, Some(callback));
     }
 
-    /// Records a proposal at `index`; `pipelined` if it was a lock request
-    /// answered already.
-    fn track(&mut self, index: u64, callback: ProposalCallback, pipelined: bool) {
+    /// Records a proposal at `index`, with no one to answer if it was a
+    /// lock request answered already.
+    fn track(&mut self, index: u64, callback: Option<ProposalCallback>) {
         let term = self.raw.raft.term;
-        if let Some(old) = self.proposals.insert(
-            index,
-            Proposal {
-                term,
-                callback,
-                pipelined,
-            },
-        ) {
-            let _ = old.callback.send(Err(Error::ProposalDropped));
+        if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
+            old.answer(Err(Error::ProposalDropped));
         }
     }
 
@@ -674,7 +673,7 @@ impl Replica {
     /// going away.
     pub fn fail_pending(&mut self, err: impl Fn() -> Error) {
         for (_, proposal) in std::mem::take(&mut self.proposals) {
-            let _ = proposal.callback.send(Err(err()));
+            proposal.answer(Err(err()));
         }
         for (_, round) in std::mem::take(&mut self.reads_waiting) {
             if let Some(read) = round.read {
@@ -1014,12 +1013,10 @@ impl Replica {
                 } else {
                     Err(Error::ProposalDropped)
                 };
-                if proposal.pipelined {
+                if proposal.callback.is_none() {
                     self.report_lost_lock(index, &reply);
                 }
-                replies.push(Box::new(move || {
-                    let _ = proposal.callback.send(reply);
-                }));
+                replies.push(Box::new(move || proposal.answer(reply)));
             }
         }
         self.raw.store().stage_apply_state(batch);
