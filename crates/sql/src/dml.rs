@@ -447,7 +447,7 @@ pub fn bind_insert(binder: &mut Binder, ins: &ast::Insert) -> SqlResult<InsertPl
         _ => return Err(SqlError::unsupported("INSERT into a table function")),
     };
     let table = table_for(binder.snap, binder.db, &name)?;
-    let targets: Vec<usize> = if ins.columns.is_empty() {
+    let mut targets: Vec<usize> = if ins.columns.is_empty() {
         table
             .columns
             .iter()
@@ -488,6 +488,20 @@ pub fn bind_insert(binder: &mut Binder, ins: &ast::Insert) -> SqlResult<InsertPl
             ast::SetExpr::Values(values) if q.order_by.is_none() && q.limit_clause.is_none() => {
                 let empty = Scope::default();
                 let mut rows = Vec::new();
+                if let Some(first) = values.rows.first() {
+                    if values
+                        .rows
+                        .iter()
+                        .any(|r| r.content.len() != first.content.len())
+                    {
+                        return Err(SqlError::syntax("VALUES lists must all be the same length"));
+                    }
+                    // Without a column list, N values go to the first N
+                    // columns (the rest take their defaults).
+                    if ins.columns.is_empty() {
+                        targets.truncate(first.content.len());
+                    }
+                }
                 for row in &values.rows {
                     if row.content.len() > targets.len() {
                         return Err(SqlError::syntax(
@@ -522,6 +536,9 @@ pub fn bind_insert(binder: &mut Binder, ins: &ast::Insert) -> SqlResult<InsertPl
             _ => {
                 let plan = crate::optimizer::optimize(binder.query(q)?);
                 let n = plan.cols().len();
+                if ins.columns.is_empty() {
+                    targets.truncate(n);
+                }
                 if n > targets.len() {
                     return Err(SqlError::syntax(
                         "INSERT has more expressions than target columns",
