@@ -35,6 +35,10 @@ fn main() {
             range_admin_bad_input,
         ),
         support::trial("sql_transactions::lost_update", lost_update),
+        support::trial(
+            "sql_transactions::reads_see_what_was_acknowledged_before",
+            reads_see_what_was_acknowledged_before,
+        ),
         support::trial("sql_transactions::deadlock", deadlock),
         support::trial("sql_transactions::row_locks", row_locks),
         support::trial("sql_transactions::foreign_keys", foreign_keys),
@@ -563,6 +567,105 @@ fn lost_update() -> Result<(), String> {
             return Err(format!("counter is {v}, not 4000"));
         }
         Ok(())
+    })
+}
+
+/// A write acknowledged through one gateway is seen by every read that
+/// starts after it through another: an update, a new row and a new column,
+/// read by point reads and scans. The reading gateway is kept busy by
+/// other readers, so its single SELECTs read at recent timestamps
+/// (`begin_recent`): without their check for newer writes, or without a
+/// schema change's wait, they would read from before the write. The reads
+/// are prepared once (or sent as simple queries): describing a statement
+/// takes a fresh timestamp, which would hide the difference.
+fn reads_see_what_was_acknowledged_before() -> Result<(), String> {
+    with_database("acknowledged", |target, database| async move {
+        // Entry point 1 writes; 0 reads, kept busy by 3 (the same gateway
+        // on a three-node cluster) and 2.
+        let mut all = clients(target, &database, 4).await?;
+        let writer = all.remove(1);
+        writer
+            .batch_execute(
+                "CREATE TABLE kv (id INT PRIMARY KEY, v INT NOT NULL);
+                 INSERT INTO kv VALUES (1, 0)",
+            )
+            .await
+            .map_err(err("setup"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut busy = Vec::new();
+        for client in all.drain(1..) {
+            let stop = stop.clone();
+            busy.push(tokio::spawn(async move {
+                let sql = "SELECT v FROM kv WHERE id = 1";
+                let read = client.prepare(sql).await.map_err(err(sql))?;
+                while !stop.load(Ordering::Relaxed) {
+                    client.query(&read, &[]).await.map_err(err(sql))?;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        let reader = all.remove(0);
+        let result = async {
+            let point = reader
+                .prepare("SELECT v FROM kv WHERE id = 1")
+                .await
+                .map_err(err("prepare"))?;
+            let scan = reader
+                .prepare("SELECT id FROM kv WHERE id > 1000 ORDER BY id")
+                .await
+                .map_err(err("prepare"))?;
+            for n in 1..=300i32 {
+                writer
+                    .execute("UPDATE kv SET v = $1 WHERE id = 1", &[&n])
+                    .await
+                    .map_err(err("UPDATE"))?;
+                let v: i32 = reader
+                    .query_one(&point, &[])
+                    .await
+                    .map_err(err("point read"))?
+                    .get(0);
+                if v != n {
+                    return Err(format!("a point read after update {n} saw {v}"));
+                }
+                writer
+                    .execute("INSERT INTO kv VALUES ($1, $1)", &[&(1000 + n)])
+                    .await
+                    .map_err(err("INSERT"))?;
+                let rows = reader.query(&scan, &[]).await.map_err(err("scan"))?;
+                if rows.len() != n as usize {
+                    return Err(format!(
+                        "a scan after insert {n} saw {} new rows",
+                        rows.len()
+                    ));
+                }
+                if n % 60 == 0 {
+                    let column = format!("c{n}");
+                    let sql = format!("ALTER TABLE kv ADD COLUMN {column} INT DEFAULT {n}");
+                    writer.batch_execute(&sql).await.map_err(err(&sql))?;
+                    let sql = format!("SELECT {column} FROM kv WHERE id = 1");
+                    let rows = reader
+                        .simple_query(&sql)
+                        .await
+                        .map_err(err("a read of a column added just before"))?;
+                    let c = rows.iter().find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => {
+                            row.get(0).map(str::to_string)
+                        }
+                        _ => None,
+                    });
+                    if c != Some(n.to_string()) {
+                        return Err(format!("{sql} gave {c:?}"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        for task in busy {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        result
     })
 }
 

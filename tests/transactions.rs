@@ -117,7 +117,7 @@ async fn concurrent_transfers_keep_the_total() {
         (&b"\x01sql/test-bank/"[..], &b"\x01sql/test-bank0"[..]),
         (b"bank/", b"bank0"),
     ] {
-        let scan = kv.mvcc_scan(start, end, now, 1000).await.unwrap();
+        let scan = kv.mvcc_scan(start, end, now, 1000, false).await.unwrap();
         let (kvs, _) = scan.expect("no locks left");
         assert_eq!(kvs.len(), ACCOUNTS / 2);
     }
@@ -195,7 +195,7 @@ async fn readers_clean_up_after_a_dead_coordinator() {
     assert_eq!(txn.get(&primary).await.unwrap(), Some(b"newer".to_vec()));
     let now = client.timestamp().await.unwrap();
     assert!(
-        kv.mvcc_get(&secondary, now).await.unwrap().is_ok(),
+        kv.mvcc_get(&secondary, now, false).await.unwrap().is_ok(),
         "the lock is gone"
     );
     drop(cluster);
@@ -263,7 +263,7 @@ async fn garbage_collection_stops_at_live_transactions_and_refuses_old_snapshots
     // the snapshot is refused rather than answered from collected history.
     let txn = client.begin().await.unwrap();
     assert_eq!(txn.get(&key).await.unwrap(), Some(b"v4".to_vec()));
-    match kv.mvcc_get(&key, before_last).await.unwrap() {
+    match kv.mvcc_get(&key, before_last, false).await.unwrap() {
         Err(pb::TxnError {
             kind: Some(pb::txn_error::Kind::TooOld(too_old)),
         }) => assert_eq!(too_old.threshold, live.0),

@@ -505,11 +505,13 @@ impl KvClient {
         Ok(())
     }
 
-    /// Reads a key at `ts`; a lock that hides it is the inner error.
+    /// Reads a key at `ts`; a lock that hides it is the inner error (and,
+    /// for a `latest` read, a newer write: see `MvccReader::latest`).
     pub async fn mvcc_get(
         &self,
         key: &[u8],
         ts: Timestamp,
+        latest: bool,
     ) -> ClientResult<Result<Option<Vec<u8>>, TxnError>> {
         let response = self
             .call_pipelined(
@@ -518,6 +520,7 @@ impl KvClient {
                     Call::MvccGet(pb::MvccGetRequest {
                         key: key.to_vec(),
                         ts: ts.0,
+                        latest,
                     })
                 },
                 |reply| match reply {
@@ -535,7 +538,7 @@ impl KvClient {
     /// Scans `[start, end)` at `ts` within the range holding `start`: at
     /// most `limit` entries, and the key to resume from (the next range's
     /// start, or past the last entry). A lock that hides a key is the inner
-    /// error.
+    /// error (and, for a `latest` scan, a newer write).
     #[allow(clippy::type_complexity)]
     pub async fn mvcc_scan(
         &self,
@@ -543,6 +546,7 @@ impl KvClient {
         end: &[u8],
         ts: Timestamp,
         limit: u32,
+        latest: bool,
     ) -> ClientResult<Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>), TxnError>> {
         let response = self
             .call(Route::Key(start), |mut c| {
@@ -553,6 +557,7 @@ impl KvClient {
                         end,
                         ts: ts.0,
                         limit,
+                        latest,
                     })
                     .await
                 }

@@ -467,8 +467,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::MvccGetRequest>,
     ) -> Result<Response<pb::MvccGetResponse>, Status> {
-        let pb::MvccGetRequest { key, ts } = request.into_inner();
-        let read = self.ctx.store.mvcc_get(key, Timestamp(ts));
+        let pb::MvccGetRequest { key, ts, latest } = request.into_inner();
+        let read = self.ctx.store.mvcc_get(key, Timestamp(ts), latest);
         let response = match self.run(read).await? {
             Ok(Ok(value)) => pb::MvccGetResponse {
                 found: value.is_some(),
@@ -496,12 +496,16 @@ impl Kv for KvService {
             end,
             ts,
             limit,
+            latest,
         } = request.into_inner();
         let limit = match limit {
             0 => 1000,
             n => n.min(100_000) as usize,
         };
-        let read = self.ctx.store.mvcc_scan(start, end, Timestamp(ts), limit);
+        let read = self
+            .ctx
+            .store
+            .mvcc_scan(start, end, Timestamp(ts), limit, latest);
         let response = match self.run(read).await? {
             Ok(Ok((kvs, resume_key))) => pb::MvccScanResponse {
                 kvs: kvs
@@ -794,6 +798,7 @@ impl Kv for KvService {
                 end.clone(),
                 Timestamp(ts),
                 FLOW_READ_CHUNK,
+                false,
             );
             match self.run(read).await? {
                 Ok(Ok((kvs, resume))) => {

@@ -115,7 +115,7 @@ impl TsoService {
             return Ok((first, count, None));
         }
         let last = Timestamp(first.0 + u64::from(count) - 1);
-        let read = match self.store.mvcc_get(key.to_vec(), last).await {
+        let read = match self.store.mvcc_get(key.to_vec(), last, false).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(_)) | Err(_) => None,
         };

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use tessera_proto::txn::TxnError;
-use tessera_storage::mvcc::{MvccError, MvccReader};
+use tessera_storage::mvcc::MvccError;
 use tessera_storage::{Cf, Engine};
 use tessera_types::{keys::span_contains, Timestamp};
 
@@ -121,15 +121,16 @@ pub(crate) struct Permit<'a> {
 pub(crate) enum GateRead<'a> {
     /// A key's latest value in the raw family (linearizable).
     Get(&'a [u8]),
-    /// A key's value at a timestamp, or the lock that hides it.
-    MvccGet(&'a [u8], Timestamp),
+    /// A key's value at a timestamp, or the lock that hides it; a latest
+    /// read if true (see `MvccReader::latest`).
+    MvccGet(&'a [u8], Timestamp, bool),
 }
 
 impl<'a> GateRead<'a> {
     /// The key read.
     pub fn key(&self) -> &'a [u8] {
         match *self {
-            GateRead::Get(key) | GateRead::MvccGet(key, _) => key,
+            GateRead::Get(key) | GateRead::MvccGet(key, ..) => key,
         }
     }
 }
@@ -207,9 +208,9 @@ impl ReadGate {
         now: Instant,
     ) -> Option<Result<GateAnswer>> {
         let key = read.key();
-        let ts = match read {
-            GateRead::Get(_) => None,
-            GateRead::MvccGet(_, ts) => Some(ts),
+        let (ts, latest) = match read {
+            GateRead::Get(_) => (None, false),
+            GateRead::MvccGet(_, ts, latest) => (Some(ts), latest),
         };
         let (snapshot, ts) = {
             let state = self.state.read();
@@ -235,11 +236,13 @@ impl ReadGate {
             (engine.snapshot(), ts)
         };
         self.load.lock().record(key);
-        Some(match MvccReader::new(snapshot.as_ref()).get(key, ts) {
-            Ok(value) => Ok(GateAnswer::MvccGet(Ok(value))),
-            Err(MvccError::Storage(err)) => Err(err.into()),
-            Err(err) => Ok(GateAnswer::MvccGet(Err(crate::txn::txn_error(err)))),
-        })
+        Some(
+            match crate::replica::mvcc_reader(snapshot.as_ref(), latest).get(key, ts) {
+                Ok(value) => Ok(GateAnswer::MvccGet(Ok(value))),
+                Err(MvccError::Storage(err)) => Err(err.into()),
+                Err(err) => Ok(GateAnswer::MvccGet(Err(crate::txn::txn_error(err)))),
+            },
+        )
     }
 }
 
@@ -327,7 +330,7 @@ mod tests {
     fn mvcc_reads_raise_the_reads_record_and_wait_for_one_phase_commits_below_them() {
         let (engine, now) = (engine(), Instant::now());
         let gate = open_gate(now);
-        let read = |ts| gate.try_read(&engine, GateRead::MvccGet(b"b", Timestamp(ts)), now);
+        let read = |ts| gate.try_read(&engine, GateRead::MvccGet(b"b", Timestamp(ts), false), now);
         assert!(matches!(read(50), Some(Ok(GateAnswer::MvccGet(Ok(None))))));
         assert_eq!(gate.records(3).reads.max_ts(), Timestamp(50));
         // Below the GC threshold: the store loop answers (TooOld).

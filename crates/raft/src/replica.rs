@@ -82,17 +82,19 @@ pub(crate) enum ReadOp {
         end: Vec<u8>,
         limit: usize,
     },
-    /// A key's value at a timestamp.
+    /// A key's value at a timestamp (`latest`: see `MvccReader::latest`).
     MvccGet {
         key: Vec<u8>,
         ts: Timestamp,
+        latest: bool,
     },
-    /// The keys of a span at a timestamp.
+    /// The keys of a span at a timestamp (`latest`: as for `MvccGet`).
     MvccScan {
         start: Vec<u8>,
         end: Vec<u8>,
         ts: Timestamp,
         limit: usize,
+        latest: bool,
     },
     /// The locks of a span from transactions that started at or below
     /// `max_ts`.
@@ -133,6 +135,18 @@ pub enum ReadResult {
     MvccScan(std::result::Result<ScanChunk, TxnError>),
     /// Locks of a span, and the key to resume from.
     Locks(Vec<LockInfo>, Option<Vec<u8>>),
+}
+
+/// An MVCC reader over `snapshot`, a latest one if `latest`.
+pub(crate) fn mvcc_reader(
+    snapshot: &dyn tessera_storage::Snapshot,
+    latest: bool,
+) -> MvccReader<'_> {
+    if latest {
+        MvccReader::latest(snapshot)
+    } else {
+        MvccReader::new(snapshot)
+    }
 }
 
 /// Entries of a scan, and the key to resume from if it is not complete.
@@ -877,7 +891,7 @@ impl Replica {
                 }
                 Ok(ReadResult::Scan { kvs, resume_key })
             }
-            ReadOp::MvccGet { key, ts } => {
+            ReadOp::MvccGet { key, ts, latest } => {
                 if !span_contains(&descriptor.start_key, &descriptor.end_key, &key) {
                     return Err(Error::RangeNotFound { key });
                 }
@@ -888,7 +902,7 @@ impl Replica {
                     ))));
                 }
                 let snapshot = engine.snapshot();
-                match MvccReader::new(snapshot.as_ref()).get(&key, ts) {
+                match mvcc_reader(snapshot.as_ref(), latest).get(&key, ts) {
                     Ok(value) => Ok(ReadResult::MvccGet(Ok(value))),
                     Err(MvccError::Storage(err)) => Err(err.into()),
                     Err(err) => Ok(ReadResult::MvccGet(Err(crate::txn::txn_error(err)))),
@@ -921,6 +935,7 @@ impl Replica {
                 end,
                 ts,
                 limit,
+                latest,
             } => {
                 let (scan_end, past_range) = clip_to_range(descriptor, &start, end)?;
                 if ts < gc_threshold {
@@ -930,7 +945,7 @@ impl Replica {
                     ))));
                 }
                 let snapshot = engine.snapshot();
-                match MvccReader::new(snapshot.as_ref()).scan(&start, &scan_end, ts, limit) {
+                match mvcc_reader(snapshot.as_ref(), latest).scan(&start, &scan_end, ts, limit) {
                     Ok((kvs, more)) => {
                         let resume_key = if more {
                             kvs.last().map(|(key, _)| {

@@ -434,13 +434,15 @@ impl StoreHandle {
 
     /// Reads a key's value at `ts` (at the range's leader, after
     /// ReadIndex). A lock that hides the value is returned as the inner
-    /// error, to be resolved by the caller.
+    /// error, to be resolved by the caller; so is a newer write if `latest`
+    /// (see `MvccReader::latest`).
     pub async fn mvcc_get(
         &self,
         key: Vec<u8>,
         ts: Timestamp,
+        latest: bool,
     ) -> Result<std::result::Result<Option<Vec<u8>>, TxnError>> {
-        match self.read_through_gate(GateRead::MvccGet(&key, ts)) {
+        match self.read_through_gate(GateRead::MvccGet(&key, ts, latest)) {
             Some(Ok(GateAnswer::MvccGet(result))) => return Ok(result),
             Some(Err(err)) => return Err(err),
             Some(Ok(GateAnswer::Get(_))) | None => {}
@@ -448,6 +450,7 @@ impl StoreHandle {
         let op = ReadOp::MvccGet {
             key: key.clone(),
             ts,
+            latest,
         };
         match self
             .request(|callback| StoreMsg::Read { key, op, callback })
@@ -460,19 +463,22 @@ impl StoreHandle {
 
     /// Scans `[start, end)` at `ts` within the range holding `start`: at
     /// most `limit` entries (0: no limit), and the key to resume from. A
-    /// lock that hides a key is returned as the inner error.
+    /// lock that hides a key is returned as the inner error (and, if
+    /// `latest`, a newer write, as for `mvcc_get`).
     pub async fn mvcc_scan(
         &self,
         start: Vec<u8>,
         end: Vec<u8>,
         ts: Timestamp,
         limit: usize,
+        latest: bool,
     ) -> Result<std::result::Result<ScanChunk, TxnError>> {
         let op = ReadOp::MvccScan {
             start: start.clone(),
             end,
             ts,
             limit,
+            latest,
         };
         match self
             .request(|callback| StoreMsg::Read {

@@ -69,6 +69,9 @@ pub fn txn_error(err: MvccError) -> TxnError {
         MvccError::TxnNotFound { key, start_ts } => {
             txn_error::Kind::TxnNotFound(key_error(key, start_ts, Timestamp::ZERO))
         }
+        MvccError::NewerWrite { key } => {
+            txn_error::Kind::NewerWrite(key_error(key, Timestamp::ZERO, Timestamp::ZERO))
+        }
         other => txn_error::Kind::Invalid(other.to_string()),
     };
     TxnError { kind: Some(kind) }

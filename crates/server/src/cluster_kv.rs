@@ -102,6 +102,7 @@ fn sql_error(err: TxnError) -> SqlError {
             "the transaction may or may not have committed: its commit's answer was lost",
         )
         .with_detail(msg),
+        TxnError::NewerWrite { key } => SqlError::not_latest(&key),
         TxnError::InvalidRequest(msg) => SqlError::new(code::INVALID_PARAMETER_VALUE, msg),
         TxnError::Internal(msg) => SqlError::internal(format!("storage error: {msg}")),
     }
@@ -216,6 +217,17 @@ impl Kv for ClusterKv {
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {
         Ok(Box::new(ClusterTxn {
             txn: self.begin_txn()?,
+            runtime: self.runtime.clone(),
+        }))
+    }
+
+    fn begin_recent(&self) -> SqlResult<Box<dyn KvTxn>> {
+        let txn = self
+            .runtime
+            .block_on(self.client.begin_recent())
+            .map_err(sql_error)?;
+        Ok(Box::new(ClusterTxn {
+            txn,
             runtime: self.runtime.clone(),
         }))
     }

@@ -75,6 +75,10 @@ pub struct SqlError {
     /// The storage key a conflict (40001) was about, for the session to
     /// describe as a table and key values.
     pub key: Option<Vec<u8>>,
+    /// A statement read at a recent snapshot ([`crate::kv::Kv::begin_recent`])
+    /// that turned out not to be the latest: it runs again on a fresh one,
+    /// and the client never sees this error.
+    pub retry_afresh: bool,
 }
 
 impl SqlError {
@@ -85,7 +89,23 @@ impl SqlError {
             message: message.into(),
             detail: None,
             key: None,
+            retry_afresh: false,
         }
+    }
+
+    /// 40001, [`retry_afresh`](Self::retry_afresh): a read at a recent
+    /// snapshot met `key` changed above it (or possibly changed).
+    pub fn not_latest(key: &[u8]) -> Self {
+        let mut err = Self::new(
+            code::SERIALIZATION_FAILURE,
+            "the statement's snapshot was not the latest",
+        )
+        .with_detail(format!(
+            "key {} changed after it, or may have",
+            crate::kv::conflict_key_text(key)
+        ));
+        err.retry_afresh = true;
+        err
     }
 
     /// Adds a DETAIL line.

@@ -1325,6 +1325,15 @@ fn touches_data(stmt: &crate::parser::Stmt) -> bool {
     )
 }
 
+/// Whether a statement is a query that locks no rows (SELECT without FOR
+/// UPDATE / FOR SHARE): on its own, it may read at a recent snapshot.
+fn only_reads(stmt: &crate::parser::Stmt) -> bool {
+    matches!(
+        stmt,
+        crate::parser::Stmt::Sql(s) if matches!(&**s, ast::Statement::Query(q) if q.locks.is_empty())
+    )
+}
+
 /// How often a statement runs again after losing a conflict it can recover
 /// from (see [`run_data_statement`]).
 const STATEMENT_ATTEMPTS: u32 = 1000;
@@ -1342,6 +1351,9 @@ const STATEMENT_ATTEMPTS: u32 = 1000;
 ///
 /// A single statement outside a block commits optimistically and, if it
 /// loses a conflict, runs again from scratch: nothing of it was seen yet.
+/// A single SELECT that locks no rows first reads at a recent snapshot
+/// ([`crate::kv::Kv::begin_recent`]), and runs again on a fresh one if that
+/// was not the latest.
 fn run_data_statement(
     session: &mut Session,
     stmt: &Statement,
@@ -1358,7 +1370,9 @@ fn run_data_statement(
                 txn.refresh_snapshot()?;
             }
         }
+        session.txn.recent_snapshot = single && attempt == 1 && only_reads(&stmt.inner);
         let result = crate::statements::execute_statement(session, &stmt.inner, params);
+        session.txn.recent_snapshot = false;
         session.absorb_pending();
         let row_locks = session.txn.row_locks.take();
         let fresh = session.txn.fresh_keys.take();
@@ -1391,6 +1405,12 @@ fn run_data_statement(
             },
             Ok((r, None)) => (Ok(r), false),
             Ok((_, Some(changed))) => (Err(changed), single || read_committed),
+            Err(e) if e.retry_afresh && single => {
+                // Nothing of it was seen or written: run it again at once,
+                // on a fresh snapshot.
+                session.txn.abort();
+                continue;
+            }
             Err(e) => (Err(e), false),
         };
         match outcome {

@@ -47,6 +47,14 @@ pub trait Kv: Send + Sync {
     fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()>;
     /// Starts a transaction.
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>>;
+    /// Starts a transaction for one statement that only reads, maybe at a
+    /// recent snapshot rather than a fresh one (which saves the cluster's
+    /// timestamp round trip). Its reads see what a fresh snapshot's would,
+    /// or fail with [`SqlError::not_latest`]; so do its locks and writes:
+    /// the statement then runs again in a transaction from [`Kv::begin`].
+    fn begin_recent(&self) -> SqlResult<Box<dyn KvTxn>> {
+        self.begin()
+    }
     /// Makes a range start at `key`; returns false if one started there
     /// already. Stores that are not partitioned refuse (0A000).
     fn split(&self, key: &[u8]) -> SqlResult<bool>;

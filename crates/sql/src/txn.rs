@@ -54,6 +54,9 @@ pub struct TxnState {
     /// Running the statements of one simple-query message outside a block:
     /// they share one implicit transaction, committed when the message ends.
     pub batch: bool,
+    /// The running statement only reads, on its own: its KV transaction
+    /// may start at a recent snapshot ([`Kv::begin_recent`]).
+    pub recent_snapshot: bool,
     /// The KV transaction, started by the first read.
     kv_txn: OnceCell<Box<dyn KvTxn>>,
 }
@@ -127,7 +130,12 @@ impl TxnState {
     /// The KV transaction, started now if it has not been.
     pub fn kv_txn(&self, kv: &dyn Kv) -> SqlResult<&dyn KvTxn> {
         if self.kv_txn.get().is_none() {
-            let _ = self.kv_txn.set(kv.begin()?);
+            let txn = if self.recent_snapshot {
+                kv.begin_recent()?
+            } else {
+                kv.begin()?
+            };
+            let _ = self.kv_txn.set(txn);
         }
         Ok(self
             .kv_txn

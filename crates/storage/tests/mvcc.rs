@@ -210,6 +210,7 @@ fn fmt_error(err: &MvccError) -> String {
         MvccError::TxnNotFound { key, start_ts } => {
             format!("TxnNotFound {}: txn {}", text(key), fmt_ts(*start_ts))
         }
+        MvccError::NewerWrite { key } => format!("NewerWrite {}", text(key)),
         other => other.to_string(),
     }
 }
@@ -220,6 +221,14 @@ struct Args<'a> {
 }
 
 impl Args<'_> {
+    /// A reader over `snapshot`: `latest=yes` makes it a latest reader.
+    fn reader<'s>(&self, snapshot: &'s dyn tessera_storage::Snapshot) -> MvccReader<'s> {
+        match self.get("latest") {
+            Some("yes") => MvccReader::latest(snapshot),
+            _ => MvccReader::new(snapshot),
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.command
             .args
@@ -442,17 +451,19 @@ impl MvccRunner {
                     Err(err) => format!("{}\n", fmt_error(&err)),
                 })
             }
-            // get key=K ts=T
+            // get key=K ts=T [latest=yes]
             "get" => {
                 let key = args.bytes("key")?;
+                let reader = args.reader(snapshot.as_ref());
                 Ok(match reader.get(&key, args.ts("ts")?) {
                     Ok(Some(value)) => format!("{} → {}\n", text(&key), text(&value)),
                     Ok(None) => format!("{} → none\n", text(&key)),
                     Err(err) => format!("{}\n", fmt_error(&err)),
                 })
             }
-            // scan ts=T [from=K] [to=K] [limit=N]
+            // scan ts=T [from=K] [to=K] [limit=N] [latest=yes]
             "scan" => {
+                let reader = args.reader(snapshot.as_ref());
                 let from = args.get("from").unwrap_or("").as_bytes().to_vec();
                 let to = args.get("to").unwrap_or("").as_bytes().to_vec();
                 let limit = args.u64_or("limit", 0)? as usize;

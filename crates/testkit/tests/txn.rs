@@ -92,12 +92,16 @@ async fn two_phase_commit_replicates_and_reports_conflicts() {
     let leader = cluster.leader(USER_RANGE).await;
     let store = cluster.store(leader);
     assert!(store
-        .mvcc_get(key(1), Timestamp(20))
+        .mvcc_get(key(1), Timestamp(20), false)
         .await
         .unwrap()
         .is_err());
     assert_eq!(
-        store.mvcc_get(key(1), Timestamp(5)).await.unwrap().unwrap(),
+        store
+            .mvcc_get(key(1), Timestamp(5), false)
+            .await
+            .unwrap()
+            .unwrap(),
         None
     );
 
@@ -107,14 +111,14 @@ async fn two_phase_commit_replicates_and_reports_conflicts() {
     );
     assert_eq!(
         store
-            .mvcc_get(key(2), Timestamp(20))
+            .mvcc_get(key(2), Timestamp(20), false)
             .await
             .unwrap()
             .unwrap(),
         Some(b"b".to_vec())
     );
     let (kvs, resume) = store
-        .mvcc_scan(key(0), key(9), Timestamp(12), 10)
+        .mvcc_scan(key(0), key(9), Timestamp(12), 10, false)
         .await
         .unwrap()
         .unwrap();
@@ -165,7 +169,7 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
         .unwrap();
     // A read at 500 was served: a one-phase commit at 101 must land above.
     store
-        .mvcc_get(key(1), Timestamp(500))
+        .mvcc_get(key(1), Timestamp(500), false)
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +181,7 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
     assert!(result.commit_ts > 500, "committed at {}", result.commit_ts);
     assert_eq!(
         store
-            .mvcc_get(key(1), Timestamp(500))
+            .mvcc_get(key(1), Timestamp(500), false)
             .await
             .unwrap()
             .unwrap(),
@@ -185,7 +189,7 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
     );
     assert_eq!(
         store
-            .mvcc_get(key(1), Timestamp(result.commit_ts))
+            .mvcc_get(key(1), Timestamp(result.commit_ts), false)
             .await
             .unwrap()
             .unwrap(),
@@ -238,7 +242,7 @@ async fn a_retried_one_phase_commit_answers_as_the_first_did() {
     let later = one_phase(&cluster, prewrite(200, 201, &[(key(2), "z")]), 200).await;
     assert_eq!(later.error, None);
     store
-        .mvcc_get(key(1), Timestamp(5000))
+        .mvcc_get(key(1), Timestamp(5000), false)
         .await
         .unwrap()
         .unwrap();

@@ -60,6 +60,15 @@ pub enum TxnError {
         /// The range's GC threshold.
         threshold: Timestamp,
     },
+    /// A transaction begun at a recent timestamp
+    /// ([`TxnClient::begin_recent`](crate::TxnClient::begin_recent)) read
+    /// a key that changed above it, or may have, or was asked to do more
+    /// than read: run it again in a transaction begun afresh.
+    #[error("key {key:02x?} changed after the transaction's recent timestamp, or may have")]
+    NewerWrite {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// A command's keys span more than one range: a range split after the
     /// coordinator grouped them. It regroups and retries; callers see this
     /// only if the ranges keep changing.

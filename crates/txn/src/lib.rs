@@ -27,5 +27,7 @@ mod tso;
 pub use error::{TxnError, TxnResult};
 pub use gc::GcReport;
 pub use ranges::RangeCache;
-pub use transaction::{FlowPart, NodeStatus, Transaction, TxnClient, TxnOptions};
+pub use transaction::{
+    FlowPart, NodeStatus, Transaction, TxnClient, TxnOptions, RECENT_TS_MAX_AGE,
+};
 pub use tso::TsoClient;

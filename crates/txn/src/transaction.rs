@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,15 @@ use tessera_proto::txn::{
 };
 use tessera_types::Timestamp;
 
+use crate::tso::Stamp;
 use crate::{RangeCache, TsoClient, TxnError, TxnResult};
+
+/// How long after asking the oracle for a timestamp it may still start a
+/// transaction that reads at a recent timestamp ([`TxnClient::begin_recent`]).
+/// A commit that writes the watched key waits twice this long before it
+/// answers, so that no transaction begun after the answer reads the key
+/// from before the commit.
+pub const RECENT_TS_MAX_AGE: Duration = Duration::from_millis(20);
 
 /// How a [`TxnClient`]'s transactions behave.
 #[derive(Clone, Debug)]
@@ -54,6 +63,9 @@ pub(crate) struct Inner {
     tso: TsoClient,
     pub(crate) ranges: RangeCache,
     options: TxnOptions,
+    /// The highest commit timestamp of this client's transactions: a
+    /// recent timestamp below it would miss their writes.
+    last_commit: AtomicU64,
 }
 
 impl TxnClient {
@@ -66,6 +78,7 @@ impl TxnClient {
                 ranges: RangeCache::new(kv.clone()),
                 kv,
                 options,
+                last_commit: AtomicU64::new(0),
             }),
         }
     }
@@ -189,18 +202,40 @@ impl TxnClient {
     /// then, plus its own writes.
     pub async fn begin(&self) -> TxnResult<Transaction> {
         let stamp = self.inner.tso.stamp().await?;
-        Ok(Transaction {
+        Ok(self.transaction(stamp, false))
+    }
+
+    /// Starts a transaction that only reads, at a recent timestamp if this
+    /// client asked the oracle for one less than [`RECENT_TS_MAX_AGE`] ago
+    /// (and none of its own commits is newer), else at a fresh one: a
+    /// single read-only statement saves the oracle's round trip. Its reads
+    /// see what reads at a fresh timestamp would, or fail with
+    /// [`TxnError::NewerWrite`] (the caller runs them again in a
+    /// transaction begun with [`TxnClient::begin`]): a key they read
+    /// changed above the timestamp, or may have (see
+    /// `MvccReader::latest`). Locks, flows and writes fail so too.
+    pub async fn begin_recent(&self) -> TxnResult<Transaction> {
+        let last_commit = self.inner.last_commit.load(Ordering::Relaxed);
+        match self.inner.tso.recent_stamp(RECENT_TS_MAX_AGE) {
+            Some(stamp) if stamp.ts.0 >= last_commit => Ok(self.transaction(stamp, true)),
+            _ => self.begin().await,
+        }
+    }
+
+    fn transaction(&self, stamp: Stamp, recent: bool) -> Transaction {
+        Transaction {
             client: self.clone(),
             start_ts: stamp.ts,
             read_ts: stamp.ts,
             watched: stamp.read,
+            recent,
             started: Instant::now(),
             writes: BTreeMap::new(),
             primary: None,
             locked: BTreeSet::new(),
             heartbeat: None,
             finished: false,
-        })
+        }
     }
 }
 
@@ -222,6 +257,9 @@ pub struct Transaction {
     /// The watched key's value at the read timestamp (see
     /// [`TxnOptions::watched_key`]), if the oracle read it.
     watched: Option<Option<Vec<u8>>>,
+    /// The read timestamp is a recent one, not a fresh one: reads must see
+    /// the latest state (see [`TxnClient::begin_recent`]).
+    recent: bool,
     started: Instant,
     /// Buffered writes: `None` deletes.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -364,6 +402,7 @@ impl Transaction {
         let stamp = self.client.inner.tso.stamp().await?;
         self.read_ts = stamp.ts;
         self.watched = stamp.read;
+        self.recent = false;
         Ok(())
     }
 
@@ -379,7 +418,7 @@ impl Transaction {
         }
         let mut backoff = Backoff::new(inner.options.lock_wait);
         let result = loop {
-            match inner.kv.mvcc_get(key, self.read_ts).await {
+            match inner.kv.mvcc_get(key, self.read_ts, self.recent).await {
                 Ok(Ok(value)) => break Ok(value),
                 Ok(Err(err)) => {
                     if let Err(err) = self.resolve_or_wait(err, &mut backoff).await {
@@ -421,7 +460,11 @@ impl Transaction {
         let mut backoff = Backoff::new(inner.options.lock_wait);
         let result = loop {
             let chunk = enough.map_or(10_000, |n| (n - stored.len()).min(10_000)) as u32;
-            match inner.kv.mvcc_scan(&cursor, end, self.read_ts, chunk).await {
+            match inner
+                .kv
+                .mvcc_scan(&cursor, end, self.read_ts, chunk, self.recent)
+                .await
+            {
                 Ok(Ok((kvs, resume))) => {
                     stored.extend(kvs);
                     match resume {
@@ -478,6 +521,7 @@ impl Transaction {
         spec: &[u8],
         spans: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> TxnResult<Vec<Vec<FlowPart>>> {
+        self.not_recent(spans.first().map(|(start, _)| start.as_slice()))?;
         let mut cut = Vec::with_capacity(spans.len());
         for (start, end) in &spans {
             cut.push(self.client.inner.ranges.split_span(start, end).await?);
@@ -543,6 +587,7 @@ impl Transaction {
         if keys.is_empty() {
             return Ok(());
         }
+        self.not_recent(keys.first().map(Vec::as_slice))?;
         let wait = wait.unwrap_or(self.client.inner.options.lock_wait);
         if self.primary.is_none() {
             // The first key locked is the primary, locked alone and first:
@@ -640,13 +685,37 @@ impl Transaction {
     /// visible, except for `Unavailable`, after which it may or may not
     /// have committed.
     pub async fn commit(mut self) -> TxnResult<Option<Timestamp>> {
+        let watched_key = &self.client.inner.options.watched_key;
+        let writes_watched = !watched_key.is_empty() && self.writes.contains_key(watched_key);
         let result = self.commit_writes().await;
         self.stop_heartbeat();
         if result.is_err() {
             self.release_locks().await;
         }
         self.finished = true;
+        if let Ok(Some(commit_ts)) = &result {
+            let inner = &self.client.inner;
+            inner.last_commit.fetch_max(commit_ts.0, Ordering::Relaxed);
+        }
+        if writes_watched {
+            // Until then, a transaction begun at a recent timestamp may
+            // read the watched key from before this commit (see
+            // `begin_recent`); it may have applied even if it failed.
+            tokio::time::sleep(2 * RECENT_TS_MAX_AGE).await;
+        }
         result
+    }
+
+    /// Fails with `NewerWrite` (about `key`) if the transaction reads at a
+    /// recent timestamp: it reads, and nothing more (see
+    /// [`TxnClient::begin_recent`]).
+    fn not_recent(&self, key: Option<&[u8]>) -> TxnResult<()> {
+        if self.recent {
+            return Err(TxnError::NewerWrite {
+                key: key.unwrap_or_default().to_vec(),
+            });
+        }
+        Ok(())
     }
 
     async fn commit_writes(&mut self) -> TxnResult<Option<Timestamp>> {
@@ -654,6 +723,7 @@ impl Transaction {
             self.release_locks().await;
             return Ok(None);
         }
+        self.not_recent(self.writes.keys().next().map(Vec::as_slice))?;
         let inner = self.client.inner.clone();
         let start_ts = self.start_ts;
         let writes = std::mem::take(&mut self.writes);
@@ -1148,6 +1218,7 @@ pub(crate) fn unexpected(kind: Option<txn_error::Kind>, start_ts: Timestamp) -> 
             key: lock.key,
             holder: Timestamp(lock.start_ts),
         },
+        Some(txn_error::Kind::NewerWrite(e)) => TxnError::NewerWrite { key: e.key },
         other => TxnError::Internal(format!("unexpected outcome {other:?}")),
     }
 }

@@ -12,8 +12,13 @@
 //! - a one-phase commit proposed after the oracle's read is raised above
 //!   every timestamp read at, the batch's last included (and one proposed
 //!   before got its commit timestamp from an earlier batch).
+//!
+//! The client also keeps the last batch's last timestamp, with the time it
+//! asked for the batch, for reads that may start at a recent timestamp
+//! instead of a fresh one ([`TsoClient::recent_stamp`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tessera_kv::KvClient;
 use tessera_types::Timestamp;
@@ -37,6 +42,9 @@ type Waiter = oneshot::Sender<TxnResult<Stamp>>;
 #[derive(Clone)]
 pub struct TsoClient {
     requests: mpsc::UnboundedSender<Waiter>,
+    /// The last batch's last stamp (unless the oracle was to read the
+    /// watched key with it and did not), and when the batch was asked for.
+    recent: Arc<Mutex<Option<(Instant, Stamp)>>>,
 }
 
 impl TsoClient {
@@ -46,8 +54,24 @@ impl TsoClient {
     /// (empty: none).
     pub fn new(kv: KvClient, watched: Vec<u8>) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
-        tokio::spawn(batch_loop(Arc::new(kv), watched, rx));
-        TsoClient { requests }
+        let recent = Arc::new(Mutex::new(None));
+        tokio::spawn(batch_loop(Arc::new(kv), watched, rx, recent.clone()));
+        TsoClient { requests, recent }
+    }
+
+    /// The last stamp handed out, if it came from a batch asked for less
+    /// than `max_age` ago (by this process's monotonic clock), with the
+    /// watched key's value if there is one. Every timestamp handed out
+    /// after that request was sent is above it, so a writer that waits
+    /// `max_age` after its commit, once it has its commit timestamp, knows
+    /// that no read begun after that wait starts below its commit from
+    /// this stamp.
+    pub(crate) fn recent_stamp(&self, max_age: Duration) -> Option<Stamp> {
+        let recent = self.recent.lock().expect("the recent stamp's lock");
+        recent
+            .as_ref()
+            .filter(|(asked, _)| asked.elapsed() < max_age)
+            .map(|(_, stamp)| stamp.clone())
     }
 
     /// A new timestamp, above every timestamp handed out before this call.
@@ -67,15 +91,28 @@ impl TsoClient {
     }
 }
 
-async fn batch_loop(kv: Arc<KvClient>, watched: Vec<u8>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn batch_loop(
+    kv: Arc<KvClient>,
+    watched: Vec<u8>,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    recent: Arc<Mutex<Option<(Instant, Stamp)>>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut waiters = vec![first];
         while let Ok(next) = rx.try_recv() {
             waiters.push(next);
         }
         let count = waiters.len() as u32;
+        let asked = Instant::now();
         match kv.timestamps_reading(count, &watched).await {
             Ok((start, granted, read)) if granted >= count => {
+                if watched.is_empty() || read.is_some() {
+                    let last = Stamp {
+                        ts: Timestamp(start.0 + u64::from(count) - 1),
+                        read: read.clone(),
+                    };
+                    *recent.lock().expect("the recent stamp's lock") = Some((asked, last));
+                }
                 for (i, waiter) in waiters.into_iter().enumerate() {
                     let _ = waiter.send(Ok(Stamp {
                         ts: Timestamp(start.0 + i as u64),

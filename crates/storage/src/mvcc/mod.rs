@@ -103,6 +103,14 @@ pub enum MvccError {
         /// The transaction.
         start_ts: Timestamp,
     },
+    /// A read that had to see the latest state (`MvccReader::latest`) met a
+    /// write newer than its timestamp on the key, or a lock that may be
+    /// one: it must be made again at a fresh timestamp.
+    #[error("key {key:02x?} changed after the read's timestamp, or may have")]
+    NewerWrite {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// The request itself is wrong (a coordinator bug, not a conflict).
     #[error("invalid MVCC request: {0}")]
     InvalidRequest(String),

@@ -25,12 +25,31 @@ pub enum TxnRecord {
 /// Reads MVCC data from a consistent view of the engine.
 pub struct MvccReader<'a> {
     snapshot: &'a dyn Snapshot,
+    /// Reads must see the latest state (see [`MvccReader::latest`]).
+    latest: bool,
 }
 
 impl<'a> MvccReader<'a> {
     /// A reader over `snapshot`.
     pub fn new(snapshot: &'a dyn Snapshot) -> Self {
-        MvccReader { snapshot }
+        MvccReader {
+            snapshot,
+            latest: false,
+        }
+    }
+
+    /// A reader whose [`get`](Self::get) and [`scan`](Self::scan) at a
+    /// timestamp also fail, with [`MvccError::NewerWrite`], unless what they
+    /// read is the latest state of their keys: a put or delete committed
+    /// above the timestamp, or a put or delete lock of any transaction
+    /// (which may have committed already), may have changed it. A read at a
+    /// recent timestamp that passes sees what a read at a fresh one would,
+    /// without asking the oracle for it.
+    pub fn latest(snapshot: &'a dyn Snapshot) -> Self {
+        MvccReader {
+            snapshot,
+            latest: true,
+        }
     }
 
     /// The lock on `key`, if any.
@@ -199,6 +218,9 @@ impl<'a> MvccReader<'a> {
     /// Fails if a lock on `key` hides what a read at `ts` must see.
     fn check_lock(&self, key: &[u8], ts: Timestamp) -> std::result::Result<(), MvccError> {
         match self.lock(key)? {
+            Some(lock) if self.latest && lock.kind.blocks_readers() => {
+                Err(MvccError::NewerWrite { key: key.to_vec() })
+            }
             Some(lock) if lock.start_ts <= ts && lock.kind.blocks_readers() => {
                 Err(MvccError::KeyIsLocked {
                     key: key.to_vec(),
@@ -219,7 +241,18 @@ impl<'a> MvccReader<'a> {
         ts: Timestamp,
     ) -> std::result::Result<Option<Vec<u8>>, MvccError> {
         self.check_lock(key, ts)?;
-        Ok(self.get_committed(key, ts)?)
+        if !self.latest {
+            return Ok(self.get_committed(key, ts)?);
+        }
+        match self.data_write(key, Timestamp::MAX)? {
+            Some((commit_ts, _)) if commit_ts > ts => {
+                Err(MvccError::NewerWrite { key: key.to_vec() })
+            }
+            Some((_, write)) if write.kind == WriteKind::Put => {
+                Ok(Some(self.value_of(key, &write)?))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The value of `key` committed at or below `ts`, ignoring locks.
@@ -235,7 +268,9 @@ impl<'a> MvccReader<'a> {
     /// Up to `limit` keys of `[start, end)` (an empty `end` is unbounded)
     /// with their values at `ts`, in key order, and whether the span may
     /// hold more (a `limit` of 0 is unlimited). Fails with `KeyIsLocked` on the first lock that hides a
-    /// key the scan returns or skips.
+    /// key the scan returns or skips (and, for a [`latest`](Self::latest)
+    /// reader, with `NewerWrite` on a newer put or delete of such a key, or
+    /// a put or delete lock on one).
     #[allow(clippy::type_complexity)]
     pub fn scan(
         &self,
@@ -259,12 +294,18 @@ impl<'a> MvccReader<'a> {
             for (versioned, value) in page {
                 cursor.clone_from(&versioned);
                 let (key, commit_ts) = split_version_key(&versioned)?;
-                if decided.as_deref() == Some(key.as_slice()) || commit_ts > ts {
+                if decided.as_deref() == Some(key.as_slice()) {
+                    continue;
+                }
+                if commit_ts > ts && !self.latest {
                     continue;
                 }
                 let write = Write::decode(&value)?;
                 if !write.kind.is_data() {
                     continue;
+                }
+                if commit_ts > ts {
+                    return Err(MvccError::NewerWrite { key });
                 }
                 if write.kind == WriteKind::Put {
                     if out.len() == limit {
@@ -292,11 +333,15 @@ impl<'a> MvccReader<'a> {
             None
         };
         let lock_end = lock_end.as_deref().unwrap_or(end);
+        let lock_ts = if self.latest { Timestamp::MAX } else { ts };
         if let Some((key, lock)) = self
-            .locks(start, lock_end, ts, usize::MAX)?
+            .locks(start, lock_end, lock_ts, usize::MAX)?
             .into_iter()
             .find(|(_, lock)| lock.kind.blocks_readers())
         {
+            if self.latest {
+                return Err(MvccError::NewerWrite { key });
+            }
             return Err(MvccError::KeyIsLocked { key, lock });
         }
         Ok((out, more))
