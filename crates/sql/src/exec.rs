@@ -1272,7 +1272,7 @@ pub fn execute(
     let result = if touches_data(&stmt.inner) {
         run_data_statement(session, stmt, params)
     } else {
-        let result = crate::statements::execute_statement(session, &stmt.inner, params);
+        let result = crate::statements::execute_statement(session, &stmt.inner, &stmt.plan, params);
         session.absorb_pending();
         result
     };
@@ -1371,7 +1371,7 @@ fn run_data_statement(
             }
         }
         session.txn.recent_snapshot = single && attempt == 1 && only_reads(&stmt.inner);
-        let result = crate::statements::execute_statement(session, &stmt.inner, params);
+        let result = crate::statements::execute_statement(session, &stmt.inner, &stmt.plan, params);
         session.txn.recent_snapshot = false;
         session.absorb_pending();
         let row_locks = session.txn.row_locks.take();

@@ -196,6 +196,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         return Ok(vec![Statement {
             inner: Stmt::Empty,
             sql: String::new(),
+            plan: Default::default(),
         }]);
     }
     let dialect = PostgreSqlDialect {};
@@ -209,6 +210,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         .map(|s| Statement {
             sql: s.to_string(),
             inner: s,
+            plan: Default::default(),
         })
         .collect())
 }

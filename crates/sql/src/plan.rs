@@ -430,3 +430,56 @@ impl fmt::Display for Plan {
         self.fmt_tree(f, 0, false)
     }
 }
+
+/// A statement's last plan, for its next run: valid while the schema
+/// version, the database and the parameters' types are the same (binding
+/// depends on nothing else; parameter values are read when the plan runs).
+/// Clones share it, so every execution of a prepared statement binds it
+/// once per schema version instead of at every run.
+#[derive(Clone, Default)]
+pub struct PlanCache(Arc<std::sync::Mutex<Option<CachedPlan>>>);
+
+struct CachedPlan {
+    version: u64,
+    database: String,
+    params: Vec<DataType>,
+    plan: Arc<Plan>,
+}
+
+impl PlanCache {
+    /// The plan kept for `version`, `database` and `params`, or the one
+    /// `bind` makes (kept in its place if it binds).
+    pub fn get_or_bind(
+        &self,
+        version: u64,
+        database: &str,
+        params: Vec<DataType>,
+        bind: impl FnOnce(Vec<DataType>) -> SqlResult<Plan>,
+    ) -> SqlResult<Arc<Plan>> {
+        let kept = self.0.lock().ok().and_then(|kept| {
+            kept.as_ref()
+                .filter(|k| k.version == version && k.database == database && k.params == params)
+                .map(|k| k.plan.clone())
+        });
+        if let Some(plan) = kept {
+            return Ok(plan);
+        }
+        let plan = Arc::new(bind(params.clone())?);
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some(CachedPlan {
+                version,
+                database: database.to_string(),
+                params,
+                plan: plan.clone(),
+            });
+        }
+        Ok(plan)
+    }
+}
+
+impl fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kept = self.0.lock().map(|k| k.is_some()).unwrap_or(false);
+        f.debug_struct("PlanCache").field("kept", &kept).finish()
+    }
+}

@@ -111,6 +111,9 @@ pub struct Statement {
     pub(crate) inner: crate::parser::Stmt,
     /// The statement's text.
     pub sql: String,
+    /// A query's plan, kept for its next run (a prepared statement's
+    /// executions); shared by the statement's clones.
+    pub(crate) plan: crate::plan::PlanCache,
 }
 
 /// State shared by every session of a node: storage, schema cache, sequences.

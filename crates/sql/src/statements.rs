@@ -222,6 +222,7 @@ fn in_failed_transaction() -> SqlError {
 pub fn execute_statement(
     session: &mut Session,
     stmt: &Stmt,
+    plans: &crate::plan::PlanCache,
     params: &[Value],
 ) -> SqlResult<QueryResult> {
     let s = match stmt {
@@ -236,10 +237,10 @@ pub fn execute_statement(
             let snap = session.statement_catalog()?;
             let db = session.vars.database().to_string();
             let ptypes = param_types(params);
-            let plan = {
+            let plan = plans.get_or_bind(snap.version, &db, ptypes, |ptypes| {
                 let mut b = Binder::new(&snap, &db, ptypes);
-                crate::optimizer::optimize(b.query(q)?)
-            };
+                Ok(crate::optimizer::optimize(b.query(q)?))
+            })?;
             let rows = exec::query_rows(session, snap, &plan, params)?;
             let n = rows.len();
             Ok(QueryResult::Rows {

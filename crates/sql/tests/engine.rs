@@ -514,3 +514,49 @@ fn transaction_control_outside_a_block_warns_as_postgresql_does() {
         "42601"
     );
 }
+
+/// A prepared query keeps its plan between runs, and binds it again when the
+/// schema changes under it, or its parameters' types do.
+#[test]
+fn a_prepared_query_binds_again_after_a_schema_change() {
+    use tessera_sql::Value;
+    let mut s = session();
+    run(
+        &mut s,
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'old')",
+    )
+    .unwrap();
+    let stmt = s.parse("SELECT v FROM t WHERE id = $1").unwrap().remove(0);
+    let text_of = |s: &mut Session, stmt: &tessera_sql::Statement, params: &[Value]| match s
+        .execute(stmt, params)
+        .unwrap()
+    {
+        QueryResult::Rows { rows, columns, .. } => rows
+            .iter()
+            .map(|r| {
+                r[0].to_pg_text(columns[0].ty)
+                    .unwrap_or_else(|| "NULL".into())
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    let text = |s: &mut Session, params: &[Value]| -> Vec<String> { text_of(s, &stmt, params) };
+    assert_eq!(text(&mut s, &[Value::Int(1)]), vec!["old"]);
+    assert_eq!(text(&mut s, &[Value::Int(1)]), vec!["old"]);
+    // The same name, another table: the kept plan names the old one.
+    run(
+        &mut s,
+        "DROP TABLE t; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 7)",
+    )
+    .unwrap();
+    assert_eq!(text(&mut s, &[Value::Int(1)]), vec!["7"]);
+    // A parameter of another type binds anew too: as a statement parsed
+    // afresh does.
+    let fresh = s.parse("SELECT v FROM t WHERE id = $1").unwrap().remove(0);
+    for params in [[Value::Float(1.0)], [Value::Int(1)], [Value::Null]] {
+        assert_eq!(text(&mut s, &params), text_of(&mut s, &fresh, &params));
+    }
+    run(&mut s, "DROP TABLE t").unwrap();
+    let err = s.execute(&stmt, &[Value::Int(1)]).unwrap_err();
+    assert_eq!(err.code, "42P01");
+}
