@@ -187,7 +187,8 @@ fn check_prewrite(
         }
         None => {}
     }
-    match reader.txn_record(&m.key, start_ts)? {
+    let (record, newer) = reader.txn_record_and_data_after(&m.key, start_ts, start_ts)?;
+    match record {
         TxnRecord::RolledBack => {
             return Err(MvccError::TxnAborted {
                 key: m.key.clone(),
@@ -212,7 +213,7 @@ fn check_prewrite(
         }
         return Ok(Checked::Proceed(None));
     }
-    if let Some((commit_ts, write)) = reader.data_write_after(&m.key, start_ts)? {
+    if let Some((commit_ts, write)) = newer {
         return Err(MvccError::WriteConflict {
             key: m.key.clone(),
             start_ts,
@@ -583,7 +584,8 @@ pub fn acquire_pessimistic_locks(
             }
             None => {}
         }
-        match reader.txn_record(key, start_ts)? {
+        let (record, newer) = reader.txn_record_and_data_after(key, start_ts, for_update_ts)?;
+        match record {
             TxnRecord::RolledBack => {
                 return Err(MvccError::TxnAborted {
                     key: key.clone(),
@@ -599,7 +601,7 @@ pub fn acquire_pessimistic_locks(
             }
             TxnRecord::None => {}
         }
-        if let Some((commit_ts, write)) = reader.data_write_after(key, for_update_ts)? {
+        if let Some((commit_ts, write)) = newer {
             return Err(MvccError::WriteConflict {
                 key: key.clone(),
                 start_ts,
