@@ -518,6 +518,14 @@ impl Replica {
             Some(Kind::CheckTxnStatus(_) | Kind::ResolveLocks(_)) => {
                 self.check_no_op(command, descriptor)
             }
+            // A batch of a garbage collection pass whose safe point the
+            // range's threshold has reached (the pass's first batch raised
+            // it) and that finds nothing to remove is answered here: without
+            // this every pass sent every write record of every range through
+            // the log, to be scanned again by each replica.
+            Some(Kind::Gc(gc)) if self.raw.store().apply.gc_threshold >= gc.safe_point => {
+                self.check_no_op(command, descriptor)
+            }
             _ => Precheck::Propose,
         }
     }
@@ -585,9 +593,10 @@ impl Replica {
         }
     }
 
-    /// A transaction status check or lock resolution whose outcome on the
-    /// applied state writes nothing (the transaction is still alive, or
-    /// over and its lock already resolved) is answered from that state, if
+    /// A transaction status check, lock resolution or garbage collection
+    /// batch whose outcome on the applied state writes nothing (the
+    /// transaction is still alive, or over and its lock already resolved;
+    /// no version to remove) is answered from that state, if
     /// nothing in flight on this leader may change its keys and it has
     /// applied every entry of earlier terms. The answer is what the
     /// command would have found on applying at that moment; a waiter asks
