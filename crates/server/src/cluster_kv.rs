@@ -32,6 +32,14 @@ impl ClusterKv {
         Self { client, runtime }
     }
 
+    /// `txn` as the SQL layer's transaction.
+    fn sql_txn(&self, txn: Transaction) -> Box<dyn KvTxn> {
+        Box::new(ClusterTxn {
+            txn,
+            runtime: self.runtime.clone(),
+        })
+    }
+
     fn begin_txn(&self) -> SqlResult<Transaction> {
         self.runtime
             .block_on(self.client.begin())
@@ -215,21 +223,12 @@ impl Kv for ClusterKv {
     }
 
     fn begin(&self) -> SqlResult<Box<dyn KvTxn>> {
-        Ok(Box::new(ClusterTxn {
-            txn: self.begin_txn()?,
-            runtime: self.runtime.clone(),
-        }))
+        Ok(self.sql_txn(self.begin_txn()?))
     }
 
     fn begin_recent(&self) -> SqlResult<Box<dyn KvTxn>> {
-        let txn = self
-            .runtime
-            .block_on(self.client.begin_recent())
-            .map_err(sql_error)?;
-        Ok(Box::new(ClusterTxn {
-            txn,
-            runtime: self.runtime.clone(),
-        }))
+        let txn = self.runtime.block_on(self.client.begin_recent());
+        Ok(self.sql_txn(txn.map_err(sql_error)?))
     }
 }
 

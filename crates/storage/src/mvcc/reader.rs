@@ -22,6 +22,26 @@ pub enum TxnRecord {
     None,
 }
 
+impl TxnRecord {
+    /// What the write record committed at `commit_ts` tells of the
+    /// transaction that started at `start_ts`, to a walk of a key's versions
+    /// from the newest down: `None` while the walk must go on.
+    fn decided_by(commit_ts: Timestamp, write: &Write, start_ts: Timestamp) -> Option<TxnRecord> {
+        if commit_ts < start_ts {
+            Some(TxnRecord::None)
+        } else if write.start_ts == start_ts {
+            Some(match write.kind {
+                WriteKind::Rollback => TxnRecord::RolledBack,
+                kind => TxnRecord::Committed(commit_ts, kind),
+            })
+        } else if commit_ts == start_ts && write.overlapped_rollback {
+            Some(TxnRecord::RolledBack)
+        } else {
+            None
+        }
+    }
+}
+
 /// Reads MVCC data from a consistent view of the engine.
 pub struct MvccReader<'a> {
     snapshot: &'a dyn Snapshot,
@@ -143,17 +163,6 @@ impl<'a> MvccReader<'a> {
         Ok(found)
     }
 
-    /// The newest `Put` or `Delete` of `key` committed after `after`.
-    pub fn data_write_after(
-        &self,
-        key: &[u8],
-        after: Timestamp,
-    ) -> Result<Option<(Timestamp, Write)>> {
-        Ok(self
-            .data_write(key, Timestamp::MAX)?
-            .filter(|(commit_ts, _)| *commit_ts > after))
-    }
-
     /// Whether another transaction committed anything on `key` (a write, a
     /// delete or a lock record) after the one that started at `start_ts`
     /// started.
@@ -172,31 +181,24 @@ impl<'a> MvccReader<'a> {
     /// What became of the transaction that started at `start_ts` on `key`.
     pub fn txn_record(&self, key: &[u8], start_ts: Timestamp) -> Result<TxnRecord> {
         let mut record = TxnRecord::None;
-        self.versions(key, Timestamp::MAX, |commit_ts, write| {
-            if commit_ts < start_ts {
-                return false;
-            }
-            if write.start_ts == start_ts {
-                record = match write.kind {
-                    WriteKind::Rollback => TxnRecord::RolledBack,
-                    kind => TxnRecord::Committed(commit_ts, kind),
-                };
-                return false;
-            }
-            if commit_ts == start_ts && write.overlapped_rollback {
-                record = TxnRecord::RolledBack;
-                return false;
-            }
-            true
-        })?;
+        self.versions(
+            key,
+            Timestamp::MAX,
+            |commit_ts, write| match TxnRecord::decided_by(commit_ts, &write, start_ts) {
+                Some(decided) => {
+                    record = decided;
+                    false
+                }
+                None => true,
+            },
+        )?;
         Ok(record)
     }
 
     /// In one walk of `key`'s versions: what became of the transaction
     /// that started at `start_ts` (as [`txn_record`](Self::txn_record)),
-    /// and the newest `Put` or `Delete` committed after `after` (as
-    /// [`data_write_after`](Self::data_write_after)). A lock or prewrite
-    /// checks both for each key.
+    /// and the newest `Put` or `Delete` if it was committed after `after`.
+    /// A lock or prewrite checks both for each key.
     #[allow(clippy::type_complexity)]
     pub fn txn_record_and_data_after(
         &self,
@@ -209,16 +211,7 @@ impl<'a> MvccReader<'a> {
         let mut data_seen = false;
         self.versions(key, Timestamp::MAX, |commit_ts, write| {
             if record.is_none() {
-                if commit_ts < start_ts {
-                    record = Some(TxnRecord::None);
-                } else if write.start_ts == start_ts {
-                    record = Some(match write.kind {
-                        WriteKind::Rollback => TxnRecord::RolledBack,
-                        kind => TxnRecord::Committed(commit_ts, kind),
-                    });
-                } else if commit_ts == start_ts && write.overlapped_rollback {
-                    record = Some(TxnRecord::RolledBack);
-                }
+                record = TxnRecord::decided_by(commit_ts, &write, start_ts);
             }
             if !data_seen && (write.kind.is_data() || commit_ts <= after) {
                 data_seen = true;
@@ -432,8 +425,9 @@ mod tests {
                     assert_eq!(
                         newer.map(|(ts, w)| (ts, w.start_ts)),
                         reader
-                            .data_write_after(b"k", after)
+                            .data_write(b"k", Timestamp::MAX)
                             .unwrap()
+                            .filter(|(ts, _)| *ts > after)
                             .map(|(ts, w)| (ts, w.start_ts))
                     );
                 }
