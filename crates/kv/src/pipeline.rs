@@ -55,27 +55,39 @@ impl Stream for Replies {
     }
 }
 
-/// Serves a pipeline: every call runs as a task of its own and answers
-/// when it is done. The stream of answers ends once the caller's stream has
-/// ended and every call has answered.
+/// Serves a pipeline: each call is answered as soon as it is done, in any
+/// order. A call that is done at once (a read served from the leader's
+/// snapshot) is answered by the task that reads the stream; one that waits
+/// (a Raft round, a lock) goes on as a task of its own, so that it holds
+/// up nothing behind it. The stream of answers ends once the caller's
+/// stream has ended and every call has answered.
 pub(crate) fn serve(service: Arc<KvService>, mut calls: Streaming<pb::PipelineRequest>) -> Replies {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(Ok(request)) = calls.next().await {
             for call in request.calls {
                 let (service, tx) = (service.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let reply = match call.call {
+                let id = call.id;
+                let mut answer = Box::pin(async move {
+                    match call.call {
                         Some(request) => service.answer(request).await,
                         None => failed(&Status::invalid_argument(
                             "a pipelined call without a request",
                         )),
-                    };
+                    }
+                });
+                let send = move |reply| {
                     let _ = tx.send(pb::PipelinedReply {
-                        id: call.id,
+                        id,
                         reply: Some(reply),
                     });
-                });
+                };
+                match futures::poll!(answer.as_mut()) {
+                    Poll::Ready(reply) => send(reply),
+                    Poll::Pending => {
+                        tokio::spawn(async move { send(answer.await) });
+                    }
+                }
             }
         }
     });
