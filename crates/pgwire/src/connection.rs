@@ -1,14 +1,19 @@
 //! One client connection: startup and authentication, then the simple and
 //! extended query protocols and COPY FROM STDIN over a [`Session`].
 //!
-//! The session is synchronous and does blocking storage I/O, so every call
-//! into it runs on a blocking thread (`spawn_blocking`); results are encoded
-//! there too, and the connection task only moves bytes.
+//! Startup and authentication run as a task. The session after that is
+//! synchronous and does blocking storage I/O, so the connection then moves
+//! to a thread of its own, with a blocking socket, as a PostgreSQL backend
+//! process does: a message is read, executed and answered on that thread,
+//! with no hand-off between threads on the way.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -100,19 +105,63 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         tracing::debug!(%err, "cannot set TCP_NODELAY");
     }
     let mut wire = Wire {
-        io: BufReader::new(stream),
+        io: BufReader::new(Socket::Async(stream)),
         out: BytesMut::with_capacity(8 * 1024),
     };
     let started = tokio::time::timeout(STARTUP_TIMEOUT, startup(&mut wire, peer, &shared)).await;
-    let result = match started {
+    let started = match started {
         Err(_) => Err(Exit::Fatal(SqlError::new(
             code::QUERY_CANCELED,
             "canceling authentication due to timeout",
         ))),
-        Ok(Err(exit)) => Err(exit),
-        Ok(Ok(None)) => Ok(()),
-        Ok(Ok(Some(started))) => Backend::new(&mut wire, started).serve().await,
+        Ok(started) => started,
     };
+    match started {
+        Ok(None) => {}
+        Ok(Some(started)) => match wire.io.get_mut().make_blocking() {
+            Ok(socket) => serve_on_own_thread(wire, started, peer, socket).await,
+            Err(err) => tracing::warn!(%peer, %err, "cannot hand the SQL connection to its thread"),
+        },
+        Err(exit) => finish(&mut wire, peer, Err(exit)).await,
+    }
+}
+
+/// Runs the session on a thread of its own until the connection ends. If
+/// this future is dropped first (the server is stopping), the socket is
+/// shut down, which ends the thread's wait for the client.
+async fn serve_on_own_thread(
+    mut wire: Wire,
+    started: Started,
+    peer: SocketAddr,
+    socket: std::net::TcpStream,
+) {
+    struct ShutDownOnDrop(std::net::TcpStream);
+    impl Drop for ShutDownOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    let _socket = ShutDownOnDrop(socket);
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("sql-connection".into())
+        .spawn(move || {
+            futures::executor::block_on(async {
+                let result = Backend::new(&mut wire, started).serve().await;
+                finish(&mut wire, peer, result).await;
+            });
+            drop(done);
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = ended.await;
+        }
+        Err(err) => tracing::warn!(%peer, %err, "cannot start a thread for the SQL connection"),
+    }
+}
+
+/// Reports how the connection ended: a fatal error goes to the client.
+async fn finish(wire: &mut Wire, peer: SocketAddr, result: Result<(), Exit>) {
     match result {
         Ok(()) | Err(Exit::Closed) => {}
         Err(Exit::Io(err)) => tracing::debug!(%peer, %err, "SQL connection failed"),
@@ -120,6 +169,90 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
             tracing::debug!(%peer, %err, "closing SQL connection");
             wire.send_error(&err, "FATAL");
             let _ = wire.flush().await;
+        }
+    }
+}
+
+/// The client's socket: non-blocking, driven by the runtime, during
+/// startup; then blocking, on the connection's own thread, where a read
+/// waits in the kernel for the client's next message.
+enum Socket {
+    Async(TcpStream),
+    Blocking(std::net::TcpStream),
+    /// Between the two (only if the change failed).
+    Gone,
+}
+
+impl Socket {
+    /// Makes the socket blocking; returns a handle on it that can shut it
+    /// down from another thread. Must be called within the runtime.
+    fn make_blocking(&mut self) -> std::io::Result<std::net::TcpStream> {
+        let Socket::Async(stream) = std::mem::replace(self, Socket::Gone) else {
+            return Err(std::io::ErrorKind::NotConnected.into());
+        };
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        let handle = stream.try_clone()?;
+        *self = Socket::Blocking(stream);
+        Ok(handle)
+    }
+}
+
+fn gone() -> std::io::Error {
+    std::io::ErrorKind::NotConnected.into()
+}
+
+/// A blocking socket's calls complete before they return: on the
+/// connection's own thread nothing else waits to run in the meantime.
+impl tokio::io::AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Async(stream) => Pin::new(stream).poll_read(cx, buf),
+            Socket::Blocking(stream) => Poll::Ready(loop {
+                match stream.read(buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        break Ok(());
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(err) => break Err(err),
+                }
+            }),
+            Socket::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Async(stream) => Pin::new(stream).poll_write(cx, buf),
+            Socket::Blocking(stream) => Poll::Ready(stream.write(buf)),
+            Socket::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Async(stream) => Pin::new(stream).poll_flush(cx),
+            Socket::Blocking(_) => Poll::Ready(Ok(())),
+            Socket::Gone => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Async(stream) => Pin::new(stream).poll_shutdown(cx),
+            Socket::Blocking(stream) => Poll::Ready(stream.shutdown(std::net::Shutdown::Write)),
+            Socket::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -142,7 +275,7 @@ fn error_fields(err: &SqlError, severity: &str) -> Vec<(u8, String)> {
 /// (at ReadyForQuery, Flush, or when COPY needs an answer), as PostgreSQL
 /// does.
 struct Wire {
-    io: BufReader<TcpStream>,
+    io: BufReader<Socket>,
     out: BytesMut,
 }
 
@@ -664,18 +797,16 @@ impl<'w> Backend<'w> {
         Ok(())
     }
 
-    /// Runs `f` on the session on a blocking thread.
+    /// Runs `f` on the session (on the connection's own thread, where
+    /// blocking is allowed).
     async fn call<T, F>(&self, f: F) -> Result<T, Exit>
     where
-        F: FnOnce(&mut Session) -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce(&mut Session) -> T,
     {
-        let session = self.session.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut guard = session.lock().map_err(|_| ())?;
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = self.session.lock().map_err(|_| ())?;
             Ok::<_, ()>(f(&mut guard))
-        })
-        .await;
+        }));
         match result {
             Ok(Ok(value)) => Ok(value),
             // A panic in the SQL layer: the session's state is unknown.
