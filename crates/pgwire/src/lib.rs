@@ -1,7 +1,8 @@
 //! The PostgreSQL wire protocol frontend: psql, libpq, JDBC, tokio-postgres
 //! and the like connect here and talk to a [`tessera_sql::Session`].
 //!
-//! [`serve`] accepts connections and runs each in its own task:
+//! [`serve`] accepts connections; each starts as a task of its own and, once
+//! its session is open, goes on on a thread of its own:
 //!
 //! 1. Startup: SSL and GSS encryption requests are refused (`N`), cancel
 //!    requests are matched against the live connections' keys, protocol 3.0
@@ -21,8 +22,9 @@
 //!    is preceded by ParameterStatus for any reported variable that `SET`
 //!    changed. Errors carry their SQLSTATE and DETAIL.
 //!
-//! The session is synchronous (it does blocking storage I/O), so calls into
-//! it run on tokio's blocking threads. Messages are framed and decoded here
+//! The session is synchronous (it does blocking storage I/O), so after
+//! startup a connection reads, executes and answers on its own thread, with
+//! a blocking socket, as a PostgreSQL backend process does. Messages are framed and decoded here
 //! with bounds checks; bytes that are not the protocol end only their own
 //! connection. The `pgwire` crate supplies the backend message encoders and
 //! the password mechanisms.

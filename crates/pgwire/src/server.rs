@@ -1,4 +1,5 @@
-//! The accept loop: one task per connection, all ended when the server is.
+//! The accept loop: one task per connection (which hands the connection to
+//! a thread of its own after startup), all ended when the server is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +24,9 @@ pub(crate) struct Shared {
 /// Serves PostgreSQL clients on `listener` until this future is dropped
 /// (for example by aborting its task), which also closes every connection.
 ///
-/// Each connection gets its own task and [`tessera_sql::Session`]; a failing
-/// or malicious connection ends only itself.
+/// Each connection gets its own task (then thread) and
+/// [`tessera_sql::Session`]; a failing or malicious connection ends only
+/// itself.
 pub async fn serve(listener: TcpListener, engine: Arc<SqlEngine>, auth: AuthConfig) {
     let shared = Arc::new(Shared {
         engine,

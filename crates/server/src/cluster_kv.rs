@@ -19,8 +19,9 @@ use tokio::runtime::Handle;
 const BLIND_WRITE_ATTEMPTS: usize = 100;
 
 /// [`Kv`] over the cluster. The SQL layer is synchronous, so each call
-/// blocks on the runtime; it must run on a blocking thread
-/// (`spawn_blocking`), as the pgwire frontend's session calls do.
+/// blocks on the runtime; it must run outside the runtime's workers: on a
+/// blocking thread (`spawn_blocking`) or a thread of its own, as the pgwire
+/// frontend's sessions do.
 pub struct ClusterKv {
     client: TxnClient,
     runtime: Handle,
