@@ -721,3 +721,20 @@ async fn ssl_is_refused_and_the_connection_goes_on() {
     assert_eq!(sqlstate(&body), "3D000");
     assert!(raw.closed().await);
 }
+
+/// Stopping the server (dropping its future) closes the connections it
+/// serves, even one idle on its own thread, waiting for the client's next
+/// message.
+#[tokio::test]
+async fn stopping_the_server_closes_its_connections() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let engine = SqlEngine::new(Arc::new(MemoryKv::new()));
+    let server = tokio::spawn(serve(listener, engine, AuthConfig::trust()));
+    let mut idle = Raw::connect(addr).await;
+    let (_, status) = idle.query("SELECT 1").await;
+    assert_eq!(status, b'I');
+    server.abort();
+    assert!(idle.closed().await, "the connection outlived the server");
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
