@@ -188,7 +188,7 @@ impl Socket {
     /// down from another thread. Must be called within the runtime.
     fn make_blocking(&mut self) -> std::io::Result<std::net::TcpStream> {
         let Socket::Async(stream) = std::mem::replace(self, Socket::Gone) else {
-            return Err(std::io::ErrorKind::NotConnected.into());
+            return Err(gone());
         };
         let stream = stream.into_std()?;
         stream.set_nonblocking(false)?;
@@ -198,6 +198,7 @@ impl Socket {
     }
 }
 
+/// The error of a socket that is neither (the change failed).
 fn gone() -> std::io::Error {
     std::io::ErrorKind::NotConnected.into()
 }
