@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -664,7 +664,7 @@ enum Outcome {
 /// A connection after startup.
 struct Backend<'w> {
     wire: &'w mut Wire,
-    session: Arc<Mutex<Session>>,
+    session: Session,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// ParameterStatus values the client has been told.
@@ -679,7 +679,7 @@ impl<'w> Backend<'w> {
     fn new(wire: &'w mut Wire, started: Started) -> Self {
         Self {
             wire,
-            session: Arc::new(Mutex::new(started.session)),
+            session: started.session,
             statements: HashMap::new(),
             portals: HashMap::new(),
             reported: started.reported.into_iter().collect(),
@@ -742,7 +742,7 @@ impl<'w> Backend<'w> {
                 match target {
                     Target::Statement => {
                         if self.statements.remove(&name).is_some() && !name.is_empty() {
-                            self.lock()?.statement_closed(&name);
+                            self.session.statement_closed(&name);
                         }
                     }
                     Target::Portal => {
@@ -754,7 +754,7 @@ impl<'w> Backend<'w> {
             }
             FrontendMessage::Sync => {
                 self.skip_till_sync = false;
-                let idle = self.lock()?.transaction_status() == TxnStatus::Idle;
+                let idle = self.session.transaction_status() == TxnStatus::Idle;
                 if idle {
                     // Portals live until their transaction ends.
                     self.portals.clear();
@@ -783,15 +783,9 @@ impl<'w> Backend<'w> {
         Ok(())
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Session>, Exit> {
-        self.session
-            .lock()
-            .map_err(|_| Exit::Fatal(session_failed()))
-    }
-
     /// Sends the warnings the last statement left.
     fn send_notices(&mut self) -> Result<(), Exit> {
-        let notices = self.lock()?.take_notices();
+        let notices = self.session.take_notices();
         for notice in &notices {
             self.wire.send_notice(notice);
         }
@@ -800,25 +794,17 @@ impl<'w> Backend<'w> {
 
     /// Runs `f` on the session (on the connection's own thread, where
     /// blocking is allowed).
-    async fn call<T, F>(&self, f: F) -> Result<T, Exit>
-    where
-        F: FnOnce(&mut Session) -> T,
-    {
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut guard = self.session.lock().map_err(|_| ())?;
-            Ok::<_, ()>(f(&mut guard))
-        }));
-        match result {
-            Ok(Ok(value)) => Ok(value),
-            // A panic in the SQL layer: the session's state is unknown.
-            Ok(Err(())) | Err(_) => Err(Exit::Fatal(session_failed())),
-        }
+    /// A panic in the SQL layer leaves the session's state unknown: it ends
+    /// the connection.
+    fn call<T>(&mut self, f: impl FnOnce(&mut Session) -> T) -> Result<T, Exit> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut self.session)))
+            .map_err(|_| Exit::Fatal(session_failed()))
     }
 
     /// Sends changed ParameterStatus values and ReadyForQuery, and flushes.
     async fn ready_for_query(&mut self) -> Result<(), Exit> {
         let (status, params, deallocated) = {
-            let mut session = self.lock()?;
+            let session = &mut self.session;
             (
                 session.transaction_status(),
                 session.parameter_status(),
@@ -857,7 +843,7 @@ impl<'w> Backend<'w> {
         // A Query message also discards the unnamed statement and portal.
         self.statements.remove("");
         self.portals.remove("");
-        match self.call(move |s| s.parse(&sql)).await? {
+        match self.call(move |s| s.parse(&sql))? {
             Err(err) => self.wire.send_error(&err, "ERROR"),
             Ok(statements) if statements.is_empty() => self.wire.send(
                 PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()),
@@ -865,16 +851,14 @@ impl<'w> Backend<'w> {
             Ok(statements) => {
                 let batch = statements.len() > 1;
                 if batch {
-                    self.lock()?.begin_batch();
+                    self.session.begin_batch();
                 }
                 let mut success = true;
                 for statement in statements {
-                    let outcome = self
-                        .call(move |s| {
-                            let result = s.execute(&statement, &[])?;
-                            encode_result(result, &[], true, 0)
-                        })
-                        .await?;
+                    let outcome = self.call(move |s| {
+                        let result = s.execute(&statement, &[])?;
+                        encode_result(result, &[], true, 0)
+                    })?;
                     self.send_notices()?;
                     match outcome {
                         Ok(Outcome::Sent { bytes, .. }) => self.wire.out.extend_from_slice(&bytes),
@@ -895,7 +879,7 @@ impl<'w> Backend<'w> {
                     }
                 }
                 if batch {
-                    let ended = self.call(move |s| s.end_batch(success)).await?;
+                    let ended = self.call(move |s| s.end_batch(success))?;
                     if let Err(err) = ended {
                         self.wire.send_error(&err, "ERROR");
                     }
@@ -956,12 +940,10 @@ impl<'w> Backend<'w> {
             self.wire.send_error(&err, "ERROR");
             return Ok(false);
         }
-        let result = self
-            .call(move |s| {
-                let result = s.copy_in(&target, &data)?;
-                encode_result(result, &[], false, 0)
-            })
-            .await?;
+        let result = self.call(move |s| {
+            let result = s.copy_in(&target, &data)?;
+            encode_result(result, &[], false, 0)
+        })?;
         match result {
             Ok(Outcome::Sent { bytes, .. }) => {
                 self.wire.out.extend_from_slice(&bytes);
@@ -1004,7 +986,7 @@ impl<'w> Backend<'w> {
                 }),
             })
             .collect::<SqlResult<Vec<_>>>()?;
-        let mut statements = self.call(move |s| s.parse(&query)).await??;
+        let mut statements = self.call(move |s| s.parse(&query))??;
         if statements.len() > 1 {
             return Err(SqlError::syntax(
                 "cannot insert multiple commands into a prepared statement",
@@ -1012,7 +994,7 @@ impl<'w> Backend<'w> {
             .into());
         }
         if !name.is_empty() {
-            self.lock()?.statement_prepared(&name);
+            self.session.statement_prepared(&name);
         }
         self.statements.insert(
             name,
@@ -1047,7 +1029,7 @@ impl<'w> Backend<'w> {
             },
             Some(statement) => {
                 let types = declared.clone();
-                self.call(move |s| s.describe(&statement, &types)).await??
+                self.call(move |s| s.describe(&statement, &types))??
             }
         };
         // Types the client fixed at Parse win over inferred ones.
@@ -1243,12 +1225,10 @@ impl<'w> Backend<'w> {
         let params = std::mem::take(&mut portal.params);
         let formats = portal.result_formats.clone();
         portal.state = PortalState::Done(Some(String::new()));
-        let outcome = self
-            .call(move |s| {
-                let result = s.execute(&statement, &params)?;
-                encode_result(result, &formats, false, limit)
-            })
-            .await??;
+        let outcome = self.call(move |s| {
+            let result = s.execute(&statement, &params)?;
+            encode_result(result, &formats, false, limit)
+        })??;
         self.send_notices()?;
         match outcome {
             Outcome::Sent { bytes, tag } => {
