@@ -10,12 +10,12 @@ use prost::Message as _;
 use raft::prelude::{ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType};
 use raft::{RawNode, StateRole};
 use tessera_proto::meta::{
-    mutation, raft_command, AbortSplit, MetaUpdate, PrepareSplit, RaftCommand, RangeDescriptor,
-    ReplicaDescriptor, ReplicaRole,
+    mutation, raft_command, AbortSplit, EvaluatedTxn, EvaluatedWrite, MetaUpdate, PrepareSplit,
+    RaftCommand, RangeDescriptor, ReplicaDescriptor, ReplicaRole, TxnFamily,
 };
 use tessera_proto::txn::{LockInfo, TxnError, TxnResult};
 use tessera_storage::mvcc::{Lock, LockKind, MvccError, MvccReader};
-use tessera_storage::{Cf, Engine, Overlay, WriteBatch};
+use tessera_storage::{BatchOp, Cf, Engine, Overlay, WriteBatch};
 use tessera_types::{keys::span_contains, NodeId, RangeId, ReplicaId, Timestamp};
 use tokio::sync::oneshot;
 
@@ -237,11 +237,68 @@ fn prepare_one_phase_commit<'g>(
     Ok(Some((Timestamp(prewrite.commit_ts), records)))
 }
 
+/// The evaluated form of a transactional command with keys `keys` and
+/// effects `effects` (see [`Replica::precheck`]); None if they hold
+/// anything but puts and deletes in the transactional families.
+fn evaluated_txn(keys: &[Vec<u8>], effects: &WriteBatch) -> Option<raft_command::Kind> {
+    let family = |cf: Cf| match cf {
+        Cf::Lock => Some(TxnFamily::Lock),
+        Cf::Write => Some(TxnFamily::Write),
+        Cf::Default => Some(TxnFamily::Default),
+        Cf::Raft | Cf::Raw => None,
+    };
+    let writes = effects
+        .ops()
+        .iter()
+        .map(|op| match op {
+            BatchOp::Put { cf, key, value } => Some(EvaluatedWrite {
+                family: family(*cf)? as i32,
+                key: key.clone(),
+                value: value.clone(),
+                delete: false,
+            }),
+            BatchOp::Delete { cf, key } => Some(EvaluatedWrite {
+                family: family(*cf)? as i32,
+                key: key.clone(),
+                value: Vec::new(),
+                delete: true,
+            }),
+            BatchOp::DeleteRange { .. } => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(raft_command::Kind::EvaluatedTxn(EvaluatedTxn {
+        keys: keys.to_vec(),
+        writes,
+    }))
+}
+
+/// The batch an `EvaluatedTxn`'s writes stand for.
+fn evaluated_effects(writes: Vec<EvaluatedWrite>) -> std::result::Result<WriteBatch, String> {
+    let mut effects = WriteBatch::new();
+    for write in writes {
+        let cf = match TxnFamily::try_from(write.family) {
+            Ok(TxnFamily::Lock) => Cf::Lock,
+            Ok(TxnFamily::Write) => Cf::Write,
+            Ok(TxnFamily::Default) => Cf::Default,
+            _ => return Err(format!("an evaluated write to family {}", write.family)),
+        };
+        if write.delete {
+            effects.delete(cf, write.key);
+        } else {
+            effects.put(cf, write.key, write.value);
+        }
+    }
+    Ok(effects)
+}
+
 struct Proposal {
     term: u64,
     /// Whom to answer; None for a request for pessimistic locks answered
     /// before it applied (pipelined), whose failure is only logged.
     callback: Option<ProposalCallback>,
+    /// The outcome of a command the leader evaluated before proposing its
+    /// effects: the answer once they apply.
+    evaluated: Option<TxnResult>,
 }
 
 impl Proposal {
@@ -296,9 +353,10 @@ pub(crate) struct Replica {
     /// The same keys by the index of the command that put them there.
     in_flight_by_index: BTreeMap<u64, Vec<Vec<u8>>>,
     /// The log index of the last command other than a transactional one
-    /// (a split, a merge's step, a membership change...) this replica
-    /// proposed as leader: until it applies, the range's span or state may
-    /// change under a request, and no lock request is pipelined.
+    /// (a split, a merge's step, a membership change, a GC batch...) this
+    /// replica proposed as leader: until it applies, the range's span or
+    /// state may change under a request, and no command is evaluated
+    /// before it is proposed (see [`Replica::precheck`]).
     last_other_proposal: u64,
 }
 
@@ -317,8 +375,12 @@ struct InFlight {
 pub(crate) enum Precheck {
     /// Its answer, without a Raft round.
     Answered(TxnResult),
-    /// It may succeed: propose it and answer at once.
-    Pipeline,
+    /// A request for pessimistic locks that may succeed: propose its
+    /// effects, evaluated here, and answer at once.
+    Pipeline(WriteBatch),
+    /// Propose its effects, evaluated here, and answer with this result
+    /// once they have applied.
+    Evaluated(TxnResult, WriteBatch),
     /// Propose it and answer once it has applied.
     Propose,
 }
@@ -420,7 +482,15 @@ impl Replica {
                 range_id: self.range_id,
             });
         }
-        let transactional = matches!(command.kind, Some(raft_command::Kind::Txn(_)));
+        // A GC batch names no keys, yet changes versions and the GC
+        // threshold: it counts as another kind of command.
+        let transactional = match &command.kind {
+            Some(raft_command::Kind::Txn(txn)) => {
+                !matches!(txn.kind, Some(tessera_proto::txn::txn_command::Kind::Gc(_)))
+            }
+            Some(raft_command::Kind::EvaluatedTxn(_)) => true,
+            _ => false,
+        };
         let gate = self.gate.clone();
         let commit_ts =
             prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command)?;
@@ -440,15 +510,18 @@ impl Replica {
     /// Proposes a transactional command, recording its keys as in flight
     /// until it applies. A request for pessimistic locks that
     /// [`Self::check_lock_request`] found may be pipelined is answered as soon as
-    /// it is in the log; anything else once it applies.
+    /// it is in the log; anything else once it applies. `check` is what
+    /// [`Self::precheck`] made of it: the effects it evaluated, if any, are
+    /// proposed in place of the command.
     pub fn propose_txn(
         &mut self,
         command: tessera_proto::txn::TxnCommand,
         proposal_id: u64,
-        pipelined: bool,
+        check: Precheck,
         callback: ProposalCallback,
     ) {
         use tessera_proto::txn::txn_command::Kind;
+        let pipelined = matches!(check, Precheck::Pipeline(_));
         let lock = match &command.kind {
             Some(Kind::AcquirePessimisticLocks(request)) if pipelined => Some(Lock {
                 kind: LockKind::Pessimistic,
@@ -466,9 +539,19 @@ impl Replica {
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
+        let (kind, evaluated) = match check {
+            Precheck::Pipeline(effects) => (evaluated_txn(&keys, &effects), None),
+            Precheck::Evaluated(result, effects) => (evaluated_txn(&keys, &effects), Some(result)),
+            Precheck::Answered(_) | Precheck::Propose => (None, None),
+        };
+        // Effects that cannot travel as evaluated writes go as the command.
+        let (kind, evaluated) = match kind {
+            Some(kind) => (kind, evaluated),
+            None => (raft_command::Kind::Txn(command), None),
+        };
         let index = match self.append(RaftCommand {
             proposal_id,
-            kind: Some(raft_command::Kind::Txn(command)),
+            kind: Some(kind),
         }) {
             Ok(index) => index,
             Err(err) => {
@@ -490,10 +573,10 @@ impl Replica {
         }
         if lock.is_some() {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
-            self.track(index, None);
+            self.track(index, None, None);
             let _ = callback.send(Ok(Some(TxnResult::default())));
         } else {
-            self.track_proposal(index, callback);
+            self.track(index, Some(callback), evaluated);
         }
     }
 
@@ -501,8 +584,10 @@ impl Replica {
     /// proposed, to spare it the Raft round where the applied state already
     /// gives the answer: a request for pessimistic locks (see
     /// [`Self::check_lock_request`]), or a status check or lock resolution
-    /// that would change nothing (see [`Self::check_no_op`]). Everything
-    /// else is proposed.
+    /// that would change nothing (see [`Self::check_no_op`]); and, for a
+    /// lock request, a prewrite or a commit, to propose the writes it
+    /// evaluated here rather than the command (see [`Self::evaluate`]).
+    /// Everything else is proposed as the command.
     pub fn precheck(&self, command: &tessera_proto::txn::TxnCommand) -> Precheck {
         use tessera_proto::txn::txn_command::Kind;
         let Some(descriptor) = self.descriptor() else {
@@ -515,6 +600,12 @@ impl Replica {
             Some(Kind::AcquirePessimisticLocks(request)) => {
                 self.check_lock_request(command, request, descriptor)
             }
+            // (A prewrite with a commit timestamp is a one-phase commit,
+            // whose timestamp the proposal itself may raise.)
+            Some(Kind::Prewrite(prewrite)) if prewrite.commit_ts == 0 => {
+                self.evaluate(command, descriptor)
+            }
+            Some(Kind::Commit(_)) => self.evaluate(command, descriptor),
             Some(Kind::CheckTxnStatus(_) | Kind::ResolveLocks(_)) => {
                 self.check_no_op(command, descriptor)
             }
@@ -543,7 +634,8 @@ impl Replica {
     /// every entry of earlier terms, answered at once (TiKV's pipelined
     /// pessimistic locks), unless a command of another kind this leader
     /// proposed (a split, say, which may move the key out of the range)
-    /// has yet to apply: its apply checks again. If the lock does not land
+    /// has yet to apply: its apply checks again. A pipelined request is
+    /// proposed as the lock records this check wrote. If the lock does not land
     /// all the same (the entry is lost with the leadership), the
     /// transaction's prewrite of the key finds it missing, and locks the
     /// key itself only if nothing was committed there since the transaction
@@ -574,7 +666,7 @@ impl Replica {
                 _ => {}
             }
         }
-        let Some((result, _)) = self.execute_on_applied(command, descriptor) else {
+        let Some((result, effects)) = self.execute_on_applied(command, descriptor) else {
             return Precheck::Propose;
         };
         if result.error.is_some() {
@@ -582,14 +674,50 @@ impl Replica {
         }
         // Only the apply can tell how a command in flight on a key (or an
         // entry of an earlier leader, or a split in flight) leaves it.
-        let apply = &self.raw.store().apply;
-        if writes_in_flight
-            || apply.applied_term != self.raw.raft.term
-            || apply.applied_index < self.last_other_proposal
-        {
+        if writes_in_flight || !self.applied_state_is_final() {
             Precheck::Propose
         } else {
-            Precheck::Pipeline
+            Precheck::Pipeline(effects)
+        }
+    }
+
+    /// Whether every entry this leader's log holds beyond its applied
+    /// index is a transactional command it proposed itself (and tracks in
+    /// `in_flight`): it has applied every entry of earlier terms, and no
+    /// split, merge step, membership change or GC batch of its own is
+    /// waiting to apply. Then a key that nothing in flight names is, when a
+    /// command proposed now applies, as the applied state has it now, and
+    /// so is the range's span and GC threshold.
+    fn applied_state_is_final(&self) -> bool {
+        let apply = &self.raw.store().apply;
+        apply.applied_term == self.raw.raft.term && apply.applied_index >= self.last_other_proposal
+    }
+
+    /// A prewrite or commit whose keys nothing in flight names, on a
+    /// leader whose applied state is final for them (see
+    /// [`Self::applied_state_is_final`]), is evaluated here, once: its
+    /// effects are what it would write on applying, and they are what is
+    /// proposed, for every replica to write as they are (as TiKV and
+    /// CockroachDB replicate evaluated writes). The followers no longer
+    /// walk the keys' versions and locks again. One that fails here, or
+    /// that something in flight may change, is proposed as a command, as
+    /// before.
+    fn evaluate(
+        &self,
+        command: &tessera_proto::txn::TxnCommand,
+        descriptor: &RangeDescriptor,
+    ) -> Precheck {
+        let keys = crate::txn::command_keys(command);
+        if !self.applied_state_is_final()
+            || keys.iter().any(|key| self.in_flight.contains_key(*key))
+        {
+            return Precheck::Propose;
+        }
+        match self.execute_on_applied(command, descriptor) {
+            Some((result, effects)) if result.error.is_none() => {
+                Precheck::Evaluated(result, effects)
+            }
+            _ => Precheck::Propose,
         }
     }
 
@@ -680,14 +808,25 @@ impl Replica {
     /// Records a proposal raft-rs accepted at `index`, to answer when its
     /// entry applies.
     fn track_proposal(&mut self, index: u64, callback: ProposalCallback) {
-        self.track(index, Some(callback));
+        self.track(index, Some(callback), None);
     }
 
     /// Records a proposal at `index`, with no one to answer if it was a
-    /// lock request answered already.
-    fn track(&mut self, index: u64, callback: Option<ProposalCallback>) {
+    /// lock request answered already, and the answer to give if its
+    /// effects were evaluated before it was proposed.
+    fn track(
+        &mut self,
+        index: u64,
+        callback: Option<ProposalCallback>,
+        evaluated: Option<TxnResult>,
+    ) {
         let term = self.raw.raft.term;
-        if let Some(old) = self.proposals.insert(index, Proposal { term, callback }) {
+        let proposal = Proposal {
+            term,
+            callback,
+            evaluated,
+        };
+        if let Some(old) = self.proposals.insert(index, proposal) {
             old.answer(Err(Error::ProposalDropped));
         }
     }
@@ -1031,9 +1170,14 @@ impl Replica {
                 }
                 let (index, proposal) = entry_proposal.remove_entry();
                 let reply = if index == entry.index && proposal.term == entry.term {
-                    result
+                    let applied = result
                         .take()
-                        .unwrap_or(Err(Error::InvalidInput(String::from("answered twice"))))
+                        .unwrap_or(Err(Error::InvalidInput(String::from("answered twice"))));
+                    match (applied, proposal.evaluated.clone()) {
+                        // Evaluated writes applied: the evaluation's outcome.
+                        (Ok(None), Some(outcome)) => Ok(Some(outcome)),
+                        (applied, _) => applied,
+                    }
                 } else {
                     Err(Error::ProposalDropped)
                 };
@@ -1153,6 +1297,29 @@ impl Replica {
                         None => return invalid("mutation without an operation".into()),
                     }
                 }
+                if let Some(view) = view.as_mut() {
+                    view.apply(&effects);
+                }
+                batch.extend(effects);
+                Ok(Ok(None))
+            }
+            Some(raft_command::Kind::EvaluatedTxn(evaluated)) => {
+                let Some(descriptor) = self.descriptor() else {
+                    return invalid("transactional command on an uninitialized replica".into());
+                };
+                // The proposer made sure no split could apply in between;
+                // a replica checks all the same.
+                if let Some(key) = evaluated
+                    .keys
+                    .iter()
+                    .find(|key| !span_contains(&descriptor.start_key, &descriptor.end_key, key))
+                {
+                    return Ok(Err(Error::RangeNotFound { key: key.clone() }));
+                }
+                let effects = match evaluated_effects(evaluated.writes) {
+                    Ok(effects) => effects,
+                    Err(msg) => return invalid(msg),
+                };
                 if let Some(view) = view.as_mut() {
                     view.apply(&effects);
                 }

@@ -1196,8 +1196,7 @@ impl StoreLoop {
             return;
         }
         self.next_id += 1;
-        let pipelined = matches!(check, Precheck::Pipeline);
-        replica.propose_txn(command, self.next_id, pipelined, callback);
+        replica.propose_txn(command, self.next_id, check, callback);
     }
 
     /// Proposes the first step of a split at `key` (`prepare`) or its last.

@@ -429,6 +429,99 @@ async fn pipelined_locks_are_refused_to_others_while_in_flight() {
     }
 }
 
+/// What the user range's log holds after `after` on `node`: for each
+/// entry, the kind of command it carries.
+fn logged_kinds(cluster: &Cluster, node: u64, after: u64) -> Vec<&'static str> {
+    use prost::Message as _;
+    use tessera_proto::meta::{raft_command, RaftCommand};
+    let engine = cluster.engine(node);
+    let mut kinds = Vec::new();
+    for index in after + 1.. {
+        let key = tessera_raft::keys::log_entry(USER_RANGE, index);
+        let Some(bytes) = engine.get(Cf::Raft, &key).unwrap() else {
+            break;
+        };
+        let entry: raft::prelude::Entry = protobuf::Message::parse_from_bytes(&bytes).unwrap();
+        let command = RaftCommand::decode(entry.get_data()).unwrap();
+        kinds.push(match command.kind {
+            Some(raft_command::Kind::EvaluatedTxn(_)) => "evaluated",
+            Some(raft_command::Kind::Txn(_)) => "command",
+            _ => "other",
+        });
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaders_propose_the_writes_they_evaluated() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    assert_eq!(run(&cluster, lock(5, 5, vec![key(0)])).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    let last_index = || async {
+        let replicas = store.replicas().await.unwrap();
+        let info = replicas.iter().find(|r| r.range_id == USER_RANGE).unwrap();
+        assert!(info.is_leader, "the leader moved");
+        info.commit_index
+    };
+
+    // Nothing in flight on their keys: a prewrite, its commit and a lock
+    // request go into the log as the writes the leader evaluated.
+    let before = last_index().await;
+    let puts = [(key(1), "a"), (key(2), "b")];
+    assert_eq!(run(&cluster, prewrite(10, 0, &puts)).await.error, None);
+    assert_eq!(
+        run(&cluster, commit(10, 11, vec![key(1), key(2)]))
+            .await
+            .error,
+        None
+    );
+    assert_eq!(run(&cluster, lock(20, 20, vec![key(3)])).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        logged_kinds(&cluster, leader, before),
+        ["evaluated", "evaluated", "evaluated"]
+    );
+
+    // A prewrite of a key that another prewrite in flight is about to
+    // lock: evaluated on the applied state it would pass, so it goes as
+    // the command, and its apply finds the lock.
+    cluster.router.set_delay(Duration::from_millis(20));
+    let before = last_index().await;
+    let (first, second) = tokio::join!(store.txn(prewrite(30, 0, &[(key(4), "c")])), async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        store.txn(prewrite(40, 0, &[(key(4), "d")])).await
+    });
+    cluster.router.set_delay(Duration::ZERO);
+    assert_eq!(first.unwrap().error, None);
+    assert_eq!(holder(second.unwrap()), 30);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        logged_kinds(&cluster, leader, before),
+        ["evaluated", "command"]
+    );
+
+    // Every replica wrote the same.
+    for cf in [Cf::Lock, Cf::Write, Cf::Default] {
+        let expected = family(&cluster, leader, cf);
+        for node in 1..=3 {
+            assert_eq!(
+                family(&cluster, node, cf),
+                expected,
+                "{cf:?} on node {node}"
+            );
+        }
+    }
+    assert_eq!(family(&cluster, leader, Cf::Write).len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_request_is_not_pipelined_while_a_split_is_in_flight() {
     const RIGHT: u64 = 50;
