@@ -429,6 +429,14 @@ async fn pipelined_locks_are_refused_to_others_while_in_flight() {
     }
 }
 
+/// The user range's commit index on `store`, which must still lead it.
+async fn leader_commit_index(store: &tessera_raft::StoreHandle) -> u64 {
+    let replicas = store.replicas().await.unwrap();
+    let info = replicas.iter().find(|r| r.range_id == USER_RANGE).unwrap();
+    assert!(info.is_leader, "the leader moved");
+    info.commit_index
+}
+
 /// What the user range's log holds after `after` on `node`: for each
 /// entry, the kind of command it carries.
 fn logged_kinds(cluster: &Cluster, node: u64, after: u64) -> Vec<&'static str> {
@@ -461,12 +469,7 @@ async fn leaders_propose_the_writes_they_evaluated() {
         .await;
     let leader = cluster.leader(USER_RANGE).await;
     let store = cluster.store(leader);
-    let last_index = || async {
-        let replicas = store.replicas().await.unwrap();
-        let info = replicas.iter().find(|r| r.range_id == USER_RANGE).unwrap();
-        assert!(info.is_leader, "the leader moved");
-        info.commit_index
-    };
+    let last_index = || leader_commit_index(&store);
 
     // Nothing in flight on their keys: a prewrite, its commit and a lock
     // request go into the log as the writes the leader evaluated.
@@ -578,12 +581,7 @@ async fn status_checks_that_change_nothing_take_no_raft_round() {
         .await;
     let leader = cluster.leader(USER_RANGE).await;
     let store = cluster.store(leader);
-    let last_index = || async {
-        let replicas = store.replicas().await.unwrap();
-        let info = replicas.iter().find(|r| r.range_id == USER_RANGE).unwrap();
-        assert!(info.is_leader, "the leader moved");
-        info.commit_index
-    };
+    let last_index = || leader_commit_index(&store);
     let before = last_index().await;
 
     // Alive within its TTL: answered from the leader's applied state.
