@@ -240,7 +240,7 @@ fn prepare_one_phase_commit<'g>(
 /// The evaluated form of a transactional command with keys `keys` and
 /// effects `effects` (see [`Replica::precheck`]); None if they hold
 /// anything but puts and deletes in the transactional families.
-fn evaluated_txn(keys: &[Vec<u8>], effects: &WriteBatch) -> Option<raft_command::Kind> {
+fn evaluated_txn(keys: &[Vec<u8>], effects: WriteBatch) -> Option<raft_command::Kind> {
     let family = |cf: Cf| match cf {
         Cf::Lock => Some(TxnFamily::Lock),
         Cf::Write => Some(TxnFamily::Write),
@@ -248,18 +248,18 @@ fn evaluated_txn(keys: &[Vec<u8>], effects: &WriteBatch) -> Option<raft_command:
         Cf::Raft | Cf::Raw => None,
     };
     let writes = effects
-        .ops()
-        .iter()
+        .into_ops()
+        .into_iter()
         .map(|op| match op {
             BatchOp::Put { cf, key, value } => Some(EvaluatedWrite {
-                family: family(*cf)? as i32,
-                key: key.clone(),
-                value: value.clone(),
+                family: family(cf)? as i32,
+                key,
+                value,
                 delete: false,
             }),
             BatchOp::Delete { cf, key } => Some(EvaluatedWrite {
-                family: family(*cf)? as i32,
-                key: key.clone(),
+                family: family(cf)? as i32,
+                key,
                 value: Vec::new(),
                 delete: true,
             }),
@@ -540,8 +540,8 @@ impl Replica {
             .map(<[u8]>::to_vec)
             .collect();
         let (kind, evaluated) = match check {
-            Precheck::Pipeline(effects) => (evaluated_txn(&keys, &effects), None),
-            Precheck::Evaluated(result, effects) => (evaluated_txn(&keys, &effects), Some(result)),
+            Precheck::Pipeline(effects) => (evaluated_txn(&keys, effects), None),
+            Precheck::Evaluated(result, effects) => (evaluated_txn(&keys, effects), Some(result)),
             Precheck::Answered(_) | Precheck::Propose => (None, None),
         };
         // Effects that cannot travel as evaluated writes go as the command.
@@ -707,10 +707,7 @@ impl Replica {
         command: &tessera_proto::txn::TxnCommand,
         descriptor: &RangeDescriptor,
     ) -> Precheck {
-        let keys = crate::txn::command_keys(command);
-        if !self.applied_state_is_final()
-            || keys.iter().any(|key| self.in_flight.contains_key(*key))
-        {
+        if !self.applied_state_is_final() || self.names_a_key_in_flight(command) {
             return Precheck::Propose;
         }
         match self.execute_on_applied(command, descriptor) {
@@ -719,6 +716,14 @@ impl Replica {
             }
             _ => Precheck::Propose,
         }
+    }
+
+    /// Whether a transactional command this leader proposed and has not
+    /// applied names one of `command`'s keys.
+    fn names_a_key_in_flight(&self, command: &tessera_proto::txn::TxnCommand) -> bool {
+        crate::txn::command_keys(command)
+            .iter()
+            .any(|key| self.in_flight.contains_key(*key))
     }
 
     /// A transaction status check, lock resolution or garbage collection
@@ -734,9 +739,8 @@ impl Replica {
         command: &tessera_proto::txn::TxnCommand,
         descriptor: &RangeDescriptor,
     ) -> Precheck {
-        let keys = crate::txn::command_keys(command);
         if self.raw.store().apply.applied_term != self.raw.raft.term
-            || keys.iter().any(|key| self.in_flight.contains_key(*key))
+            || self.names_a_key_in_flight(command)
         {
             return Precheck::Propose;
         }
@@ -1168,12 +1172,12 @@ impl Replica {
                 if *entry_proposal.key() > entry.index {
                     break;
                 }
-                let (index, proposal) = entry_proposal.remove_entry();
+                let (index, mut proposal) = entry_proposal.remove_entry();
                 let reply = if index == entry.index && proposal.term == entry.term {
                     let applied = result
                         .take()
                         .unwrap_or(Err(Error::InvalidInput(String::from("answered twice"))));
-                    match (applied, proposal.evaluated.clone()) {
+                    match (applied, proposal.evaluated.take()) {
                         // Evaluated writes applied: the evaluation's outcome.
                         (Ok(None), Some(outcome)) => Ok(Some(outcome)),
                         (applied, _) => applied,

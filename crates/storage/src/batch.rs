@@ -75,6 +75,11 @@ impl WriteBatch {
         &self.ops
     }
 
+    /// The operations, in order, taken out of the batch.
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+
     /// Whether the batch has no operations.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
