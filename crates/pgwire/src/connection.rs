@@ -236,7 +236,12 @@ impl tokio::io::AsyncWrite for Socket {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Socket::Async(stream) => Pin::new(stream).poll_write(cx, buf),
-            Socket::Blocking(stream) => Poll::Ready(stream.write(buf)),
+            Socket::Blocking(stream) => Poll::Ready(loop {
+                match stream.write(buf) {
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    written => break written,
+                }
+            }),
             Socket::Gone => Poll::Ready(Err(gone())),
         }
     }
