@@ -233,6 +233,48 @@ async fn write_conflicts_name_the_winner_and_two_phase_commit_on_one_range() {
     drop(cluster);
 }
 
+/// Every lock in the keyspace, range after range.
+async fn all_locks(kv: &KvClient) -> Vec<pb::LockInfo> {
+    let (mut locks, mut cursor) = (Vec::new(), Vec::new());
+    loop {
+        let (page, resume) = kv
+            .scan_locks(&cursor, b"", Timestamp::MAX, 1000)
+            .await
+            .unwrap();
+        locks.extend(page);
+        match resume {
+            Some(next) => cursor = next,
+            None => return locks,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_phase_commit_commits_its_secondaries_after_answering() {
+    let (cluster, kv) = start().await;
+    let client = TxnClient::new(kv.clone(), TxnOptions::default());
+    // Two ranges: the primary (the first key) in the meta range, the
+    // secondaries in the user range, which no reader visits afterwards.
+    let mut txn = client.begin().await.unwrap();
+    for i in 0..5 {
+        txn.put(account(i), b"7".to_vec());
+    }
+    txn.commit().await.unwrap().expect("a commit timestamp");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let locks = all_locks(&kv).await;
+        if locks.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "locks left after the commit: {locks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(cluster);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collection_stops_at_live_transactions_and_refuses_old_snapshots() {
     let (cluster, kv) = start().await;

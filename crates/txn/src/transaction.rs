@@ -853,7 +853,7 @@ impl Transaction {
             },
             // The answer was lost (with its node, say): the commit may have
             // applied. Until that is known, no lock of it may go.
-            Err(err) => match self.client.settle(start_ts, primary, err).await {
+            Err(err) => match self.client.settle(start_ts, primary.clone(), err).await {
                 Ok(Settled::Committed(commit_ts)) => Ok(commit_ts),
                 Ok(Settled::RolledBack(err)) => Err(err),
                 Err(ambiguous) => return Err(ambiguous),
@@ -867,10 +867,18 @@ impl Transaction {
             }
         };
         crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PRIMARY_COMMIT);
-        // Phase two: the other keys, after answering.
+        // Phase two: the other keys, after answering. (The primary is
+        // committed; sending it again would cost its range a request.)
         let client = self.client.clone();
         tokio::spawn(async move {
-            let keys: Vec<Vec<u8>> = keys.into_iter().flatten().collect();
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .flatten()
+                .filter(|key| *key != primary)
+                .collect();
+            if keys.is_empty() {
+                return;
+            }
             let request = |keys: Vec<Vec<u8>>| {
                 command(Kind::Commit(pb::Commit {
                     start_ts: start_ts.0,
