@@ -253,8 +253,9 @@ async fn all_locks(kv: &KvClient) -> Vec<pb::LockInfo> {
 async fn a_two_phase_commit_commits_its_secondaries_after_answering() {
     let (cluster, kv) = start().await;
     let client = TxnClient::new(kv.clone(), TxnOptions::default());
-    // Two ranges: the primary (the first key) in the meta range, the
-    // secondaries in the user range, which no reader visits afterwards.
+    // Two ranges: the primary (the first key) and two secondaries in the
+    // meta range, two secondaries in the user range. No reader visits them
+    // afterwards, so only phase two can commit the secondaries.
     let mut txn = client.begin().await.unwrap();
     for i in 0..5 {
         txn.put(account(i), b"7".to_vec());
