@@ -41,6 +41,10 @@ fn main() {
         ),
         support::trial("sql_transactions::deadlock", deadlock),
         support::trial("sql_transactions::row_locks", row_locks),
+        support::trial(
+            "sql_transactions::an_abandoned_transaction_releases_its_locks",
+            an_abandoned_transaction_releases_its_locks,
+        ),
         support::trial("sql_transactions::foreign_keys", foreign_keys),
         support::trial(
             "sql_transactions::schema_changes_and_tables_without_a_key",
@@ -683,6 +687,16 @@ fn deadlock() -> Result<(), String> {
         .await
         .map_err(err("setup"))?;
         split(&a, target, "t", &[2]).await?;
+        // The winner goes on as soon as the loser's transaction fails,
+        // before its ROLLBACK: well within 2 s (PostgreSQL detects the
+        // cycle after deadlock_timeout, 1 s); a loser's locks left to
+        // expire (their TTL is 3 s) would fail the winner with 55P03.
+        for client in [&a, &b] {
+            client
+                .batch_execute("SET lock_timeout = '2s'")
+                .await
+                .map_err(err("SET lock_timeout"))?;
+        }
         a.batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1")
             .await
             .map_err(err("a locks 1"))?;
@@ -787,6 +801,77 @@ fn row_locks() -> Result<(), String> {
                 "v = {v} after {:?}: the writer must apply +1 to 100",
                 started.elapsed()
             ));
+        }
+        Ok(())
+    })
+}
+
+/// A transaction rolled back, failed by an error, or whose connection
+/// closes gives up its row locks at once: another writer of the rows does
+/// not wait for them to expire (it would fail here, on its 1 s
+/// lock_timeout, where the locks lasted until their TTL).
+fn an_abandoned_transaction_releases_its_locks() -> Result<(), String> {
+    with_database("abandoned_locks", |target, database| async move {
+        let mut all = clients(target, &database, 4).await?;
+        let writer = all.pop().ok_or("client")?;
+        let failing = all.pop().ok_or("client")?;
+        let closing = all.pop().ok_or("client")?;
+        let rolling_back = all.pop().ok_or("client")?;
+        rolling_back
+            .batch_execute(
+                "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+                 INSERT INTO t VALUES (1, 0), (2, 0), (3, 0)",
+            )
+            .await
+            .map_err(err("setup"))?;
+        writer
+            .batch_execute("SET lock_timeout = '1s'")
+            .await
+            .map_err(err("SET lock_timeout"))?;
+        rolling_back
+            .batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1; ROLLBACK")
+            .await
+            .map_err(err("a transaction rolled back"))?;
+        writer
+            .batch_execute("UPDATE t SET v = 2 WHERE id = 1")
+            .await
+            .map_err(err("writing the row a rolled back transaction locked"))?;
+        closing
+            .batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 2")
+            .await
+            .map_err(err("a transaction left open"))?;
+        drop(closing);
+        writer
+            .batch_execute("UPDATE t SET v = 2 WHERE id = 2")
+            .await
+            .map_err(err(
+                "writing the row a transaction whose connection closed locked",
+            ))?;
+        // A statement's error aborts the transaction: its locks go then,
+        // before the ROLLBACK that ends the block (as a deadlock's loser's
+        // do, which the winner waits on).
+        failing
+            .batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 3")
+            .await
+            .map_err(err("a transaction locking a row"))?;
+        if failing.batch_execute("SELECT 1 / 0").await.is_ok() {
+            return Err("1 / 0 did not fail".into());
+        }
+        writer
+            .batch_execute("UPDATE t SET v = 2 WHERE id = 3")
+            .await
+            .map_err(err("writing the row a failed transaction locked"))?;
+        failing
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(err("ROLLBACK"))?;
+        let rows = writer
+            .query("SELECT v FROM t ORDER BY id", &[])
+            .await
+            .map_err(err("read"))?;
+        let values: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        if values != [2, 2, 2] {
+            return Err(format!("values {values:?}, expected [2, 2, 2]"));
         }
         Ok(())
     })

@@ -235,6 +235,7 @@ impl TxnClient {
             locked: BTreeSet::new(),
             heartbeat: None,
             finished: false,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -270,6 +271,10 @@ pub struct Transaction {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     /// Committed or rolled back: nothing to clean up on drop.
     finished: bool,
+    /// The runtime the transaction began on, which releases its locks if
+    /// it is dropped unfinished: the SQL layer drops an aborted transaction
+    /// on a session's own thread, outside any runtime.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A node of the cluster, as [`TxnClient::nodes`] found it.
@@ -924,7 +929,13 @@ impl Drop for Transaction {
             return;
         }
         // Abandoned while holding locks: release them in the background.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // (Without a runtime, they stay until their TTL runs out and a
+        // reader or writer that meets them rolls them back.)
+        let Some(runtime) = self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        else {
             return;
         };
         let client = self.client.clone();
