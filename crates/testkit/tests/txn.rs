@@ -429,6 +429,18 @@ async fn pipelined_locks_are_refused_to_others_while_in_flight() {
     }
 }
 
+/// A three-node cluster that ran `first` and applied it on every
+/// replica, with the user range's leader.
+async fn applied_on_three_nodes(first: TxnCommand) -> (Cluster, u64) {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    assert_eq!(run(&cluster, first).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let leader = cluster.leader(USER_RANGE).await;
+    (cluster, leader)
+}
+
 /// The user range's commit index on `store`, which must still lead it.
 async fn leader_commit_index(store: &tessera_raft::StoreHandle) -> u64 {
     let replicas = store.replicas().await.unwrap();
@@ -462,12 +474,7 @@ fn logged_kinds(cluster: &Cluster, node: u64, after: u64) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaders_propose_the_writes_they_evaluated() {
-    let cluster = Cluster::start(3, ClusterOptions::default()).await;
-    assert_eq!(run(&cluster, lock(5, 5, vec![key(0)])).await.error, None);
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
-    let leader = cluster.leader(USER_RANGE).await;
+    let (cluster, leader) = applied_on_three_nodes(lock(5, 5, vec![key(0)])).await;
     let store = cluster.store(leader);
     let last_index = || leader_commit_index(&store);
 
@@ -578,13 +585,8 @@ fn check_status(primary: Vec<u8>, start_ts: u64, now: Timestamp) -> TxnCommand {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_checks_that_change_nothing_take_no_raft_round() {
-    let cluster = Cluster::start(3, ClusterOptions::default()).await;
     // Transaction 10 (at the epoch's first millisecond) locks key 1.
-    assert_eq!(run(&cluster, lock(10, 10, vec![key(1)])).await.error, None);
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
-    let leader = cluster.leader(USER_RANGE).await;
+    let (cluster, leader) = applied_on_three_nodes(lock(10, 10, vec![key(1)])).await;
     let store = cluster.store(leader);
     let last_index = || leader_commit_index(&store);
     let before = last_index().await;

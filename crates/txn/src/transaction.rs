@@ -66,6 +66,10 @@ pub(crate) struct Inner {
     /// The highest commit timestamp of this client's transactions: a
     /// recent timestamp below it would miss their writes.
     last_commit: AtomicU64,
+    /// The runtime the client was made on, which releases the locks of a
+    /// transaction dropped unfinished: the SQL layer drops an aborted
+    /// transaction on a session's own thread, outside any runtime.
+    runtime: tokio::runtime::Handle,
 }
 
 impl TxnClient {
@@ -79,6 +83,7 @@ impl TxnClient {
                 kv,
                 options,
                 last_commit: AtomicU64::new(0),
+                runtime: tokio::runtime::Handle::current(),
             }),
         }
     }
@@ -235,7 +240,6 @@ impl TxnClient {
             locked: BTreeSet::new(),
             heartbeat: None,
             finished: false,
-            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -271,10 +275,6 @@ pub struct Transaction {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     /// Committed or rolled back: nothing to clean up on drop.
     finished: bool,
-    /// The runtime the transaction began on, which releases its locks if
-    /// it is dropped unfinished: the SQL layer drops an aborted transaction
-    /// on a session's own thread, outside any runtime.
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A node of the cluster, as [`TxnClient::nodes`] found it.
@@ -929,19 +929,13 @@ impl Drop for Transaction {
             return;
         }
         // Abandoned while holding locks: release them in the background.
-        // (Without a runtime, they stay until their TTL runs out and a
-        // reader or writer that meets them rolls them back.)
-        let Some(runtime) = self
-            .runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok())
-        else {
-            return;
-        };
         let client = self.client.clone();
         let start_ts = self.start_ts;
         let locked: Vec<Vec<u8>> = std::mem::take(&mut self.locked).into_iter().collect();
-        runtime.spawn(async move { client.roll_back(start_ts, vec![locked]).await });
+        self.client
+            .inner
+            .runtime
+            .spawn(async move { client.roll_back(start_ts, vec![locked]).await });
     }
 }
 
