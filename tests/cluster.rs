@@ -329,3 +329,42 @@ fn tokio_stream_once(
 ) -> impl tokio_stream::Stream<Item = RaftBatch> + Send + 'static {
     tokio_stream::iter(vec![batch])
 }
+
+/// A thread count no machine wants is refused before the node starts, from
+/// the flag and from the config file alike (every other test here starts
+/// its nodes with the default).
+#[test]
+fn the_runtime_threads_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "io_threads = 5000\n").unwrap();
+    let data_dir = dir.path().join("n1").display().to_string();
+    for extra in [
+        vec!["--io-threads", "5000"],
+        vec!["--config", config.to_str().unwrap()],
+    ] {
+        let mut node = Command::new(tessera_bin())
+            .args(["start", "--node-id", "1", "--data-dir", &data_dir])
+            .args(["--listen-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--sql-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(&extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while node.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                node.kill().unwrap();
+                panic!("{extra:?}: the node started");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = node.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} started a node: {stderr}");
+        assert!(
+            stderr.contains("io_threads must be at most 1024, not 5000"),
+            "{extra:?}: {stderr}"
+        );
+    }
+}

@@ -51,6 +51,22 @@ pub struct NodeConfig {
     pub split: SplitSection,
     /// Lease rebalancing among the live nodes.
     pub rebalance: RebalanceSection,
+    /// Threads of the runtime that serves the node's network (gRPC, its
+    /// pipelines and the Raft transport) and its reads from the leader's
+    /// snapshot; 0: half the cores, at least one ([`default_io_threads`]).
+    pub io_threads: usize,
+}
+
+/// The runtime's threads when the config leaves them to the node: half the
+/// cores, at least one. The store loops (one thread each) and the SQL
+/// sessions (one thread per connection) run on threads of their own and take
+/// the other half; with as many runtime threads as cores, an idle runtime
+/// thread is woken to look for work each time another schedules a task, and
+/// on two cores those wake-ups cost a select-only transaction about an eighth
+/// of its CPU (benches/README.md).
+pub fn default_io_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 2).max(1)
 }
 
 /// The `[rebalance]` table.
@@ -154,6 +170,7 @@ impl Default for NodeConfig {
             gc: GcSection::default(),
             split: SplitSection::default(),
             rebalance: RebalanceSection::default(),
+            io_threads: 0,
         }
     }
 }
@@ -176,6 +193,14 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+
+    /// The runtime's threads: `io_threads`, or the default for 0.
+    pub fn io_threads(&self) -> usize {
+        match self.io_threads {
+            0 => default_io_threads(),
+            n => n,
+        }
     }
 
     /// The address other nodes reach this one at.
@@ -291,5 +316,15 @@ mod tests {
         assert!(no_users.validate().is_err());
         let unknown: NodeConfig = toml::from_str("sql_auth = \"ldap\"").unwrap();
         assert!(unknown.validate().is_err());
+    }
+
+    #[test]
+    fn io_threads_default_to_half_the_cores() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let unset = NodeConfig::default();
+        assert_eq!(unset.io_threads, 0);
+        assert_eq!(unset.io_threads(), (cores / 2).max(1));
+        let set: NodeConfig = toml::from_str("io_threads = 3").unwrap();
+        assert_eq!(set.io_threads(), 3);
     }
 }

@@ -6,7 +6,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use tessera_kv::{KvClient, KvClientConfig};
 use tessera_proto::node::node_client::NodeClient;
-use tessera_server::config::{NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT};
+use tessera_server::config::{
+    default_io_threads, NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT,
+};
 use tessera_server::node::{bind, Node};
 use tessera_txn::{TxnClient, TxnOptions};
 
@@ -61,6 +63,10 @@ enum Command {
         /// Seconds between lease and replica rebalancing looks (0: never).
         #[arg(long)]
         rebalance_interval_secs: Option<u64>,
+        /// Threads of the runtime the nodes share for their network and
+        /// reads [default: half the cores, at least one].
+        #[arg(long)]
+        io_threads: Option<usize>,
     },
     /// Debug KV client.
     Kv {
@@ -131,6 +137,10 @@ struct StartArgs {
     /// config file's sql_users).
     #[arg(long, value_name = "NAME=PASSWORD")]
     sql_user: Vec<String>,
+    /// Threads of the runtime serving the node's network and reads
+    /// [default: half the cores, at least one].
+    #[arg(long)]
+    io_threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -240,26 +250,41 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(err) = runtime.block_on(run(cli)) {
+    if let Err(err) = run(cli.command) {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Start(args) => start(*args).await,
-        Command::Init { host } => init(&host).await,
+/// More runtime threads than this is a typo, not a tuning.
+const MAX_IO_THREADS: usize = 1024;
+
+/// A runtime with `threads` worker threads (tokio's default, one per core,
+/// for `None`).
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        anyhow::ensure!(
+            threads <= MAX_IO_THREADS,
+            "io_threads must be at most {MAX_IO_THREADS}, not {threads}"
+        );
+        builder.worker_threads(threads);
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Runs a command on a runtime sized for it: a node's (or a demo's nodes')
+/// runtime has its configured I/O threads; the client tools keep tokio's
+/// default.
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Start(args) => {
+            let config = node_config(*args)?;
+            runtime(Some(config.io_threads()))?.block_on(start(config))
+        }
         Command::Demo {
             nodes,
             data_dir,
@@ -268,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             split_max_range_bytes,
             split_max_range_qps,
             rebalance_interval_secs,
+            io_threads,
         } => {
             let tune = move |config: &mut NodeConfig| {
                 if let Some(bytes) = split_max_range_bytes {
@@ -280,17 +306,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     config.rebalance.interval_secs = secs;
                 }
             };
-            demo(nodes, data_dir, base_port, sql_base_port, tune).await
+            let threads = io_threads
+                .filter(|&n| n > 0)
+                .unwrap_or_else(default_io_threads);
+            runtime(Some(threads))?.block_on(demo(nodes, data_dir, base_port, sql_base_port, tune))
         }
-        Command::Kv { host, op } => kv(host, op).await,
-        Command::Admin { host, op } => admin(&host, op).await,
+        Command::Init { host } => tool(init(&host)),
+        Command::Kv { host, op } => tool(kv(host, op)),
+        Command::Admin { host, op } => tool(admin(&host, op)),
         Command::Bench { workload } => match workload {
-            BenchWorkload::Kv(args) => tessera_bench::kv::run(args).await,
-            BenchWorkload::Tpcb(args) => tessera_bench::sql::tpcb(args).await,
-            BenchWorkload::Select(args) => tessera_bench::sql::select(args).await,
-            BenchWorkload::Custom(args) => tessera_bench::sql::custom(args).await,
+            BenchWorkload::Kv(args) => tool(tessera_bench::kv::run(args)),
+            BenchWorkload::Tpcb(args) => tool(tessera_bench::sql::tpcb(args)),
+            BenchWorkload::Select(args) => tool(tessera_bench::sql::select(args)),
+            BenchWorkload::Custom(args) => tool(tessera_bench::sql::custom(args)),
         },
     }
+}
+
+/// Runs a client tool's command on a runtime of tokio's default size.
+fn tool(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    runtime(None)?.block_on(command)
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -315,7 +350,8 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn start(args: StartArgs) -> anyhow::Result<()> {
+/// The node's config: the file's, overridden by the flags.
+fn node_config(args: StartArgs) -> anyhow::Result<NodeConfig> {
     let mut config = match &args.config {
         Some(path) => NodeConfig::load(path)?,
         None => NodeConfig::default(),
@@ -364,6 +400,13 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
             .sql_users
             .insert(name.to_string(), password.to_string());
     }
+    if let Some(v) = args.io_threads {
+        config.io_threads = v;
+    }
+    Ok(config)
+}
+
+async fn start(config: NodeConfig) -> anyhow::Result<()> {
     let listener = bind(&config.listen_addr).await?;
     let node = Node::start(&config, listener).await?;
     tracing::info!(
