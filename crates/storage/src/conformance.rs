@@ -15,6 +15,7 @@ pub fn run_all(new_engine: &dyn Fn() -> Box<dyn Engine>) {
     scans_are_ordered_and_bounded(new_engine().as_ref());
     snapshots_are_isolated(new_engine().as_ref());
     long_scans_page_correctly(new_engine().as_ref());
+    visits_stop_where_told(new_engine().as_ref());
 }
 
 fn put(engine: &dyn Engine, cf: Cf, key: &[u8], value: &[u8]) {
@@ -208,4 +209,39 @@ pub fn long_scans_page_correctly(engine: &dyn Engine) {
         &1500u32.to_be_bytes(),
     );
     assert_eq!(part.len(), 1010);
+}
+
+/// A snapshot's `visit` shows the entries of its span in order, from the
+/// first at or after the start, past a page of them, and stops where the
+/// visitor says; a visitor's error ends it with that error.
+pub fn visits_stop_where_told(engine: &dyn Engine) {
+    for i in 0..600u32 {
+        put(engine, Cf::Write, &i.to_be_bytes(), &i.to_le_bytes());
+    }
+    let snapshot = engine.snapshot();
+    let visited = |start: u32, end: Option<u32>, stop_after: usize| {
+        let mut seen = Vec::new();
+        let end = end.map_or(Vec::new(), |end| end.to_be_bytes().to_vec());
+        snapshot
+            .visit(Cf::Write, &start.to_be_bytes(), &end, &mut |key, value| {
+                let key = u32::from_be_bytes(key.try_into().unwrap());
+                assert_eq!(value, key.to_le_bytes(), "value of {key}");
+                seen.push(key);
+                Ok(seen.len() < stop_after)
+            })
+            .unwrap();
+        seen
+    };
+    assert_eq!(visited(7, None, 1), vec![7]);
+    assert_eq!(visited(7, Some(10), 100), vec![7, 8, 9]);
+    assert_eq!(visited(10, Some(10), 100), Vec::<u32>::new());
+    assert_eq!(visited(1, None, 1000), (1..600).collect::<Vec<_>>());
+    assert_eq!(visited(20, None, 300), (20..320).collect::<Vec<_>>());
+    let failed = snapshot.visit(Cf::Write, b"", b"", &mut |_, _| {
+        Err(crate::Error::Corruption("the visitor's own".into()))
+    });
+    assert!(
+        matches!(&failed, Err(crate::Error::Corruption(why)) if why == "the visitor's own"),
+        "{failed:?}"
+    );
 }

@@ -76,6 +76,10 @@ pub trait Engine: Send + Sync {
     }
 }
 
+/// What [`Snapshot::visit`] shows each entry to (key, value): true to go
+/// on to the next.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// A consistent, immutable view of an engine.
 pub trait Snapshot: Send + Sync {
     /// Reads a key as of the snapshot.
@@ -90,4 +94,29 @@ pub trait Snapshot: Send + Sync {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Shows `visit` the entries of `[start, end)` in key order (an empty
+    /// `end` is unbounded), until it returns false or fails. Reads no entry
+    /// past the one where it stops: a point lookup that stops at its first
+    /// entry costs one seek. The default reads pages of `scan_chunk`.
+    fn visit(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        const PAGE: usize = 256;
+        let mut cursor = start.to_vec();
+        loop {
+            let page = self.scan_chunk(cf, &cursor, end, PAGE)?;
+            let full = page.len() == PAGE;
+            for (key, value) in &page {
+                if !visit(key, value)? {
+                    return Ok(());
+                }
+            }
+            match page.into_iter().last() {
+                Some((last, _)) if full => {
+                    cursor = last;
+                    cursor.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
 }

@@ -149,4 +149,32 @@ impl Snapshot for RocksSnapshot {
         iter.status()?;
         Ok(out)
     }
+
+    fn visit(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut crate::engine::Visitor<'_>,
+    ) -> Result<()> {
+        if !end.is_empty() && start >= end {
+            return Ok(());
+        }
+        let mut opts = ReadOptions::default();
+        if !end.is_empty() {
+            opts.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut iter = self
+            .snapshot
+            .raw_iterator_cf_opt(handle(&self.db, cf), opts);
+        iter.seek(start);
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !visit(key, value)? {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(())
+    }
 }

@@ -125,27 +125,12 @@ impl<'a> MvccReader<'a> {
         ts: Timestamp,
         mut visit: impl FnMut(Timestamp, Write) -> bool,
     ) -> Result<()> {
-        let (mut cursor, end) = version_bounds(key, ts);
-        // Most lookups stop at the first record: start with a small page.
-        let mut page_size = 4;
-        loop {
-            let page = self
-                .snapshot
-                .scan_chunk(Cf::Write, &cursor, &end, page_size)?;
-            let full = page.len() == page_size;
-            for (versioned, value) in page {
-                let (_, commit_ts) = split_version_key(&versioned)?;
-                if !visit(commit_ts, Write::decode(&value)?) {
-                    return Ok(());
-                }
-                cursor = versioned;
-            }
-            if !full {
-                return Ok(());
-            }
-            cursor.push(0);
-            page_size = WRITE_PAGE;
-        }
+        let (start, end) = version_bounds(key, ts);
+        self.snapshot
+            .visit(Cf::Write, &start, &end, &mut |versioned, value| {
+                let (_, commit_ts) = split_version_key(versioned)?;
+                Ok(visit(commit_ts, Write::decode(value)?))
+            })
     }
 
     /// The newest record of `key` that gives it a value (a `Put` or a
