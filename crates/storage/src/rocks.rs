@@ -127,26 +127,13 @@ impl Snapshot for RocksSnapshot {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if !end.is_empty() && start >= end {
-            return Ok(Vec::new());
-        }
-        let mut opts = ReadOptions::default();
-        if !end.is_empty() {
-            opts.set_iterate_upper_bound(end.to_vec());
-        }
-        let mut iter = self
-            .snapshot
-            .raw_iterator_cf_opt(handle(&self.db, cf), opts);
-        iter.seek(start);
         let mut out = Vec::new();
-        while out.len() < limit {
-            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
-                break;
-            };
-            out.push((key.to_vec(), value.to_vec()));
-            iter.next();
+        if limit > 0 {
+            self.visit(cf, start, end, &mut |key, value| {
+                out.push((key.to_vec(), value.to_vec()));
+                Ok(out.len() < limit)
+            })?;
         }
-        iter.status()?;
         Ok(out)
     }
 
