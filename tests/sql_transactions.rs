@@ -58,6 +58,15 @@ fn target() -> Result<&'static Target, String> {
     support::target_from_env("TESSERA_SQL_TARGET")
 }
 
+/// The `v` column of table `t`, in `id` order.
+async fn values_of_t(client: &tokio_postgres::Client) -> Result<Vec<i32>, String> {
+    let rows = client
+        .query("SELECT v FROM t ORDER BY id", &[])
+        .await
+        .map_err(err("read"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 fn err(what: &str) -> impl Fn(tokio_postgres::Error) -> String + '_ {
     move |e| format!("{what}: {}", support::error_text(&e))
 }
@@ -728,11 +737,7 @@ fn deadlock() -> Result<(), String> {
             .batch_execute("COMMIT")
             .await
             .map_err(err("COMMIT"))?;
-        let rows = winner
-            .query("SELECT v FROM t ORDER BY id", &[])
-            .await
-            .map_err(err("read"))?;
-        let values: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        let values = values_of_t(winner).await?;
         if values != [1, 1] && values != [2, 2] {
             return Err(format!(
                 "values {values:?}: the winner's two writes, all or nothing"
@@ -865,11 +870,7 @@ fn an_abandoned_transaction_releases_its_locks() -> Result<(), String> {
             .batch_execute("ROLLBACK")
             .await
             .map_err(err("ROLLBACK"))?;
-        let rows = writer
-            .query("SELECT v FROM t ORDER BY id", &[])
-            .await
-            .map_err(err("read"))?;
-        let values: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        let values = values_of_t(&writer).await?;
         if values != [2, 2, 2] {
             return Err(format!("values {values:?}, expected [2, 2, 2]"));
         }

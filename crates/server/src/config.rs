@@ -53,20 +53,25 @@ pub struct NodeConfig {
     pub rebalance: RebalanceSection,
     /// Threads of the runtime that serves the node's network (gRPC, its
     /// pipelines and the Raft transport) and its reads from the leader's
-    /// snapshot; 0: half the cores, at least one ([`default_io_threads`]).
+    /// snapshot; 0: half the cores, at least one ([`io_threads`]).
     pub io_threads: usize,
 }
 
-/// The runtime's threads when the config leaves them to the node: half the
-/// cores, at least one. The store loops (one thread each) and the SQL
-/// sessions (one thread per connection) run on threads of their own and take
-/// the other half; with as many runtime threads as cores, an idle runtime
-/// thread is woken to look for work each time another schedules a task, and
-/// on two cores those wake-ups cost a select-only transaction about an eighth
-/// of its CPU (benches/README.md).
-pub fn default_io_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / 2).max(1)
+/// The runtime's threads for a configured `io_threads`: that many, or for 0
+/// half the cores, at least one. The store loops (one thread each) and the
+/// SQL sessions (one thread per connection) run on threads of their own and
+/// take the other half; with as many runtime threads as cores, an idle
+/// runtime thread is woken to look for work each time another schedules a
+/// task, and on two cores those wake-ups cost a select-only transaction
+/// about an eighth of its CPU (benches/README.md).
+pub fn io_threads(configured: usize) -> usize {
+    match configured {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / 2).max(1)
+        }
+        n => n,
+    }
 }
 
 /// The `[rebalance]` table.
@@ -197,10 +202,7 @@ impl NodeConfig {
 
     /// The runtime's threads: `io_threads`, or the default for 0.
     pub fn io_threads(&self) -> usize {
-        match self.io_threads {
-            0 => default_io_threads(),
-            n => n,
-        }
+        io_threads(self.io_threads)
     }
 
     /// The address other nodes reach this one at.

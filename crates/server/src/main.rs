@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use tessera_kv::{KvClient, KvClientConfig};
 use tessera_proto::node::node_client::NodeClient;
 use tessera_server::config::{
-    default_io_threads, NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT,
+    io_threads, NodeConfig, DEFAULT_DATABASE, DEFAULT_GRPC_PORT, DEFAULT_SQL_PORT,
 };
 use tessera_server::node::{bind, Node};
 use tessera_txn::{TxnClient, TxnOptions};
@@ -293,7 +293,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             split_max_range_bytes,
             split_max_range_qps,
             rebalance_interval_secs,
-            io_threads,
+            io_threads: configured_io_threads,
         } => {
             let tune = move |config: &mut NodeConfig| {
                 if let Some(bytes) = split_max_range_bytes {
@@ -306,10 +306,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                     config.rebalance.interval_secs = secs;
                 }
             };
-            let threads = io_threads
-                .filter(|&n| n > 0)
-                .unwrap_or_else(default_io_threads);
-            runtime(Some(threads))?.block_on(demo(nodes, data_dir, base_port, sql_base_port, tune))
+            runtime(Some(io_threads(configured_io_threads.unwrap_or(0))))?.block_on(demo(
+                nodes,
+                data_dir,
+                base_port,
+                sql_base_port,
+                tune,
+            ))
         }
         Command::Init { host } => tool(init(&host)),
         Command::Kv { host, op } => tool(kv(host, op)),
