@@ -27,14 +27,14 @@
 //! two always sees the other. A read that finds one goes to the store loop,
 //! which waits for it to apply.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use tessera_proto::txn::TxnError;
-use tessera_storage::mvcc::MvccError;
+use tessera_storage::mvcc::{Lock, MvccError};
 use tessera_storage::{Cf, Engine};
 use tessera_types::{keys::span_contains, Timestamp};
 
@@ -49,6 +49,10 @@ pub(crate) struct ReadGate {
     /// The requests this replica served as leader, recently: those the
     /// store loop handles and the reads served through the gate.
     pub load: Mutex<LoadMeter>,
+    /// The pessimistic locks this replica holds in memory as leader, by
+    /// key (see `Replica::hold`): written by the store loop, read by lock
+    /// waiters too (`StoreHandle::wait_lock_released`).
+    pub held_locks: Mutex<HashMap<Vec<u8>, Lock>>,
 }
 
 /// The gate's state, written by the store loop.
@@ -155,6 +159,7 @@ impl ReadGate {
                 pending_commits: BTreeMap::new(),
             }),
             load: Mutex::new(LoadMeter::new(now)),
+            held_locks: Mutex::new(HashMap::new()),
         }
     }
 

@@ -272,6 +272,38 @@ fn evaluated_txn(keys: &[Vec<u8>], effects: WriteBatch) -> Option<raft_command::
     }))
 }
 
+/// The locks a request for pessimistic locks evaluated to, if its effects
+/// are nothing but lock records.
+fn held_locks(effects: &WriteBatch) -> Option<Vec<(Vec<u8>, Lock)>> {
+    effects
+        .ops()
+        .iter()
+        .map(|op| match op {
+            BatchOp::Put {
+                cf: Cf::Lock,
+                key,
+                value,
+            } => Lock::decode(value).ok().map(|lock| (key.clone(), lock)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The keys whose lock records `effects` write or delete.
+fn locks_written(effects: &WriteBatch) -> Vec<Vec<u8>> {
+    effects
+        .ops()
+        .iter()
+        .filter_map(|op| match op {
+            BatchOp::Put {
+                cf: Cf::Lock, key, ..
+            }
+            | BatchOp::Delete { cf: Cf::Lock, key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The batch an `EvaluatedTxn`'s writes stand for.
 fn evaluated_effects(writes: Vec<EvaluatedWrite>) -> std::result::Result<WriteBatch, String> {
     let mut effects = WriteBatch::new();
@@ -375,6 +407,10 @@ struct InFlight {
 pub(crate) enum Precheck {
     /// Its answer, without a Raft round.
     Answered(TxnResult),
+    /// A request for pessimistic locks that succeeds: hold these locks in
+    /// the leader's memory and answer at once, with no log entry (see
+    /// [`Replica::hold`]).
+    Hold(Vec<(Vec<u8>, Lock)>),
     /// A request for pessimistic locks that may succeed: propose its
     /// effects, evaluated here, and answer at once.
     Pipeline(WriteBatch),
@@ -491,6 +527,17 @@ impl Replica {
             Some(raft_command::Kind::EvaluatedTxn(_)) => true,
             _ => false,
         };
+        // A split, a merge's step, a membership change may move or change
+        // the range under the locks held in memory: they go first. (A GC
+        // batch leaves locks alone.)
+        let gc = matches!(
+            &command.kind,
+            Some(raft_command::Kind::Txn(txn))
+                if matches!(txn.kind, Some(tessera_proto::txn::txn_command::Kind::Gc(_)))
+        );
+        if !transactional && !gc {
+            self.log_held_locks(None);
+        }
         let gate = self.gate.clone();
         let commit_ts =
             prepare_one_phase_commit(&gate, self.range_id, self.raw.raft.term, &mut command)?;
@@ -521,6 +568,11 @@ impl Replica {
         callback: ProposalCallback,
     ) {
         use tessera_proto::txn::txn_command::Kind;
+        if let Precheck::Hold(locks) = check {
+            self.hold(locks);
+            let _ = callback.send(Ok(Some(TxnResult::default())));
+            return;
+        }
         let pipelined = matches!(check, Precheck::Pipeline(_));
         let lock = match &command.kind {
             Some(Kind::AcquirePessimisticLocks(request)) if pipelined => Some(Lock {
@@ -539,11 +591,28 @@ impl Replica {
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect();
+        // The keys whose lock records evaluated effects write: they replace
+        // the locks the transaction holds in memory on them.
+        let mut replaced = Vec::new();
         let (kind, evaluated) = match check {
-            Precheck::Pipeline(effects) => (evaluated_txn(&keys, effects), None),
-            Precheck::Evaluated(result, effects) => (evaluated_txn(&keys, effects), Some(result)),
-            Precheck::Answered(_) | Precheck::Propose => (None, None),
+            Precheck::Pipeline(effects) => {
+                replaced = locks_written(&effects);
+                (evaluated_txn(&keys, effects), None)
+            }
+            Precheck::Evaluated(result, effects) => {
+                replaced = locks_written(&effects);
+                (evaluated_txn(&keys, effects), Some(result))
+            }
+            Precheck::Answered(_) | Precheck::Hold(_) | Precheck::Propose => (None, None),
         };
+        let owner = match (&kind, &command.kind) {
+            (None, _) => None,
+            (Some(_), Some(Kind::Prewrite(p))) => Some(Timestamp(p.start_ts)),
+            (Some(_), Some(Kind::Commit(c))) => Some(Timestamp(c.start_ts)),
+            (Some(_), Some(Kind::AcquirePessimisticLocks(l))) => Some(Timestamp(l.start_ts)),
+            (Some(_), _) => None,
+        };
+        self.settle_held(&keys, owner.map(|owner| (owner, replaced.as_slice())));
         // Effects that cannot travel as evaluated writes go as the command.
         let (kind, evaluated) = match kind {
             Some(kind) => (kind, evaluated),
@@ -650,6 +719,16 @@ impl Replica {
         let start_ts = Timestamp(request.start_ts);
         let mut writes_in_flight = false;
         for key in &request.keys {
+            let held = self.gate.held_locks.lock().get(key).cloned();
+            if let Some(lock) = held.filter(|lock| lock.start_ts != start_ts) {
+                return Precheck::Answered(TxnResult {
+                    error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
+                        key: key.clone(),
+                        lock,
+                    })),
+                    ..TxnResult::default()
+                });
+            }
             match self.in_flight.get(key) {
                 Some(InFlight {
                     lock: Some(lock), ..
@@ -675,10 +754,114 @@ impl Replica {
         // Only the apply can tell how a command in flight on a key (or an
         // entry of an earlier leader, or a split in flight) leaves it.
         if writes_in_flight || !self.applied_state_is_final() {
-            Precheck::Propose
-        } else {
-            Precheck::Pipeline(effects)
+            return Precheck::Propose;
         }
+        let in_flight = request
+            .keys
+            .iter()
+            .any(|key| self.in_flight.contains_key(key));
+        match held_locks(&effects) {
+            Some(locks) if !in_flight => Precheck::Hold(locks),
+            _ => Precheck::Pipeline(effects),
+        }
+    }
+
+    /// Keeps pessimistic locks in this leader's memory instead of its log
+    /// (TiKV's in-memory pessimistic locks): a lock that a transaction takes
+    /// at statement time and that its prewrite replaces costs no log entry,
+    /// written and synced on every replica. Every check this leader makes
+    /// sees them (other transactions' lock requests and prewrites, status
+    /// checks, lock waiters), and before anything else could miss them they
+    /// go into the log (see [`Self::settle_held`] and
+    /// [`Self::log_held_locks`]). Lost with the leadership, a lock shows as
+    /// missing at its transaction's prewrite, as a pipelined lock whose
+    /// entry was lost does.
+    fn hold(&mut self, locks: Vec<(Vec<u8>, Lock)>) {
+        self.gate.held_locks.lock().extend(locks);
+    }
+
+    /// Before a command naming `keys` is proposed: the locks held in memory
+    /// on them that its effects replace (`replacing`: the transaction whose
+    /// command was evaluated over them, and the keys whose lock records
+    /// the effects write) are dropped, and the others are logged ahead of
+    /// it, where the replicas' apply of the command will see them.
+    fn settle_held(&mut self, keys: &[Vec<u8>], replacing: Option<(Timestamp, &[Vec<u8>])>) {
+        let to_log: Vec<Vec<u8>> = {
+            let mut held = self.gate.held_locks.lock();
+            if held.is_empty() {
+                return;
+            }
+            let mut to_log = Vec::new();
+            for key in keys {
+                match held.get(key) {
+                    Some(lock)
+                        if replacing.is_some_and(|(owner, written)| {
+                            lock.start_ts == owner && written.contains(key)
+                        }) =>
+                    {
+                        held.remove(key);
+                    }
+                    Some(_) => to_log.push(key.clone()),
+                    None => {}
+                }
+            }
+            to_log
+        };
+        if !to_log.is_empty() {
+            self.log_held_locks(Some(&to_log));
+        }
+    }
+
+    /// Proposes the locks held in memory on `keys` (None: all of them) as
+    /// lock records, tracked in flight as a pipelined request's are.
+    fn log_held_locks(&mut self, keys: Option<&[Vec<u8>]>) {
+        let locks: Vec<(Vec<u8>, Lock)> = {
+            let mut held = self.gate.held_locks.lock();
+            match keys {
+                None => held.drain().collect(),
+                Some(keys) => keys
+                    .iter()
+                    .filter_map(|key| held.remove_entry(key))
+                    .collect(),
+            }
+        };
+        if locks.is_empty() {
+            return;
+        }
+        let mut effects = WriteBatch::new();
+        for (key, lock) in &locks {
+            effects.put(Cf::Lock, key.clone(), lock.encode());
+        }
+        let keys: Vec<Vec<u8>> = locks.iter().map(|(key, _)| key.clone()).collect();
+        let Some(kind) = evaluated_txn(&keys, effects) else {
+            return;
+        };
+        let index = match self.append(RaftCommand {
+            proposal_id: 0,
+            kind: Some(kind),
+        }) {
+            Ok(index) => index,
+            Err(err) => {
+                tracing::debug!(
+                    range_id = self.range_id,
+                    %err,
+                    locks = locks.len(),
+                    "locks held in memory were not logged"
+                );
+                return;
+            }
+        };
+        for (key, lock) in locks {
+            self.in_flight.insert(
+                key,
+                InFlight {
+                    index,
+                    lock: Some(lock),
+                },
+            );
+        }
+        self.in_flight_by_index.insert(index, keys);
+        self.track(index, None, None);
     }
 
     /// Whether every entry this leader's log holds beyond its applied
@@ -759,13 +942,29 @@ impl Replica {
     ) -> Option<(TxnResult, WriteBatch)> {
         let snapshot = self.raw.store().engine().snapshot();
         let gc_threshold = Timestamp(self.raw.store().apply.gc_threshold);
-        crate::txn::execute(
-            command.clone(),
-            snapshot.as_ref(),
-            (&descriptor.start_key, &descriptor.end_key),
-            gc_threshold,
-        )
-        .ok()
+        let span = (
+            descriptor.start_key.as_slice(),
+            descriptor.end_key.as_slice(),
+        );
+        // The locks held in memory on its keys, as if they were records.
+        let mut held = WriteBatch::new();
+        {
+            let locks = self.gate.held_locks.lock();
+            if !locks.is_empty() {
+                for key in crate::txn::command_keys(command) {
+                    if let Some(lock) = locks.get(key) {
+                        held.put(Cf::Lock, key.to_vec(), lock.encode());
+                    }
+                }
+            }
+        }
+        if held.is_empty() {
+            return crate::txn::execute(command.clone(), snapshot.as_ref(), span, gc_threshold)
+                .ok();
+        }
+        let mut view = Overlay::new(snapshot);
+        view.apply(&held);
+        crate::txn::execute(command.clone(), &view, span, gc_threshold).ok()
     }
 
     /// Records a timestamp taken from the oracle after this leader answered
@@ -988,6 +1187,14 @@ impl Replica {
         self.gate.close();
         self.in_flight.clear();
         self.in_flight_by_index.clear();
+        let lost = std::mem::take(&mut *self.gate.held_locks.lock());
+        if !lost.is_empty() {
+            tracing::info!(
+                range_id = self.range_id,
+                locks = lost.len(),
+                "locks held in memory are lost with the leadership"
+            );
+        }
         for (_, round) in self.reads_waiting.drain() {
             if let Some(read) = round.read {
                 let _ = read.callback.send(Err(Error::NotLeader {
@@ -1707,6 +1914,8 @@ impl Replica {
                 ))
             })?;
         if target != self.raw.raft.id {
+            // The new leader learns of the locks held here from the log.
+            self.log_held_locks(None);
             self.end_lease();
             self.raw.transfer_leader(target);
         }

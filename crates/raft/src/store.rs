@@ -371,14 +371,18 @@ impl StoreHandle {
         if !self.is_running() {
             return None;
         }
-        let key = read.key();
-        let gate = self
-            .gates
+        let gate = self.gate_for(read.key())?;
+        gate.try_read(&self.engine, read, Instant::now())
+    }
+
+    /// The gate of the replica whose span starts nearest below `key` (the
+    /// gate checks whether its span holds the key).
+    fn gate_for(&self, key: &[u8]) -> Option<Arc<ReadGate>> {
+        self.gates
             .read()
             .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(key)))
             .next_back()
-            .map(|(_, gate)| gate.clone())?;
-        gate.try_read(&self.engine, read, Instant::now())
+            .map(|(_, gate)| gate.clone())
     }
 
     /// Delivers Raft messages received from other nodes.
@@ -688,11 +692,20 @@ impl StoreHandle {
         let mut applied = self.applied.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // A lock held in the leader's memory goes into the log, or is
+            // replaced by its transaction's prewrite, before it goes away.
+            let in_memory = self.gate_for(key).is_some_and(|gate| {
+                gate.held_locks
+                    .lock()
+                    .get(key)
+                    .is_some_and(|lock| lock.start_ts == holder)
+            });
             let snapshot = self.engine.snapshot();
-            let held = tessera_storage::mvcc::MvccReader::new(snapshot.as_ref())
-                .lock(key)
-                .map_err(|e| Error::InvalidInput(format!("reading a lock: {e}")))?
-                .is_some_and(|lock| lock.start_ts == holder);
+            let held = in_memory
+                || tessera_storage::mvcc::MvccReader::new(snapshot.as_ref())
+                    .lock(key)
+                    .map_err(|e| Error::InvalidInput(format!("reading a lock: {e}")))?
+                    .is_some_and(|lock| lock.start_ts == holder);
             if !held {
                 return Ok(true);
             }

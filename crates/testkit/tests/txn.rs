@@ -383,49 +383,157 @@ fn holder(result: TxnResult) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_locks_are_refused_to_others_while_in_flight() {
-    let cluster = Cluster::start(3, ClusterOptions::default()).await;
-    // Settle the leadership, and an entry of the leader's term applied.
-    assert_eq!(run(&cluster, lock(5, 5, vec![key(0)])).await.error, None);
-    let leader = cluster.leader(USER_RANGE).await;
-    let store = cluster.store(leader);
-
-    // With every Raft message held up (for a fifth of the election timeout,
-    // ten ticks of 10 ms), entries stay in flight a while. A lock request
-    // is answered while its entry is in flight, and another transaction's
-    // request for the key meets that lock.
-    cluster.router.set_delay(Duration::from_millis(20));
-    let first = store.txn(lock(10, 10, vec![key(1)])).await.unwrap();
-    assert_eq!(first.error, None);
-    let second = store.txn(lock(20, 20, vec![key(1)])).await.unwrap();
-    assert_eq!(holder(second), 10);
-
-    // A request for a key that a prewrite in flight is about to lock is
-    // answered once that applies, with its lock.
-    let (prewritten, locked) = tokio::join!(
-        store.txn(prewrite(30, 0, &[(key(2), "a")])),
-        store.txn(lock(40, 40, vec![key(2)]))
-    );
-    assert_eq!(prewritten.unwrap().error, None);
-    assert_eq!(holder(locked.unwrap()), 30);
-    cluster.router.set_delay(Duration::ZERO);
-
-    // The pipelined lock did land: transaction 10's pessimistic prewrite
-    // finds it, and every replica applies the same.
-    let mut pessimistic = prewrite(10, 0, &[(key(1), "b")]);
-    if let Some(Kind::Prewrite(p)) = &mut pessimistic.kind {
-        p.for_update_ts = 10;
+/// `start_ts`'s pessimistic prewrite of `value` at `key`, which it locked
+/// at `for_update_ts`.
+fn pessimistic_prewrite(
+    start_ts: u64,
+    for_update_ts: u64,
+    key: Vec<u8>,
+    value: &str,
+) -> TxnCommand {
+    let mut command = prewrite(start_ts, 0, &[(key, value)]);
+    if let Some(Kind::Prewrite(p)) = &mut command.kind {
+        p.for_update_ts = for_update_ts;
         p.mutations[0].pessimistic = true;
     }
-    assert_eq!(run(&cluster, pessimistic).await.error, None);
+    command
+}
+
+/// The transaction holding `key`'s lock record on `node`, if any.
+fn lock_holder(cluster: &Cluster, node: u64, key: &[u8]) -> Option<u64> {
+    let engine = cluster.engine(node);
+    let snapshot = engine.snapshot();
+    tessera_storage::mvcc::MvccReader::new(snapshot.as_ref())
+        .lock(key)
+        .unwrap()
+        .map(|lock| lock.start_ts.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaders_hold_pessimistic_locks_in_memory() {
+    let (cluster, leader) = applied_on_three_nodes(prewrite(5, 0, &[(key(0), "a")])).await;
+    let store = cluster.store(leader);
+    let before = leader_commit_index(&store).await;
+
+    // Taken without a log entry; another transaction's request for the key
+    // meets it, and a status check through it finds its transaction alive.
+    assert_eq!(
+        store.txn(lock(10, 10, vec![key(1)])).await.unwrap().error,
+        None
+    );
+    assert_eq!(
+        holder(store.txn(lock(20, 20, vec![key(1)])).await.unwrap()),
+        10
+    );
+    let alive = store
+        .txn(check_status(key(1), 10, Timestamp::new(1_000, 0)))
+        .await
+        .unwrap();
+    assert_eq!(alive.state, pb::TxnState::Locked as i32);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        leader_commit_index(&store).await,
+        before,
+        "a lock was logged"
+    );
+    for node in 1..=3 {
+        assert_eq!(lock_holder(&cluster, node, &key(1)), None);
+    }
+
+    // Its transaction's prewrite, evaluated over it, replaces it.
+    assert_eq!(
+        store
+            .txn(pessimistic_prewrite(10, 10, key(1), "b"))
+            .await
+            .unwrap()
+            .error,
+        None
+    );
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
-    let locks = family(&cluster, leader, Cf::Lock);
-    assert_eq!(locks.len(), 3, "locks of transactions 5, 10 and 30");
+    assert_eq!(logged_kinds(&cluster, leader, before), ["evaluated"]);
+
+    // Another transaction's prewrite meets a held lock: the lock goes into
+    // the log first, where the prewrite, proposed as the command, finds it
+    // on every replica.
+    let before = leader_commit_index(&store).await;
+    assert_eq!(
+        store.txn(lock(40, 40, vec![key(2)])).await.unwrap().error,
+        None
+    );
+    let prewritten = store.txn(prewrite(50, 0, &[(key(2), "c")])).await.unwrap();
+    assert_eq!(holder(prewritten), 40);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        logged_kinds(&cluster, leader, before),
+        ["evaluated", "command"]
+    );
     for node in 1..=3 {
-        assert_eq!(family(&cluster, node, Cf::Lock), locks);
+        assert_eq!(
+            lock_holder(&cluster, node, &key(1)),
+            Some(10),
+            "node {node}"
+        );
+        assert_eq!(
+            lock_holder(&cluster, node, &key(2)),
+            Some(40),
+            "node {node}"
+        );
+    }
+
+    // A request for a key that a prewrite in flight is about to lock is
+    // answered once that applies, with its lock (every Raft message held
+    // up 20 ms, so the prewrite stays in flight a while).
+    cluster.router.set_delay(Duration::from_millis(20));
+    let (prewritten, locked) = tokio::join!(store.txn(prewrite(60, 0, &[(key(3), "d")])), async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        store.txn(lock(70, 70, vec![key(3)])).await
+    });
+    cluster.router.set_delay(Duration::ZERO);
+    assert_eq!(prewritten.unwrap().error, None);
+    assert_eq!(holder(locked.unwrap()), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_locks_go_into_the_log_before_the_leadership_moves() {
+    let (cluster, leader) = applied_on_three_nodes(prewrite(5, 0, &[(key(0), "a")])).await;
+    let store = cluster.store(leader);
+    assert_eq!(
+        store.txn(lock(10, 10, vec![key(1)])).await.unwrap().error,
+        None
+    );
+
+    // Handing the leadership over logs the held lock, so the new leader
+    // refuses it to others and the holder's prewrite finds it.
+    let to = cluster
+        .node_ids()
+        .into_iter()
+        .find(|&n| n != leader)
+        .unwrap();
+    store.transfer_leader(USER_RANGE, to).await.unwrap();
+    let others: Vec<u64> = vec![to];
+    cluster
+        .wait_leader_among(USER_RANGE, &others, Duration::from_secs(10))
+        .await;
+    assert_eq!(holder(run(&cluster, lock(20, 20, vec![key(1)])).await), 10);
+    assert_eq!(
+        run(&cluster, pessimistic_prewrite(10, 10, key(1), "b"))
+            .await
+            .error,
+        None
+    );
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    for node in 1..=3 {
+        assert_eq!(
+            lock_holder(&cluster, node, &key(1)),
+            Some(10),
+            "node {node}"
+        );
     }
 }
 
@@ -478,8 +586,9 @@ async fn leaders_propose_the_writes_they_evaluated() {
     let store = cluster.store(leader);
     let last_index = || leader_commit_index(&store);
 
-    // Nothing in flight on their keys: a prewrite, its commit and a lock
-    // request go into the log as the writes the leader evaluated.
+    // Nothing in flight on their keys: a prewrite and its commit go into
+    // the log as the writes the leader evaluated. (A lock request goes
+    // nowhere near the log: see leaders_hold_pessimistic_locks_in_memory.)
     let before = last_index().await;
     let puts = [(key(1), "a"), (key(2), "b")];
     assert_eq!(run(&cluster, prewrite(10, 0, &puts)).await.error, None);
@@ -489,18 +598,12 @@ async fn leaders_propose_the_writes_they_evaluated() {
             .error,
         None
     );
-    assert_eq!(run(&cluster, lock(20, 20, vec![key(3)])).await.error, None);
-    // The lock request was answered once proposed: wait for its entry to
-    // commit too, or it would count among the entries of the next part.
-    while last_index().await < before + 3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
     cluster
         .wait_applied(USER_RANGE, Duration::from_secs(10))
         .await;
     assert_eq!(
         logged_kinds(&cluster, leader, before),
-        ["evaluated", "evaluated", "evaluated"]
+        ["evaluated", "evaluated"]
     );
 
     // A prewrite of a key that another prewrite in flight is about to
