@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::engine::Visitor;
 use crate::{BatchOp, Cf, Result, Snapshot, WriteBatch};
 
 type Pending = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -120,6 +121,65 @@ impl Snapshot for Overlay {
             }
         }
     }
+
+    /// The base's walk, with the pending writes merged in as it goes: a
+    /// walk that stops at its first entry (a key's newest version) reads no
+    /// further in the base than that, as the base's own walk does.
+    fn visit(&self, cf: Cf, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        let pending = &self.pending[cf.index()];
+        if pending.is_empty() && self.removed[cf.index()].is_empty() {
+            return self.base.visit(cf, start, end, visit);
+        }
+        if !end.is_empty() && start >= end {
+            return Ok(());
+        }
+        let upper: Bound<&[u8]> = if end.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end)
+        };
+        let mut staged = pending
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .peekable();
+        let mut stopped = false;
+        self.base.visit(cf, start, end, &mut |key, value| {
+            // The pending writes before this key, then this key: a pending
+            // write of it shadows it.
+            while let Some((staged_key, staged_value)) =
+                staged.next_if(|(staged_key, _)| staged_key.as_slice() <= key)
+            {
+                let shadows = staged_key.as_slice() == key;
+                if let Some(staged_value) = staged_value {
+                    if !visit(staged_key, staged_value)? {
+                        stopped = true;
+                        return Ok(false);
+                    }
+                }
+                if shadows {
+                    return Ok(true);
+                }
+            }
+            if self.is_removed(cf, key) {
+                return Ok(true);
+            }
+            if !visit(key, value)? {
+                stopped = true;
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        if stopped {
+            return Ok(());
+        }
+        for (key, value) in staged {
+            if let Some(value) = value {
+                if !visit(key, value)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +244,41 @@ mod tests {
             assert_eq!(keys(limit), expected, "limit {limit}");
         }
         assert_eq!(overlay.scan_chunk(Cf::Lock, b"", b"", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn visits_merge_pending_writes_and_stop_where_told() {
+        let engine = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        for i in 0..40u8 {
+            batch.put(Cf::Write, vec![i * 2], vec![i]);
+        }
+        engine.write(&batch, false).unwrap();
+        let mut overlay = Overlay::new(engine.snapshot());
+        let mut pending = WriteBatch::new();
+        pending.put(Cf::Write, vec![3], b"new".to_vec());
+        pending.put(Cf::Write, vec![4], b"over".to_vec());
+        pending.delete(Cf::Write, vec![6]);
+        pending.put(Cf::Write, vec![200], b"last".to_vec());
+        pending.delete_range(Cf::Write, vec![20], vec![30]);
+        overlay.apply(&pending);
+        let spans: [(&[u8], &[u8]); 4] = [(b"", b""), (&[3], &[9]), (&[5], &[90]), (&[100], b"")];
+        for (start, end) in spans {
+            let expected = overlay.scan_chunk(Cf::Write, start, end, 1000).unwrap();
+            for stop_after in [1, 3, 7, usize::MAX] {
+                let mut seen = Vec::new();
+                overlay
+                    .visit(Cf::Write, start, end, &mut |key, value| {
+                        seen.push((key.to_vec(), value.to_vec()));
+                        Ok(seen.len() < stop_after)
+                    })
+                    .unwrap();
+                let want: Vec<_> = expected.iter().take(stop_after).cloned().collect();
+                assert_eq!(
+                    seen, want,
+                    "{start:?}..{end:?}, stopping after {stop_after}"
+                );
+            }
+        }
     }
 }
