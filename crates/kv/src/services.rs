@@ -667,7 +667,18 @@ impl Kv for KvService {
             }
             tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_AFTER_META);
         }
-        let outcome = match self.run(store.finish_split(key, new_range_id)).await? {
+        // A leadership transfer under way has raft-rs drop proposals until
+        // it ends (the new leader then settles the split it inherits): try
+        // the last step again meanwhile, within the request's time.
+        let finish = async {
+            loop {
+                match store.finish_split(key.clone(), new_range_id).await {
+                    Err(Error::ProposalDropped) => tokio::time::sleep(SPLIT_RETRY_PAUSE).await,
+                    other => return other,
+                }
+            }
+        };
+        let outcome = match self.run(finish).await? {
             Ok(outcome) => outcome,
             Err(error) => return failed(error),
         };
