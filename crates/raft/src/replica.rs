@@ -527,9 +527,9 @@ impl Replica {
             Some(raft_command::Kind::EvaluatedTxn(_)) => true,
             _ => false,
         };
-        // A split, a merge's step, a membership change may move or change
-        // the range under the locks held in memory: they go first. (A GC
-        // batch leaves locks alone.)
+        // A split or a merge's step may move or change the range under the
+        // locks held in memory: they go first. (A GC batch leaves locks
+        // alone; a membership change, proposed apart, leaves the leader.)
         let gc = matches!(
             &command.kind,
             Some(raft_command::Kind::Txn(txn))
@@ -612,7 +612,7 @@ impl Replica {
             (Some(_), Some(Kind::AcquirePessimisticLocks(l))) => Some(Timestamp(l.start_ts)),
             (Some(_), _) => None,
         };
-        self.settle_held(&keys, owner.map(|owner| (owner, replaced.as_slice())));
+        let replaced = self.settle_held(&keys, owner.map(|owner| (owner, replaced.as_slice())));
         // Effects that cannot travel as evaluated writes go as the command.
         let (kind, evaluated) = match kind {
             Some(kind) => (kind, evaluated),
@@ -622,7 +622,13 @@ impl Replica {
             proposal_id,
             kind: Some(kind),
         }) {
-            Ok(index) => index,
+            Ok(index) => {
+                let mut held = self.gate.held_locks.lock();
+                for key in &replaced {
+                    held.remove(key);
+                }
+                index
+            }
             Err(err) => {
                 let _ = callback.send(Err(err));
                 return;
@@ -756,10 +762,13 @@ impl Replica {
         if writes_in_flight || !self.applied_state_is_final() {
             return Precheck::Propose;
         }
+        // (A leadership transfer under way logged the held locks when it
+        // began, and the new leader must see these too.)
         let in_flight = request
             .keys
             .iter()
-            .any(|key| self.in_flight.contains_key(key));
+            .any(|key| self.in_flight.contains_key(key))
+            || self.raw.raft.lead_transferee.is_some();
         match held_locks(&effects) {
             Some(locks) if !in_flight => Precheck::Hold(locks),
             _ => Precheck::Pipeline(effects),
@@ -783,15 +792,20 @@ impl Replica {
     /// Before a command naming `keys` is proposed: the locks held in memory
     /// on them that its effects replace (`replacing`: the transaction whose
     /// command was evaluated over them, and the keys whose lock records
-    /// the effects write) are dropped, and the others are logged ahead of
-    /// it, where the replicas' apply of the command will see them.
-    fn settle_held(&mut self, keys: &[Vec<u8>], replacing: Option<(Timestamp, &[Vec<u8>])>) {
-        let to_log: Vec<Vec<u8>> = {
-            let mut held = self.gate.held_locks.lock();
+    /// the effects write) are returned, for the caller to drop once the
+    /// command is in the log; the others are logged ahead of it, where the
+    /// replicas' apply of the command will see them.
+    fn settle_held(
+        &mut self,
+        keys: &[Vec<u8>],
+        replacing: Option<(Timestamp, &[Vec<u8>])>,
+    ) -> Vec<Vec<u8>> {
+        let (replaced, to_log) = {
+            let held = self.gate.held_locks.lock();
             if held.is_empty() {
-                return;
+                return Vec::new();
             }
-            let mut to_log = Vec::new();
+            let (mut replaced, mut to_log) = (Vec::new(), Vec::new());
             for key in keys {
                 match held.get(key) {
                     Some(lock)
@@ -799,17 +813,18 @@ impl Replica {
                             lock.start_ts == owner && written.contains(key)
                         }) =>
                     {
-                        held.remove(key);
+                        replaced.push(key.clone());
                     }
                     Some(_) => to_log.push(key.clone()),
                     None => {}
                 }
             }
-            to_log
+            (replaced, to_log)
         };
         if !to_log.is_empty() {
             self.log_held_locks(Some(&to_log));
         }
+        replaced
     }
 
     /// Proposes the locks held in memory on `keys` (None: all of them) as
@@ -842,12 +857,15 @@ impl Replica {
         }) {
             Ok(index) => index,
             Err(err) => {
+                // (A leadership transfer under way drops proposals: if it
+                // fails, this leader holds them still.)
                 tracing::debug!(
                     range_id = self.range_id,
                     %err,
                     locks = locks.len(),
                     "locks held in memory were not logged"
                 );
+                self.gate.held_locks.lock().extend(locks);
                 return;
             }
         };

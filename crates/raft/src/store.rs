@@ -692,8 +692,10 @@ impl StoreHandle {
         let mut applied = self.applied.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // A lock held in the leader's memory goes into the log, or is
-            // replaced by its transaction's prewrite, before it goes away.
+            // A lock held in the leader's memory, as well as one applied.
+            // (Between the proposal that logs or replaces a held lock and
+            // its apply, neither shows: the waiter's next request meets it
+            // in flight.)
             let in_memory = self.gate_for(key).is_some_and(|gate| {
                 gate.held_locks
                     .lock()
