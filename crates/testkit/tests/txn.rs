@@ -449,10 +449,10 @@ async fn leaders_hold_pessimistic_locks_in_memory() {
             .error,
         None
     );
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
-    assert_eq!(logged_kinds(&cluster, leader, before), ["evaluated"]);
+    assert_eq!(
+        logged_once_applied(&cluster, leader, before).await,
+        ["evaluated"]
+    );
 
     // Another transaction's prewrite meets a held lock: the lock goes into
     // the log first, where the prewrite, proposed as the command, finds it
@@ -464,11 +464,8 @@ async fn leaders_hold_pessimistic_locks_in_memory() {
     );
     let prewritten = store.txn(prewrite(50, 0, &[(key(2), "c")])).await.unwrap();
     assert_eq!(holder(prewritten), 40);
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
     assert_eq!(
-        logged_kinds(&cluster, leader, before),
+        logged_once_applied(&cluster, leader, before).await,
         ["evaluated", "command"]
     );
     for node in 1..=3 {
@@ -557,6 +554,15 @@ async fn leader_commit_index(store: &tessera_raft::StoreHandle) -> u64 {
     info.commit_index
 }
 
+/// As `logged_kinds`, once every replica of the user range has applied
+/// what its leader has.
+async fn logged_once_applied(cluster: &Cluster, node: u64, after: u64) -> Vec<&'static str> {
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    logged_kinds(cluster, node, after)
+}
+
 /// What the user range's log holds after `after` on `node`: for each
 /// entry, the kind of command it carries.
 fn logged_kinds(cluster: &Cluster, node: u64, after: u64) -> Vec<&'static str> {
@@ -598,11 +604,8 @@ async fn leaders_propose_the_writes_they_evaluated() {
             .error,
         None
     );
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
     assert_eq!(
-        logged_kinds(&cluster, leader, before),
+        logged_once_applied(&cluster, leader, before).await,
         ["evaluated", "evaluated"]
     );
 
@@ -618,11 +621,8 @@ async fn leaders_propose_the_writes_they_evaluated() {
     cluster.router.set_delay(Duration::ZERO);
     assert_eq!(first.unwrap().error, None);
     assert_eq!(holder(second.unwrap()), 30);
-    cluster
-        .wait_applied(USER_RANGE, Duration::from_secs(10))
-        .await;
     assert_eq!(
-        logged_kinds(&cluster, leader, before),
+        logged_once_applied(&cluster, leader, before).await,
         ["evaluated", "command"]
     );
 
