@@ -634,18 +634,7 @@ impl Replica {
                 return;
             }
         };
-        for key in &keys {
-            self.in_flight.insert(
-                key.clone(),
-                InFlight {
-                    index,
-                    lock: lock.clone(),
-                },
-            );
-        }
-        if !keys.is_empty() {
-            self.in_flight_by_index.insert(index, keys);
-        }
+        self.mark_in_flight(index, keys.into_iter().map(|key| (key, lock.clone())));
         if lock.is_some() {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
             self.track(index, None, None);
@@ -725,8 +714,14 @@ impl Replica {
         let start_ts = Timestamp(request.start_ts);
         let mut writes_in_flight = false;
         for key in &request.keys {
+            // Another transaction's lock, held in memory or in flight.
             let held = self.gate.held_locks.lock().get(key).cloned();
-            if let Some(lock) = held.filter(|lock| lock.start_ts != start_ts) {
+            let in_flight = self.in_flight.get(key);
+            writes_in_flight |= in_flight.is_some_and(|f| f.lock.is_none());
+            let other = held
+                .or_else(|| in_flight.and_then(|f| f.lock.clone()))
+                .filter(|lock| lock.start_ts != start_ts);
+            if let Some(lock) = other {
                 return Precheck::Answered(TxnResult {
                     error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
                         key: key.clone(),
@@ -734,21 +729,6 @@ impl Replica {
                     })),
                     ..TxnResult::default()
                 });
-            }
-            match self.in_flight.get(key) {
-                Some(InFlight {
-                    lock: Some(lock), ..
-                }) if lock.start_ts != start_ts => {
-                    return Precheck::Answered(TxnResult {
-                        error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
-                            key: key.clone(),
-                            lock: lock.clone(),
-                        })),
-                        ..TxnResult::default()
-                    });
-                }
-                Some(InFlight { lock: None, .. }) => writes_in_flight = true,
-                _ => {}
             }
         }
         let Some((result, effects)) = self.execute_on_applied(command, descriptor) else {
@@ -869,17 +849,25 @@ impl Replica {
                 return;
             }
         };
-        for (key, lock) in locks {
-            self.in_flight.insert(
-                key,
-                InFlight {
-                    index,
-                    lock: Some(lock),
-                },
-            );
-        }
-        self.in_flight_by_index.insert(index, keys);
+        self.mark_in_flight(
+            index,
+            locks.into_iter().map(|(key, lock)| (key, Some(lock))),
+        );
         self.track(index, None, None);
+    }
+
+    /// Records the keys of the transactional command at `index` as in
+    /// flight until it applies, each with the lock it takes, if it was
+    /// answered as taken before it applied.
+    fn mark_in_flight(&mut self, index: u64, keys: impl Iterator<Item = (Vec<u8>, Option<Lock>)>) {
+        let mut indexed = Vec::new();
+        for (key, lock) in keys {
+            indexed.push(key.clone());
+            self.in_flight.insert(key, InFlight { index, lock });
+        }
+        if !indexed.is_empty() {
+            self.in_flight_by_index.insert(index, indexed);
+        }
     }
 
     /// Whether every entry this leader's log holds beyond its applied
