@@ -378,6 +378,11 @@ pub(crate) struct Replica {
     split_proposed_term: u64,
     /// The range's size as last measured (by the node's upkeep).
     pub size: Option<crate::store::RangeSize>,
+    /// The bytes of the data writes this replica applied since it started
+    /// (the size of their keys and values): a range grew by no more than
+    /// this since it was last measured, which the upkeep uses to measure it
+    /// again only when that may matter.
+    pub written_bytes: u64,
     /// The keys of the transactional commands this leader proposed and has
     /// not applied, with the last such command's index (see
     /// [`Replica::precheck`]).
@@ -450,6 +455,7 @@ impl Replica {
             split_proposed_at: 0,
             split_proposed_term: 0,
             size: None,
+            written_bytes: 0,
             in_flight: HashMap::new(),
             in_flight_by_index: BTreeMap::new(),
             last_other_proposal: 0,
@@ -1517,6 +1523,7 @@ impl Replica {
                 if let Some(view) = view.as_mut() {
                     view.apply(&effects);
                 }
+                self.written_bytes += effects.size() as u64;
                 batch.extend(effects);
                 Ok(Ok(None))
             }
@@ -1540,6 +1547,7 @@ impl Replica {
                 if let Some(view) = view.as_mut() {
                     view.apply(&effects);
                 }
+                self.written_bytes += effects.size() as u64;
                 batch.extend(effects);
                 Ok(Ok(None))
             }
@@ -1572,6 +1580,7 @@ impl Replica {
                     gc_threshold,
                 )?;
                 view.apply(&effects);
+                self.written_bytes += effects.size() as u64;
                 batch.extend(effects);
                 if let (Some(safe_point), None) = (gc_safe_point, &result.error) {
                     // From now on nothing may read below the safe point.

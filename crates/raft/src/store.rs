@@ -111,6 +111,9 @@ pub struct ReplicaInfo {
     pub load_split_key: Option<Vec<u8>>,
     /// The range's size, as last measured here.
     pub size: Option<RangeSize>,
+    /// The bytes of data writes this replica applied since it started (see
+    /// `Replica::written_bytes`).
+    pub written_bytes: u64,
 }
 
 /// A range's size: its MVCC data (commit records and the values stored
@@ -1761,6 +1764,7 @@ impl StoreLoop {
             qps: load.rate(),
             load_split_key: load.median_key().map(<[u8]>::to_vec),
             size: replica.size,
+            written_bytes: replica.written_bytes,
         }
     }
 

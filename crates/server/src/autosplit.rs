@@ -53,6 +53,41 @@ pub struct Thresholds {
 /// second to scan, and is measured about once a minute while written.
 const MEASURE_COST_RATIO: u32 = 50;
 
+/// A range measured again because of its writes since: once they pass
+/// this fraction of the size then found (or `REMEASURE_MIN_BYTES`), so that
+/// the size shown stays about that close, while a range under steady
+/// updates is not scanned over and over.
+const REMEASURE_FRACTION: u64 = 8;
+const REMEASURE_MIN_BYTES: u64 = 64 << 10;
+
+/// A led range's last measurement that found it small enough, and the
+/// range's state then.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// The range's generation (a split or merge changes its span).
+    generation: u64,
+    /// Its replica's `written_bytes` when it was measured.
+    written_bytes: u64,
+    /// The size found.
+    bytes: u64,
+}
+
+impl Measured {
+    /// Whether the measurement still stands for the range at `generation`
+    /// whose replica has applied `written_bytes`: the same span, and too
+    /// little written since to take it past `max_range_bytes` (0: no limit)
+    /// or to move its size by more than a fraction.
+    fn stands(&self, generation: u64, written_bytes: u64, max_range_bytes: u64) -> bool {
+        // A count below the one recorded is a new replica's, started again.
+        if generation != self.generation || written_bytes < self.written_bytes {
+            return false;
+        }
+        let written = written_bytes - self.written_bytes;
+        let may_split = max_range_bytes > 0 && self.bytes + written > max_range_bytes;
+        !may_split && written < (self.bytes / REMEASURE_FRACTION).max(REMEASURE_MIN_BYTES)
+    }
+}
+
 /// Runs until the task is aborted.
 pub async fn run(
     store: StoreHandle,
@@ -63,10 +98,10 @@ pub async fn run(
     interval: Duration,
 ) {
     let max_range_bytes = thresholds.max_range_bytes;
-    // The applied index and generation of each led range when it was last
-    // measured and found small enough: unchanged since, it is not read
-    // again.
-    let mut measured: HashMap<RangeId, (u64, u64)> = HashMap::new();
+    // Each led range as last measured and found small enough: it is read
+    // again only once what was written to it since may have changed what
+    // was found (see `Measured::stands`).
+    let mut measured: HashMap<RangeId, Measured> = HashMap::new();
     // When each led range was last measured, and how long that took: a
     // range is measured again only after MEASURE_COST_RATIO times as long,
     // so that measuring (a scan of the range) takes a bounded share of
@@ -164,9 +199,11 @@ pub async fn run(
             if descriptor.range_id == META_RANGE_ID {
                 continue;
             }
-            let state = (replica.applied_index, descriptor.generation);
-            let unchanged =
-                replica.size.is_some() && measured.get(&descriptor.range_id) == Some(&state);
+            let (generation, written_bytes) = (descriptor.generation, replica.written_bytes);
+            let unchanged = replica.size.is_some()
+                && measured
+                    .get(&descriptor.range_id)
+                    .is_some_and(|m| m.stands(generation, written_bytes, max_range_bytes));
             let recently = last_measure
                 .get(&descriptor.range_id)
                 .is_some_and(|(at, took)| at.elapsed() < *took * MEASURE_COST_RATIO);
@@ -185,7 +222,13 @@ pub async fn run(
                     Ok(Ok((size, middle))) => {
                         store.record_size(descriptor.range_id, size);
                         if middle.is_none() {
-                            measured.insert(descriptor.range_id, state);
+                            let bytes = size.bytes;
+                            let found = Measured {
+                                generation,
+                                written_bytes,
+                                bytes,
+                            };
+                            measured.insert(descriptor.range_id, found);
                         }
                         middle
                     }
@@ -499,6 +542,36 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_measurement_stands_until_the_writes_since_may_matter() {
+        let found = Measured {
+            generation: 3,
+            written_bytes: 1_000,
+            bytes: 8 << 20,
+        };
+        let limit = 64 << 20;
+        // Nothing or a little written (under an eighth of its size).
+        assert!(found.stands(3, 1_000, limit));
+        assert!(found.stands(3, 1_000 + (1 << 20) - 1, limit));
+        // An eighth of its size written since.
+        assert!(!found.stands(3, 1_000 + (1 << 20), limit));
+        // A split or merge since, or a new replica counting from zero.
+        assert!(!found.stands(4, 1_000, limit));
+        assert!(!found.stands(3, 10, limit));
+        // Writes that could have taken it past the split threshold.
+        let near = Measured {
+            bytes: limit - 100,
+            ..found
+        };
+        assert!(near.stands(3, 1_100, limit));
+        assert!(!near.stands(3, 1_101, limit));
+        assert!(near.stands(3, 1_101, 0));
+        // A small range: measured again after REMEASURE_MIN_BYTES.
+        let small = Measured { bytes: 10, ..found };
+        assert!(small.stands(3, 1_000 + REMEASURE_MIN_BYTES - 1, limit));
+        assert!(!small.stands(3, 1_000 + REMEASURE_MIN_BYTES, limit));
     }
 
     #[test]
