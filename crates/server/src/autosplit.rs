@@ -50,7 +50,8 @@ pub struct Thresholds {
 
 /// A range is measured again no sooner than this many times the length of
 /// its last measurement: a range of a million rows takes the best part of a
-/// second to scan, and is measured about once a minute while written.
+/// second to scan, so measuring any one range takes about a fiftieth of a
+/// thread at most, even while writes keep it due (see `Measured::stands`).
 const MEASURE_COST_RATIO: u32 = 50;
 
 /// A range measured again because of its writes since: once they pass
