@@ -1523,8 +1523,7 @@ impl Replica {
                 if let Some(view) = view.as_mut() {
                     view.apply(&effects);
                 }
-                self.written_bytes += effects.size() as u64;
-                batch.extend(effects);
+                self.stage_data(batch, effects);
                 Ok(Ok(None))
             }
             Some(raft_command::Kind::EvaluatedTxn(evaluated)) => {
@@ -1547,8 +1546,7 @@ impl Replica {
                 if let Some(view) = view.as_mut() {
                     view.apply(&effects);
                 }
-                self.written_bytes += effects.size() as u64;
-                batch.extend(effects);
+                self.stage_data(batch, effects);
                 Ok(Ok(None))
             }
             Some(raft_command::Kind::Txn(txn)) => {
@@ -1580,8 +1578,7 @@ impl Replica {
                     gc_threshold,
                 )?;
                 view.apply(&effects);
-                self.written_bytes += effects.size() as u64;
-                batch.extend(effects);
+                self.stage_data(batch, effects);
                 if let (Some(safe_point), None) = (gc_safe_point, &result.error) {
                     // From now on nothing may read below the safe point.
                     let apply = &mut self.raw.mut_store().apply;
@@ -1614,6 +1611,13 @@ impl Replica {
             }
             None => invalid("command without a kind".into()),
         }
+    }
+
+    /// Stages a command's effects on the range's data, counted in
+    /// `written_bytes`.
+    fn stage_data(&mut self, batch: &mut WriteBatch, effects: WriteBatch) {
+        self.written_bytes += effects.size() as u64;
+        batch.extend(effects);
     }
 
     /// The split this range holds pending (see `PrepareSplit` in
