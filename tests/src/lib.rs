@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use tessera_proto::node::node_client::NodeClient;
 
 /// The `tessera` binary built by this workspace's `cargo test`.
+/// The nodes' log filter (`RUST_LOG`) unless TESSERA_TEST_LOG gives one:
+/// each step of a split at debug level, for the post-mortem of a failed
+/// test (see `Cluster::keep_for_post_mortem`).
+const TEST_LOG: &str = "info,raft=warn,tessera_kv::services=debug";
+
 pub fn tessera_bin() -> PathBuf {
     if let Ok(path) = std::env::var("TESSERA_BIN") {
         return PathBuf::from(path);
@@ -143,7 +148,10 @@ impl NodeProcess {
             .unwrap();
         let child = Command::new(tessera_bin())
             .args(&self.args)
-            .env("RUST_LOG", "info,raft=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| TEST_LOG.into()),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)

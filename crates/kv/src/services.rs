@@ -638,8 +638,17 @@ impl Kv for KvService {
         };
         let prepared = match self.run(prepare).await? {
             Ok(prepared) => prepared,
-            Err(error) => return failed(error),
+            Err(error) => {
+                tracing::debug!(?key, new_range_id, ?error, "split: the prepare failed");
+                return failed(error);
+            }
         };
+        tracing::debug!(
+            ?key,
+            new_range_id,
+            range = ?prepared.as_ref().map(|r| r.range_id),
+            "split: prepared (no range: the key starts one already)"
+        );
         if let Some(range) = &prepared {
             tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_BEFORE_META);
             // The commit point: the meta range records both sides.
@@ -663,7 +672,10 @@ impl Kv for KvService {
                 }
                 // The outcome is unknown: the range's leader settles the
                 // pending split later (see the server's upkeep).
-                Err(err) => return Err(Status::unavailable(format!("recording the split: {err}"))),
+                Err(err) => {
+                    tracing::debug!(?key, new_range_id, %err, "split: recording it failed");
+                    return Err(Status::unavailable(format!("recording the split: {err}")));
+                }
             }
             tessera_types::failpoint::crash_if_armed(tessera_types::failpoint::SPLIT_AFTER_META);
         }
@@ -678,10 +690,25 @@ impl Kv for KvService {
                 }
             }
         };
-        let outcome = match self.run(finish).await? {
-            Ok(outcome) => outcome,
-            Err(error) => return failed(error),
+        let outcome = match self.run(finish).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => {
+                tracing::debug!(?key, new_range_id, ?error, "split: the last step failed");
+                return failed(error);
+            }
+            Err(status) => {
+                tracing::debug!(?key, new_range_id, ?status, "split: the last step failed");
+                return Err(status);
+            }
         };
+        tracing::debug!(
+            ?key,
+            new_range_id,
+            left = outcome.left.range_id,
+            right = outcome.right.range_id,
+            created = outcome.created,
+            "split: done"
+        );
         if prepared.is_none() {
             // The key started a range already: record the two ranges again,
             // a repair if the meta range did not record them as they are.
