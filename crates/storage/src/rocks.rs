@@ -11,6 +11,9 @@ use crate::{BatchOp, Cf, Engine, Error, Result, Snapshot, WriteBatch};
 /// default (32 MiB) holds a sliver of a scale-10 pgbench table, and reads
 /// missing it decompress their blocks again each time.
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
+/// The write-ahead log's size past which RocksDB flushes the families that
+/// keep its oldest file (see `RocksEngine::open`).
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
 /// The RocksDB engine: one database per node, one RocksDB column family per
 /// `Cf`.
@@ -31,6 +34,12 @@ impl RocksEngine {
         opts.set_max_background_jobs(2);
         // Small machines: keep memtables modest, one per family.
         opts.set_write_buffer_size(32 << 20);
+        // A family written little (values stored apart, raw keys) would
+        // otherwise keep every log file since its first write until its
+        // memtable fills: past this total, RocksDB flushes the families
+        // that hold the oldest log. It bounds the disk the logs take and
+        // what a restart replays.
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         // One block cache for every family. Bloom filters let a point read
         // (a key's lock, a value stored apart) skip the files that cannot
         // hold its key; index and filter blocks live in the cache too.
