@@ -15,6 +15,8 @@ use tessera_types::Timestamp;
 use crate::{Error, Result};
 
 const GROUP: usize = 8;
+/// The bytes of a version key's timestamp.
+const TS_LEN: usize = 8;
 const MORE: u8 = 0xFF;
 
 /// Appends the encoding of `key` to `buf`.
@@ -101,6 +103,32 @@ pub fn version_bounds(key: &[u8], ts: Timestamp) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// The encoded user key at the front of a version key: every version of a
+/// key shares it, and no other key starts with it. None for a key that is
+/// not a version key's length (whole groups and a timestamp): an encoded
+/// user key alone, as span bounds are. The `Write` family's prefix
+/// extractor (see `RocksEngine::open`).
+pub fn version_prefix(key: &[u8]) -> Option<&[u8]> {
+    let prefix = key.len().checked_sub(TS_LEN)?;
+    (prefix > 0 && prefix.is_multiple_of(GROUP + 1)).then(|| &key[..prefix])
+}
+
+/// Whether `[start, end)` holds versions of one key only, as
+/// [`version_bounds`] gives them: `start` is a version key and `end` the
+/// first key past its user key's versions. A walk over such bounds may
+/// skip whatever holds no version of that key (a prefix bloom filter).
+pub fn is_one_key_versions(start: &[u8], end: &[u8]) -> bool {
+    let Some(prefix) = version_prefix(start) else {
+        return false;
+    };
+    match (prefix.split_last(), end.split_last()) {
+        (Some((last, head)), Some((end_last, end_head))) => {
+            head == end_head && last.checked_add(1) == Some(*end_last)
+        }
+        _ => false,
+    }
+}
+
 /// The encoded bounds of the user-key span `[start, end)` (an empty `end` is
 /// unbounded) in the versioned families.
 pub fn span_bounds(start: &[u8], end: &[u8]) -> (Vec<u8>, Vec<u8>) {
@@ -117,6 +145,53 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_versions_walk_of_one_key_is_told_from_a_span() {
+        for key in [
+            &b""[..],
+            b"abc",
+            b"12345678",
+            b"a longer key of several groups",
+        ] {
+            let (start, end) = version_bounds(key, Timestamp(42));
+            assert_eq!(version_prefix(&start), Some(&encoded_user_key(key)[..]));
+            assert!(is_one_key_versions(&start, &end), "{key:?}");
+            let (span_start, span_end) = span_bounds(key, b"zz");
+            assert_eq!(version_prefix(&span_start), None);
+            assert!(!is_one_key_versions(&span_start, &span_end));
+            assert!(!is_one_key_versions(&start, b""));
+        }
+        // The bounds of two neighbouring keys' versions are not one key's.
+        let (start, _) = version_bounds(b"abc", Timestamp(1));
+        let (_, end) = version_bounds(b"abd", Timestamp(1));
+        assert!(!is_one_key_versions(&start, &end));
+        assert_eq!(version_prefix(&[0; TS_LEN]), None);
+    }
+
+    proptest! {
+        /// Every version key of a key has its encoding as prefix, and a key
+        /// in the bounds of one key's versions has that prefix.
+        #[test]
+        fn prefixes_group_the_versions_of_a_key(
+            key in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in 0usize..40,
+            suffix in proptest::collection::vec(any::<u8>(), 0..3),
+            ts in any::<u64>(),
+            other_ts in any::<u64>(),
+        ) {
+            // A neighbour: the key itself, a prefix of it, or either
+            // extended by a few bytes.
+            let mut other = key[..cut.min(key.len())].to_vec();
+            other.extend_from_slice(&suffix);
+            let (start, end) = version_bounds(&key, Timestamp(ts));
+            let candidate = version_key(&other, Timestamp(other_ts));
+            prop_assert_eq!(version_prefix(&candidate), Some(&encoded_user_key(&other)[..]));
+            if start <= candidate && candidate < end {
+                prop_assert_eq!(version_prefix(&candidate), version_prefix(&start));
+            }
+        }
+    }
 
     #[test]
     fn examples() {

@@ -31,7 +31,10 @@ mod reader;
 mod record;
 
 pub use commands::{GcOutcome, Mutation, Op, Prewrite, TxnStatus};
-pub use key::{decode_user_key, encoded_user_key, span_bounds, split_version_key, version_key};
+pub use key::{
+    decode_user_key, encoded_user_key, is_one_key_versions, span_bounds, split_version_key,
+    version_bounds, version_key, version_prefix,
+};
 pub use reader::{MvccReader, TxnRecord};
 pub use record::{Lock, LockKind, Write, WriteKind, SHORT_VALUE_MAX};
 
