@@ -1627,7 +1627,7 @@ impl Replica {
     }
 
     /// Refuses a change to the range's span while a split is pending.
-    fn check_no_pending_split(&self) -> std::result::Result<(), Error> {
+    pub(crate) fn check_no_pending_split(&self) -> std::result::Result<(), Error> {
         match self.pending_split() {
             Some(pending) => Err(Error::Changed(format!(
                 "range {} has a split pending at {:02x?}",

@@ -1253,15 +1253,12 @@ impl StoreLoop {
                 ))));
                 return;
             }
-            if let Some(pending) = replica.pending_split() {
+            if let Err(err) = replica.check_no_pending_split() {
                 // Its apply would refuse it: refuse it here, without
                 // noting a split proposed in this term, so that a split an
                 // earlier leader left pending still counts as inherited
                 // (the upkeep settles those without waiting).
-                let _ = callback.send(Err(Error::Changed(format!(
-                    "range {range_id} has a split pending at {:02x?}",
-                    pending.split_key
-                ))));
+                let _ = callback.send(Err(err));
                 return;
             }
             Kind::PrepareSplit(tessera_proto::meta::PrepareSplit {
