@@ -807,6 +807,40 @@ fn row_locks() -> Result<(), String> {
                 started.elapsed()
             ));
         }
+        // An UPDATE in a block reads and locks a row it finds by its key in
+        // one request; a row it does not find stays unlocked, as in
+        // PostgreSQL: another writer inserts it without waiting (it would
+        // fail on its lock_timeout otherwise), and the block's next
+        // statement (READ COMMITTED) finds it and locks it.
+        a.batch_execute("BEGIN; UPDATE t SET v = 5 WHERE id = 2")
+            .await
+            .map_err(err("UPDATE of a missing row"))?;
+        c.batch_execute("SET lock_timeout = '1s'; INSERT INTO t VALUES (2, 20)")
+            .await
+            .map_err(err("inserting the row an UPDATE did not find"))?;
+        let updated = a
+            .execute("UPDATE t SET v = v + 1 WHERE id = 2", &[])
+            .await
+            .map_err(err("UPDATE of the inserted row"))?;
+        if updated != 1 {
+            return Err(format!("the block's UPDATE changed {updated} rows, not 1"));
+        }
+        let waited = c
+            .batch_execute("UPDATE t SET v = 0 WHERE id = 2")
+            .await
+            .err()
+            .as_ref()
+            .and_then(support::sqlstate);
+        if waited.as_deref() != Some("55P03") {
+            return Err(format!(
+                "a writer of the row the block updated gave {waited:?}, not 55P03"
+            ));
+        }
+        a.batch_execute("COMMIT").await.map_err(err("COMMIT"))?;
+        let values = values_of_t(&a).await?;
+        if values != [101, 21] {
+            return Err(format!("values {values:?}, expected [101, 21]"));
+        }
         Ok(())
     })
 }

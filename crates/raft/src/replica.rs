@@ -413,12 +413,13 @@ pub(crate) enum Precheck {
     /// Its answer, without a Raft round.
     Answered(TxnResult),
     /// A request for pessimistic locks that succeeds: hold these locks in
-    /// the leader's memory and answer at once, with no log entry (see
+    /// the leader's memory and answer at once with this result (the
+    /// values it read, if it asked), with no log entry (see
     /// [`Replica::hold`]).
-    Hold(Vec<(Vec<u8>, Lock)>),
+    Hold(TxnResult, Vec<(Vec<u8>, Lock)>),
     /// A request for pessimistic locks that may succeed: propose its
-    /// effects, evaluated here, and answer at once.
-    Pipeline(WriteBatch),
+    /// effects, evaluated here, and answer at once with this result.
+    Pipeline(TxnResult, WriteBatch),
     /// Propose its effects, evaluated here, and answer with this result
     /// once they have applied.
     Evaluated(TxnResult, WriteBatch),
@@ -574,12 +575,12 @@ impl Replica {
         callback: ProposalCallback,
     ) {
         use tessera_proto::txn::txn_command::Kind;
-        if let Precheck::Hold(locks) = check {
+        if let Precheck::Hold(result, locks) = check {
             self.hold(locks);
-            let _ = callback.send(Ok(Some(TxnResult::default())));
+            let _ = callback.send(Ok(Some(result)));
             return;
         }
-        let pipelined = matches!(check, Precheck::Pipeline(_));
+        let pipelined = matches!(check, Precheck::Pipeline(..));
         let lock = match &command.kind {
             Some(Kind::AcquirePessimisticLocks(request)) if pipelined => Some(Lock {
                 kind: LockKind::Pessimistic,
@@ -601,15 +602,15 @@ impl Replica {
         // the locks the transaction holds in memory on them.
         let mut replaced = Vec::new();
         let (kind, evaluated) = match check {
-            Precheck::Pipeline(effects) => {
+            Precheck::Pipeline(result, effects) => {
                 replaced = locks_written(&effects);
-                (evaluated_txn(&keys, effects), None)
+                (evaluated_txn(&keys, effects), Some(result))
             }
             Precheck::Evaluated(result, effects) => {
                 replaced = locks_written(&effects);
                 (evaluated_txn(&keys, effects), Some(result))
             }
-            Precheck::Answered(_) | Precheck::Hold(_) | Precheck::Propose => (None, None),
+            Precheck::Answered(_) | Precheck::Hold(..) | Precheck::Propose => (None, None),
         };
         let owner = match (&kind, &command.kind) {
             (None, _) => None,
@@ -644,7 +645,7 @@ impl Replica {
         if lock.is_some() {
             // The apply's outcome goes nowhere: a failure shows at prewrite.
             self.track(index, None, None);
-            let _ = callback.send(Ok(Some(TxnResult::default())));
+            let _ = callback.send(Ok(Some(evaluated.unwrap_or_default())));
         } else {
             self.track(index, Some(callback), evaluated);
         }
@@ -755,9 +756,13 @@ impl Replica {
             .iter()
             .any(|key| self.in_flight.contains_key(key))
             || self.raw.raft.lead_transferee.is_some();
+        if effects.is_empty() {
+            // Every key is locked already, or (a read) holds no value.
+            return Precheck::Answered(result);
+        }
         match held_locks(&effects) {
-            Some(locks) if !in_flight => Precheck::Hold(locks),
-            _ => Precheck::Pipeline(effects),
+            Some(locks) if !in_flight => Precheck::Hold(result, locks),
+            _ => Precheck::Pipeline(result, effects),
         }
     }
 

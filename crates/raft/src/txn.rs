@@ -6,8 +6,8 @@
 //! only the leader's is reported to the proposer.
 
 use tessera_proto::txn::{
-    self as pb, mutation::Op as PbOp, txn_command::Kind, txn_error, TxnCommand, TxnError,
-    TxnResult, TxnState,
+    self as pb, mutation::Op as PbOp, txn_command::Kind, txn_error, LockedValue, TxnCommand,
+    TxnError, TxnResult, TxnState,
 };
 use tessera_storage::mvcc::{
     commands, Lock, LockKind, Mutation, MvccError, MvccReader, Op, Prewrite, TxnStatus,
@@ -183,6 +183,26 @@ pub(crate) fn execute(
             &c.keys,
         ),
         Some(Kind::Rollback(r)) => commands::rollback(&reader, Timestamp(r.start_ts), &r.keys),
+        Some(Kind::AcquirePessimisticLocks(l)) if l.read => {
+            commands::acquire_pessimistic_locks_reading(
+                &reader,
+                Timestamp(l.start_ts),
+                Timestamp(l.for_update_ts),
+                &l.primary,
+                l.ttl_ms,
+                &l.keys,
+            )
+            .map(|(effects, values)| {
+                result.values = values
+                    .into_iter()
+                    .map(|value| LockedValue {
+                        found: value.is_some(),
+                        value: value.unwrap_or_default(),
+                    })
+                    .collect();
+                effects
+            })
+        }
         Some(Kind::AcquirePessimisticLocks(l)) => commands::acquire_pessimistic_locks(
             &reader,
             Timestamp(l.start_ts),

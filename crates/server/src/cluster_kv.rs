@@ -2,6 +2,7 @@
 //! cluster, through the transaction coordinator ([`TxnClient`]); and
 //! [`SqlFlows`], which runs the SQL layer's flows at a range's leader.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use tessera_kv::flow::{FlowEvaluator, FlowRun};
@@ -9,7 +10,7 @@ use tessera_sql::flow::RangeFlow;
 
 use tessera_sql::kv::{
     conflict_error, deadlock_error, lock_timeout_error, FlowPart, Kv, KvTxn, KvWrite, Locked,
-    NodeInfo, RangeInfo,
+    LockedRead, NodeInfo, RangeInfo,
 };
 use tessera_sql::{code, SqlError, SqlResult};
 use tessera_txn::{Transaction, TxnClient, TxnError};
@@ -36,7 +37,7 @@ impl ClusterKv {
     /// `txn` as the SQL layer's transaction.
     fn sql_txn(&self, txn: Transaction) -> Box<dyn KvTxn> {
         Box::new(ClusterTxn {
-            txn,
+            txn: RefCell::new(txn),
             runtime: self.runtime.clone(),
         })
     }
@@ -235,37 +236,53 @@ impl Kv for ClusterKv {
 
 /// One SQL transaction's KV transaction.
 struct ClusterTxn {
-    txn: Transaction,
+    /// The transaction; borrowed mutably by a locking read, which the SQL
+    /// layer makes through a shared reference as it makes any read.
+    txn: RefCell<Transaction>,
     runtime: Handle,
 }
 
 impl KvTxn for ClusterTxn {
     fn get(&self, key: &[u8]) -> SqlResult<Option<Vec<u8>>> {
-        self.runtime.block_on(self.txn.get(key)).map_err(sql_error)
+        self.runtime
+            .block_on(self.txn.borrow().get(key))
+            .map_err(sql_error)
     }
 
     fn get_many(&self, keys: &[Vec<u8>]) -> SqlResult<Vec<Option<Vec<u8>>>> {
         self.runtime
-            .block_on(self.txn.get_many(keys))
+            .block_on(self.txn.borrow().get_many(keys))
             .map_err(sql_error)
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> SqlResult<Vec<(Vec<u8>, Vec<u8>)>> {
         self.runtime
-            .block_on(self.txn.scan(start, end, limit))
+            .block_on(self.txn.borrow().scan(start, end, limit))
             .map_err(sql_error)
     }
 
     fn refresh_snapshot(&mut self) -> SqlResult<()> {
         self.runtime
-            .block_on(self.txn.refresh_read_ts())
+            .block_on(self.txn.get_mut().refresh_read_ts())
             .map_err(sql_error)
     }
 
     fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked> {
-        match self.runtime.block_on(self.txn.lock_keys(keys, wait)) {
+        match self
+            .runtime
+            .block_on(self.txn.get_mut().lock_keys(keys, wait))
+        {
             Ok(()) => Ok(Locked::All),
             Err(err @ TxnError::WriteConflict { .. }) => Ok(Locked::Changed(sql_error(err))),
+            Err(err) => Err(sql_error(err)),
+        }
+    }
+
+    fn get_for_update(&self, key: &[u8], wait: Option<Duration>) -> SqlResult<LockedRead> {
+        let mut txn = self.txn.borrow_mut();
+        match self.runtime.block_on(txn.get_for_update(key, wait)) {
+            Ok(value) => Ok(LockedRead::Row(value)),
+            Err(err @ TxnError::WriteConflict { .. }) => Ok(LockedRead::Changed(sql_error(err))),
             Err(err) => Err(sql_error(err)),
         }
     }
@@ -277,7 +294,7 @@ impl KvTxn for ClusterTxn {
     fn flow(&self, spec: &[u8], spans: Vec<(Vec<u8>, Vec<u8>)>) -> SqlResult<Vec<Vec<FlowPart>>> {
         let answers = self
             .runtime
-            .block_on(self.txn.flow(spec, spans))
+            .block_on(self.txn.borrow().flow(spec, spans))
             .map_err(sql_error)?;
         Ok(answers
             .into_iter()
@@ -294,7 +311,8 @@ impl KvTxn for ClusterTxn {
     }
 
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
-        let ClusterTxn { mut txn, runtime } = *self;
+        let ClusterTxn { txn, runtime } = *self;
+        let mut txn = txn.into_inner();
         buffer(&mut txn, writes);
         runtime
             .block_on(txn.commit())

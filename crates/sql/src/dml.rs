@@ -991,7 +991,7 @@ pub fn run_modify(
     let table = plan.table.clone();
     let mut w = Writer::default();
     let (count, out) = exec::with_ctx(session, snap, params, |env| {
-        let rows: Vec<Row> = exec::run(&plan.scan, *env)?.collect::<SqlResult<_>>()?;
+        let rows = exec::target_rows(&plan.scan, *env)?;
         let mut out = Vec::new();
         let mut count = 0u64;
         let mut fk_work = FkWork::default();

@@ -16,6 +16,7 @@ use crate::catalog::{SequenceDesc, Snapshot, TableDesc};
 use crate::error::{code, SqlError, SqlResult};
 use crate::expr::{CmpOp, Expr, SubqueryKind};
 use crate::flow;
+use crate::kv::LockedRead;
 use crate::plan::{AggCall, AggFunc, JoinKind, Plan, ScanSpan, SetOpKind};
 use crate::rowcodec;
 use crate::session::{Column, Described, QueryResult, Session, SqlEngine, Statement};
@@ -192,6 +193,17 @@ fn truthy(v: Value) -> SqlResult<bool> {
 pub fn run<'a>(plan: &'a Plan, env: Env<'a>) -> SqlResult<RowIter<'a>> {
     env.ctx.session.check_cancel()?;
     Ok(match plan {
+        // A row found by its whole key: read and locked at once.
+        Plan::Scan {
+            table,
+            span: ScanSpan::Point(exprs),
+            filter,
+            locking: Some(lock),
+            ..
+        } => {
+            let row = point_row_for_update(table, exprs, filter.as_ref(), lock.nowait, env)?;
+            Box::new(row.map(Ok).into_iter())
+        }
         Plan::Scan {
             table,
             span,
@@ -603,14 +615,84 @@ fn span_rows<'a>(
     })
 }
 
+/// The key of `table`'s row whose primary key columns hold `vals`.
+fn point_key(table: &TableDesc, vals: &[Value]) -> Vec<u8> {
+    let pk = table.primary();
+    let prefix = rowcodec::index_prefix(table.oid, pk.id);
+    let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
+    for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
+        rowcodec::encode_key_value(&mut w, v, *desc);
+    }
+    w.as_bytes().to_vec()
+}
+
+/// The row of `table` whose primary key `exprs` give, read and locked in
+/// one request ([`crate::kv::KvTxn::get_for_update`]), if it passes
+/// `filter`; None if there is no such row (nothing is locked then) or it
+/// fails the filter (it stays locked: the lock is taken before the row is
+/// seen, as CockroachDB's locking reads lock what they find). A row
+/// changed after the snapshot stops the statement, which ends as if its
+/// locks had found the change (see [`run_data_statement`]).
+fn point_row_for_update(
+    table: &TableDesc,
+    exprs: &[Expr],
+    filter: Option<&Expr>,
+    nowait: bool,
+    env: Env<'_>,
+) -> SqlResult<Option<Row>> {
+    let Some(vals) = key_values(exprs, &env)? else {
+        return Ok(None);
+    };
+    let session = env.ctx.session;
+    let wait = if nowait {
+        Some(std::time::Duration::ZERO)
+    } else {
+        session.vars.lock_timeout()
+    };
+    let key = point_key(table, &vals);
+    let row = match env.ctx.reader.get_for_update(&key, wait)? {
+        LockedRead::Row(None) => return Ok(None),
+        LockedRead::Row(Some(bytes)) => rowcodec::decode_row(table, &bytes)?,
+        LockedRead::Changed(conflict) => {
+            session.txn.row_locks.borrow_mut().changed = Some(conflict.clone());
+            return Err(conflict);
+        }
+    };
+    match filter {
+        Some(f) if !truthy(f.eval(&row, &env)?)? => Ok(None),
+        _ => Ok(Some(row)),
+    }
+}
+
+/// The rows an UPDATE or DELETE changes, from the scan of its target. In a
+/// transaction that locks the rows its statements change (a block or a
+/// batch; see [`run_data_statement`]), a row found by its whole primary
+/// key is read and locked in one request, which spares the lock's own
+/// round trip when the statement ends (CockroachDB reads the rows an
+/// UPDATE changes with a locking read too).
+pub fn target_rows(scan: &Plan, env: Env<'_>) -> SqlResult<Vec<Row>> {
+    let txn = &env.ctx.session.txn;
+    match scan {
+        Plan::Scan {
+            table,
+            span: ScanSpan::Point(exprs),
+            filter,
+            locking: None,
+            ..
+        } if txn.in_block || txn.batch => {
+            let row = point_row_for_update(table, exprs, filter.as_ref(), false, env)?;
+            Ok(row.into_iter().collect())
+        }
+        _ => run(scan, env)?.collect(),
+    }
+}
+
 fn scan<'a>(
     table: &'a Arc<TableDesc>,
     span: &'a ScanSpan,
     filter: Option<&'a Expr>,
     env: Env<'a>,
 ) -> SqlResult<RowIter<'a>> {
-    let pk = table.primary();
-    let prefix = rowcodec::index_prefix(table.oid, pk.id);
     match span {
         ScanSpan::Full | ScanSpan::Range { .. } => match key_span(table, span, &env)? {
             Some((start, end)) => span_rows(table, start, end, filter, None, env),
@@ -620,11 +702,7 @@ fn scan<'a>(
             let Some(vals) = key_values(exprs, &env)? else {
                 return Ok(Box::new(std::iter::empty()));
             };
-            let mut w = tessera_types::encoding::KeyWriter::from_vec(prefix);
-            for (v, (_, desc)) in vals.iter().zip(&pk.columns) {
-                rowcodec::encode_key_value(&mut w, v, *desc);
-            }
-            let Some(bytes) = env.ctx.reader.get(w.as_bytes())? else {
+            let Some(bytes) = env.ctx.reader.get(&point_key(table, &vals))? else {
                 return Ok(Box::new(std::iter::empty()));
             };
             let row = rowcodec::decode_row(table, &bytes)?;
@@ -1376,35 +1454,39 @@ fn run_data_statement(
         session.absorb_pending();
         let row_locks = session.txn.row_locks.take();
         let fresh = session.txn.fresh_keys.take();
-        let result = result.and_then(|r| {
-            let mut keys = row_locks.keys;
-            if !single {
-                keys.extend(
-                    session
-                        .txn
-                        .staged_since(mark)
-                        .into_iter()
-                        .filter(|key| !fresh.contains(key)),
-                );
-            }
-            let changed = lock_rows(session, keys, row_locks.nowait)?;
-            if changed.is_none() {
-                // Parent keys it removed, now that their rows are locked.
-                crate::fk::check_removed_keys(session)?;
-            }
-            Ok((r, changed))
-        });
+        // Ok(Err(change)): a row it locks changed after its snapshot.
+        let result = match row_locks.changed {
+            Some(changed) => Ok(Err(changed)),
+            None => result.and_then(|r| {
+                let mut keys = row_locks.keys;
+                if !single {
+                    keys.extend(
+                        session
+                            .txn
+                            .staged_since(mark)
+                            .into_iter()
+                            .filter(|key| !fresh.contains(key)),
+                    );
+                }
+                let changed = lock_rows(session, keys, row_locks.nowait)?;
+                if changed.is_none() {
+                    // Parent keys it removed, now that their rows are locked.
+                    crate::fk::check_removed_keys(session)?;
+                }
+                Ok(changed.map_or(Ok(r), Err))
+            }),
+        };
         session.txn.removed_keys.take();
         let (outcome, recoverable) = match result {
-            Ok((r, None)) if single => match session.txn.flush(session.engine.kv.as_ref()) {
+            Ok(Ok(r)) if single => match session.txn.flush(session.engine.kv.as_ref()) {
                 Ok(()) => (Ok(r), false),
                 Err(e) => {
                     let lost = e.code == code::SERIALIZATION_FAILURE;
                     (Err(e), lost)
                 }
             },
-            Ok((r, None)) => (Ok(r), false),
-            Ok((_, Some(changed))) => (Err(changed), single || read_committed),
+            Ok(Ok(r)) => (Ok(r), false),
+            Ok(Err(changed)) => (Err(changed), single || read_committed),
             Err(e) if e.retry_afresh && single => {
                 // Nothing of it was seen or written: run it again at once,
                 // on a fresh snapshot.

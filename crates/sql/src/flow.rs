@@ -475,6 +475,13 @@ impl KvTxn for NoReads {
     fn lock(&mut self, _: Vec<Vec<u8>>, _: Option<std::time::Duration>) -> SqlResult<Locked> {
         Err(SqlError::internal("a flow cannot lock"))
     }
+    fn get_for_update(
+        &self,
+        _: &[u8],
+        _: Option<std::time::Duration>,
+    ) -> SqlResult<crate::kv::LockedRead> {
+        Err(SqlError::internal("a flow cannot lock"))
+    }
     fn commit(self: Box<Self>, _: Vec<crate::kv::KvWrite>) -> SqlResult<()> {
         Err(SqlError::internal("a flow cannot write"))
     }

@@ -124,6 +124,17 @@ pub enum Locked {
     Changed(SqlError),
 }
 
+/// What [`KvTxn::get_for_update`] found.
+#[derive(Debug)]
+pub enum LockedRead {
+    /// The row's value, now locked by the transaction; or None: there is
+    /// no row, and nothing was locked.
+    Row(Option<Vec<u8>>),
+    /// The row changed after the snapshot (the error, 40001, names it), as
+    /// [`Locked::Changed`].
+    Changed(SqlError),
+}
+
 /// A transaction: reads at a snapshot, row locks, then one atomic commit.
 /// Dropping it without committing abandons it and releases its locks.
 pub trait KvTxn: Send {
@@ -145,6 +156,11 @@ pub trait KvTxn: Send {
     /// default), failing with 55P03 when the wait runs out and 40P01 when
     /// waiting would deadlock.
     fn lock(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<Locked>;
+    /// Reads one key and locks it until the transaction ends, as `lock`
+    /// does (waiting as it does), in one request where the store can: the
+    /// read of a row that a statement changes or locks, found by its key.
+    /// A key without a value is not locked.
+    fn get_for_update(&self, key: &[u8], wait: Option<Duration>) -> SqlResult<LockedRead>;
     /// Commits `writes` atomically, or fails with 40001 on a conflict.
     fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()>;
 
@@ -365,7 +381,7 @@ impl Kv for MemoryKv {
     /// A blind write: waits for the keys' locks, then wins regardless of
     /// what was committed before.
     fn write(&self, writes: Vec<KvWrite>) -> SqlResult<()> {
-        let mut txn = self.begin_txn();
+        let txn = self.begin_txn();
         txn.lock_all(writes.iter().map(|w| w.key().to_vec()).collect(), None)?;
         let mut state = self.shared.state.lock();
         state.apply(writes);
@@ -465,7 +481,7 @@ struct MemoryTxn {
 impl MemoryTxn {
     /// Locks every key, waiting for other transactions' locks; does not
     /// look at what changed.
-    fn lock_all(&mut self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<()> {
+    fn lock_all(&self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<()> {
         let deadline = Instant::now() + wait.unwrap_or(MemoryKv::DEFAULT_LOCK_WAIT);
         let mut state = self.shared.state.lock();
         for key in keys {
@@ -582,9 +598,29 @@ impl KvTxn for MemoryTxn {
         Ok(Locked::All)
     }
 
+    fn get_for_update(&self, key: &[u8], wait: Option<Duration>) -> SqlResult<LockedRead> {
+        let held = self.shared.state.lock().locks.get(key) == Some(&self.id);
+        self.lock_all(vec![key.to_vec()], wait)?;
+        let mut state = self.shared.state.lock();
+        if let Some(commit) = state.changed_after(key, self.snapshot) {
+            let snapshot = self.snapshot;
+            return Ok(LockedRead::Changed(conflict_error(
+                key,
+                format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
+            )));
+        }
+        let value = state.get(key, self.snapshot);
+        if value.is_none() && !held {
+            state.locks.remove(key);
+            drop(state);
+            self.shared.released.notify_all();
+        }
+        Ok(LockedRead::Row(value))
+    }
+
     /// Keys the transaction did not lock are locked now (waiting for
     /// other holders), and fail if they changed after the snapshot.
-    fn commit(mut self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
+    fn commit(self: Box<Self>, writes: Vec<KvWrite>) -> SqlResult<()> {
         let unlocked: Vec<Vec<u8>> = {
             let state = self.shared.state.lock();
             writes

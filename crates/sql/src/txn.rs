@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::error::SqlResult;
-use crate::kv::{Kv, KvTxn, KvWrite};
+use crate::kv::{Kv, KvTxn, KvWrite, LockedRead};
 use crate::session::TxnStatus;
 
 /// A buffered write: None deletes.
@@ -26,6 +26,11 @@ pub struct RowLocks {
     pub keys: Vec<Vec<u8>>,
     /// NOWAIT: fail at once if one is locked.
     pub nowait: bool,
+    /// A row the statement read and locked at once
+    /// ([`KvTxn::get_for_update`]) had changed after its snapshot: the
+    /// statement stopped there, and ends as if its locks had found the
+    /// change.
+    pub changed: Option<crate::error::SqlError>,
 }
 
 /// Transaction state of a session.
@@ -190,6 +195,24 @@ impl Reader<'_> {
             return Ok(v.clone());
         }
         self.kv.get(key)
+    }
+
+    /// One key, read and locked at once ([`KvTxn::get_for_update`]),
+    /// unless the transaction wrote it: it holds the lock of a key it
+    /// wrote (or will take it with the statement's writes).
+    pub fn get_for_update(
+        &self,
+        key: &[u8],
+        wait: Option<std::time::Duration>,
+    ) -> SqlResult<LockedRead> {
+        eprintln!(
+            "DEBUG reader gfu buffered={}",
+            self.buffer.contains_key(key)
+        );
+        if let Some(v) = self.buffer.get(key) {
+            return Ok(LockedRead::Row(v.clone()));
+        }
+        self.kv.get_for_update(key, wait)
     }
 
     /// Many keys, in the order given.

@@ -399,6 +399,29 @@ impl MvccRunner {
                 args.u64_or("ttl", 3000)?,
                 &args.keys()?,
             )),
+            // lock_read start=T for_update=T primary=K [ttl=MS] keys=K,..
+            // (locks the keys that hold a value, and prints every value)
+            "lock_read" => {
+                let keys = args.keys()?;
+                match commands::acquire_pessimistic_locks_reading(
+                    &reader,
+                    args.ts("start")?,
+                    args.ts("for_update")?,
+                    &args.bytes("primary")?,
+                    args.u64_or("ttl", 3000)?,
+                    &keys,
+                ) {
+                    Ok((batch, values)) => {
+                        let mut out = self.apply(Ok(batch))?;
+                        for (key, value) in keys.iter().zip(values) {
+                            let value = value.map_or("none".into(), |v| text(&v));
+                            writeln!(out, "{} → {value}", text(key))?;
+                        }
+                        Ok(out)
+                    }
+                    Err(err) => self.apply(Err(err)),
+                }
+            }
             // unlock start=T keys=K,..
             "unlock" => self.apply(commands::release_pessimistic_locks(
                 &reader,

@@ -371,8 +371,27 @@ fn lock(start_ts: u64, for_update_ts: u64, keys: Vec<Vec<u8>>) -> TxnCommand {
             primary: keys[0].clone(),
             ttl_ms: 3000,
             keys,
+            read: false,
         })),
     }
+}
+
+/// A request for pessimistic locks that reads the keys' values too.
+fn lock_read(start_ts: u64, for_update_ts: u64, keys: Vec<Vec<u8>>) -> TxnCommand {
+    let mut command = lock(start_ts, for_update_ts, keys);
+    if let Some(Kind::AcquirePessimisticLocks(request)) = &mut command.kind {
+        request.read = true;
+    }
+    command
+}
+
+/// The values a locking read answered (None: absent).
+fn values_read(result: &TxnResult) -> Vec<Option<&str>> {
+    result
+        .values
+        .iter()
+        .map(|v| v.found.then(|| std::str::from_utf8(&v.value).unwrap()))
+        .collect()
 }
 
 /// The holder named by a `Locked` outcome, or a panic.
@@ -727,4 +746,65 @@ async fn status_checks_that_change_nothing_take_no_raft_round() {
     for node in 1..=3 {
         assert!(family(&cluster, node, Cf::Lock).is_empty(), "node {node}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locking_reads_answer_the_values_of_the_keys_they_lock() {
+    let (cluster, leader) = applied_on_three_nodes(prewrite(5, 0, &[(key(1), "a")])).await;
+    assert_eq!(run(&cluster, commit(5, 6, vec![key(1)])).await.error, None);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    let store = cluster.store(leader);
+    let before = leader_commit_index(&store).await;
+
+    // Held in memory: the value of the key that has one, which is locked;
+    // the key without one stays unlocked. No log entry.
+    let read = store
+        .txn(lock_read(10, 10, vec![key(1), key(2)]))
+        .await
+        .unwrap();
+    assert_eq!(read.error, None);
+    assert_eq!(values_read(&read), [Some("a"), None]);
+    assert_eq!(
+        holder(store.txn(lock(20, 20, vec![key(1)])).await.unwrap()),
+        10
+    );
+    assert_eq!(
+        store.txn(lock(20, 20, vec![key(2)])).await.unwrap().error,
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        leader_commit_index(&store).await,
+        before,
+        "a lock was logged"
+    );
+
+    // Its transaction writes the key over the lock and commits; a later
+    // locking read answers the new value.
+    assert_eq!(
+        store
+            .txn(pessimistic_prewrite(10, 10, key(1), "b"))
+            .await
+            .unwrap()
+            .error,
+        None
+    );
+    assert_eq!(
+        store.txn(commit(10, 11, vec![key(1)])).await.unwrap().error,
+        None
+    );
+    // A read lock below a newer commit conflicts, as a lock does.
+    let stale = store.txn(lock_read(8, 8, vec![key(1)])).await.unwrap();
+    assert!(
+        matches!(
+            stale.error.and_then(|e| e.kind),
+            Some(txn_error::Kind::Conflict(_))
+        ),
+        "a locking read below a newer commit did not conflict"
+    );
+    let read = store.txn(lock_read(30, 30, vec![key(1)])).await.unwrap();
+    assert_eq!(read.error, None);
+    assert_eq!(values_read(&read), [Some("b")]);
 }

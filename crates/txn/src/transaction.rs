@@ -609,6 +609,63 @@ impl Transaction {
         self.lock_in_ranges(keys, wait).await
     }
 
+    /// Reads `key` as of the read timestamp and locks it, as
+    /// [`Self::lock_keys`] does, in one request to its range's leader
+    /// (TiKV's lock requests that return values; CockroachDB's UPDATE reads
+    /// the rows it changes with a locking read): the latest committed
+    /// value, since a key changed after the read timestamp fails with
+    /// `WriteConflict`. A key without a value is not locked, as
+    /// PostgreSQL's `UPDATE` locks only the rows it finds. A key the
+    /// transaction wrote or locked already is read as [`Self::get`] reads
+    /// it.
+    pub async fn get_for_update(
+        &mut self,
+        key: &[u8],
+        wait: Option<Duration>,
+    ) -> TxnResult<Option<Vec<u8>>> {
+        if self.writes.contains_key(key) || self.locked.contains(key) {
+            return self.get(key).await;
+        }
+        self.not_recent(Some(key))?;
+        let wait = wait.unwrap_or(self.client.inner.options.lock_wait);
+        // Without a primary yet, the key is its own: the first key locked
+        // is the transaction's primary.
+        let primary = self.primary.clone().unwrap_or_else(|| key.to_vec());
+        let request = |keys: Vec<Vec<u8>>| {
+            command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
+                start_ts: self.start_ts.0,
+                for_update_ts: self.read_ts.0,
+                primary: primary.clone(),
+                ttl_ms: self.ttl_ms(),
+                keys,
+                read: true,
+            }))
+        };
+        let mut results = self
+            .client
+            .run_by_range(vec![key.to_vec()], |k| k, &request, self.start_ts, wait)
+            .await;
+        let result = match results.pop() {
+            Some((_, result)) => result?,
+            None => return Err(TxnError::Internal("a lock request went unanswered".into())),
+        };
+        // (A node of an older version locks the key and answers no value:
+        // read it then.)
+        let value = result.values.into_iter().next();
+        if value.as_ref().is_some_and(|value| !value.found) {
+            return Ok(None);
+        }
+        self.locked.insert(key.to_vec());
+        if self.primary.is_none() {
+            self.primary = Some(primary);
+            self.start_heartbeat();
+        }
+        match value {
+            Some(value) => Ok(Some(value.value)),
+            None => self.get(key).await,
+        }
+    }
+
     /// Locks `keys` with one command per range, in parallel, and records
     /// the ones locked; returns the first failure.
     async fn lock_in_ranges(&mut self, keys: Vec<Vec<u8>>, wait: Duration) -> TxnResult<()> {
@@ -622,6 +679,7 @@ impl Transaction {
                 primary: self.primary.clone().unwrap_or_default(),
                 ttl_ms: self.ttl_ms(),
                 keys,
+                read: false,
             }))
         };
         let results = self

@@ -564,62 +564,137 @@ pub fn acquire_pessimistic_locks(
     ttl_ms: u64,
     keys: &[Vec<u8>],
 ) -> Result<WriteBatch> {
+    let request = LockRequest {
+        start_ts,
+        for_update_ts,
+        primary,
+        ttl_ms,
+    };
+    lock_keys(reader, &request, keys, false).map(|(effects, _)| effects)
+}
+
+/// As [`acquire_pessimistic_locks`], and answers each key's value as of
+/// `for_update_ts` (the latest committed one, since a newer commit fails
+/// the request), locking only the keys that have one: a statement that
+/// changes a row it finds by its key reads and locks it in one request,
+/// and a row it does not find stays unlocked, as PostgreSQL's `UPDATE`
+/// locks only the rows it finds.
+pub fn acquire_pessimistic_locks_reading(
+    reader: &MvccReader<'_>,
+    start_ts: Timestamp,
+    for_update_ts: Timestamp,
+    primary: &[u8],
+    ttl_ms: u64,
+    keys: &[Vec<u8>],
+) -> Result<(WriteBatch, Vec<Option<Vec<u8>>>)> {
+    let request = LockRequest {
+        start_ts,
+        for_update_ts,
+        primary,
+        ttl_ms,
+    };
+    lock_keys(reader, &request, keys, true)
+}
+
+/// What a request for pessimistic locks asks for, but its keys.
+struct LockRequest<'a> {
+    start_ts: Timestamp,
+    for_update_ts: Timestamp,
+    primary: &'a [u8],
+    ttl_ms: u64,
+}
+
+/// Locks `keys` as [`acquire_pessimistic_locks`] does; with `read`, answers
+/// their values and leaves the keys without one unlocked (else the values
+/// are empty).
+fn lock_keys(
+    reader: &MvccReader<'_>,
+    request: &LockRequest<'_>,
+    keys: &[Vec<u8>],
+    read: bool,
+) -> Result<(WriteBatch, Vec<Option<Vec<u8>>>)> {
+    let LockRequest {
+        start_ts,
+        for_update_ts,
+        primary,
+        ttl_ms,
+    } = *request;
     distinct_keys(keys.iter().map(Vec::as_slice))?;
     let mut effects = Effects::default();
+    let mut values = Vec::with_capacity(if read { keys.len() } else { 0 });
     for key in keys {
-        match reader.lock(key)? {
-            Some(mut lock) if lock.start_ts == start_ts => {
-                if lock.kind == LockKind::Pessimistic && lock.for_update_ts < for_update_ts {
-                    lock.for_update_ts = for_update_ts;
-                    lock.ttl_ms = lock.ttl_ms.max(ttl_ms);
-                    effects.put_lock(key, &lock);
-                }
-                continue;
-            }
+        let mine = match reader.lock(key)? {
+            Some(lock) if lock.start_ts == start_ts => Some(lock),
             Some(lock) => {
                 return Err(MvccError::KeyIsLocked {
                     key: key.clone(),
                     lock,
                 })
             }
+            None => None,
+        };
+        if mine.is_none() {
+            let (record, newer) = reader.txn_record_and_data_after(key, start_ts, for_update_ts)?;
+            match record {
+                TxnRecord::RolledBack => {
+                    return Err(MvccError::TxnAborted {
+                        key: key.clone(),
+                        start_ts,
+                    })
+                }
+                TxnRecord::Committed(commit_ts, _) => {
+                    return Err(MvccError::AlreadyCommitted {
+                        key: key.clone(),
+                        start_ts,
+                        commit_ts,
+                    })
+                }
+                TxnRecord::None => {}
+            }
+            if let Some((commit_ts, write)) = newer {
+                return Err(MvccError::WriteConflict {
+                    key: key.clone(),
+                    start_ts,
+                    conflict_start_ts: write.start_ts,
+                    conflict_commit_ts: commit_ts,
+                });
+            }
+        }
+        let value = if read {
+            reader.get_committed(key, for_update_ts)?
+        } else {
+            None
+        };
+        let wanted = !read || value.is_some();
+        if read {
+            values.push(value);
+        }
+        match mine {
+            // Its own lock: a pessimistic one moves up to the newer
+            // for-update timestamp.
+            Some(mut lock)
+                if lock.kind == LockKind::Pessimistic && lock.for_update_ts < for_update_ts =>
+            {
+                lock.for_update_ts = for_update_ts;
+                lock.ttl_ms = lock.ttl_ms.max(ttl_ms);
+                effects.put_lock(key, &lock);
+            }
+            Some(_) => {}
+            None if wanted => {
+                let lock = Lock {
+                    kind: LockKind::Pessimistic,
+                    primary: primary.to_vec(),
+                    start_ts,
+                    ttl_ms,
+                    for_update_ts,
+                    short_value: None,
+                };
+                effects.put_lock(key, &lock);
+            }
             None => {}
         }
-        let (record, newer) = reader.txn_record_and_data_after(key, start_ts, for_update_ts)?;
-        match record {
-            TxnRecord::RolledBack => {
-                return Err(MvccError::TxnAborted {
-                    key: key.clone(),
-                    start_ts,
-                })
-            }
-            TxnRecord::Committed(commit_ts, _) => {
-                return Err(MvccError::AlreadyCommitted {
-                    key: key.clone(),
-                    start_ts,
-                    commit_ts,
-                })
-            }
-            TxnRecord::None => {}
-        }
-        if let Some((commit_ts, write)) = newer {
-            return Err(MvccError::WriteConflict {
-                key: key.clone(),
-                start_ts,
-                conflict_start_ts: write.start_ts,
-                conflict_commit_ts: commit_ts,
-            });
-        }
-        let lock = Lock {
-            kind: LockKind::Pessimistic,
-            primary: primary.to_vec(),
-            start_ts,
-            ttl_ms,
-            for_update_ts,
-            short_value: None,
-        };
-        effects.put_lock(key, &lock);
     }
-    Ok(effects.batch)
+    Ok((effects.batch, values))
 }
 
 /// Releases the transaction's pessimistic locks on `keys` (a statement that
