@@ -183,26 +183,6 @@ pub(crate) fn execute(
             &c.keys,
         ),
         Some(Kind::Rollback(r)) => commands::rollback(&reader, Timestamp(r.start_ts), &r.keys),
-        Some(Kind::AcquirePessimisticLocks(l)) if l.read => {
-            commands::acquire_pessimistic_locks_reading(
-                &reader,
-                Timestamp(l.start_ts),
-                Timestamp(l.for_update_ts),
-                &l.primary,
-                l.ttl_ms,
-                &l.keys,
-            )
-            .map(|(effects, values)| {
-                result.values = values
-                    .into_iter()
-                    .map(|value| LockedValue {
-                        found: value.is_some(),
-                        value: value.unwrap_or_default(),
-                    })
-                    .collect();
-                effects
-            })
-        }
         Some(Kind::AcquirePessimisticLocks(l)) => commands::acquire_pessimistic_locks(
             &reader,
             Timestamp(l.start_ts),
@@ -210,7 +190,18 @@ pub(crate) fn execute(
             &l.primary,
             l.ttl_ms,
             &l.keys,
-        ),
+            l.read,
+        )
+        .map(|(effects, values)| {
+            result.values = values
+                .into_iter()
+                .map(|value| LockedValue {
+                    found: value.is_some(),
+                    value: value.unwrap_or_default(),
+                })
+                .collect();
+            effects
+        }),
         Some(Kind::ReleasePessimisticLocks(l)) => {
             commands::release_pessimistic_locks(&reader, Timestamp(l.start_ts), &l.keys)
         }

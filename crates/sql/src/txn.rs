@@ -205,10 +205,6 @@ impl Reader<'_> {
         key: &[u8],
         wait: Option<std::time::Duration>,
     ) -> SqlResult<LockedRead> {
-        eprintln!(
-            "DEBUG reader gfu buffered={}",
-            self.buffer.contains_key(key)
-        );
         if let Some(v) = self.buffer.get(key) {
             return Ok(LockedRead::Row(v.clone()));
         }

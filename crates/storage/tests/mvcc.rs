@@ -391,25 +391,30 @@ impl MvccRunner {
                 &args.keys()?,
             )),
             // lock start=T for_update=T primary=K [ttl=MS] keys=K,..
-            "lock" => self.apply(commands::acquire_pessimistic_locks(
-                &reader,
-                args.ts("start")?,
-                args.ts("for_update")?,
-                &args.bytes("primary")?,
-                args.u64_or("ttl", 3000)?,
-                &args.keys()?,
-            )),
+            "lock" => self.apply(
+                commands::acquire_pessimistic_locks(
+                    &reader,
+                    args.ts("start")?,
+                    args.ts("for_update")?,
+                    &args.bytes("primary")?,
+                    args.u64_or("ttl", 3000)?,
+                    &args.keys()?,
+                    false,
+                )
+                .map(|(effects, _)| effects),
+            ),
             // lock_read start=T for_update=T primary=K [ttl=MS] keys=K,..
             // (locks the keys that hold a value, and prints every value)
             "lock_read" => {
                 let keys = args.keys()?;
-                match commands::acquire_pessimistic_locks_reading(
+                match commands::acquire_pessimistic_locks(
                     &reader,
                     args.ts("start")?,
                     args.ts("for_update")?,
                     &args.bytes("primary")?,
                     args.u64_or("ttl", 3000)?,
                     &keys,
+                    true,
                 ) {
                     Ok((batch, values)) => {
                         let mut out = self.apply(Ok(batch))?;

@@ -556,6 +556,13 @@ pub fn resolve_locks(
 /// `WriteConflict` if a key was changed by a transaction that committed after
 /// `for_update_ts` (the caller retries with a newer one, or under snapshot
 /// isolation, where `for_update_ts` is the start, gives up).
+///
+/// With `read`, also answers each key's value as of `for_update_ts` (the
+/// latest committed one, since a newer commit fails the request) and locks
+/// only the keys that have one: a statement that changes a row it finds by
+/// its key reads and locks it in one request, and a row it does not find
+/// stays unlocked, as PostgreSQL's `UPDATE` locks only the rows it finds.
+/// Without it, the values are empty.
 pub fn acquire_pessimistic_locks(
     reader: &MvccReader<'_>,
     start_ts: Timestamp,
@@ -563,62 +570,8 @@ pub fn acquire_pessimistic_locks(
     primary: &[u8],
     ttl_ms: u64,
     keys: &[Vec<u8>],
-) -> Result<WriteBatch> {
-    let request = LockRequest {
-        start_ts,
-        for_update_ts,
-        primary,
-        ttl_ms,
-    };
-    lock_keys(reader, &request, keys, false).map(|(effects, _)| effects)
-}
-
-/// As [`acquire_pessimistic_locks`], and answers each key's value as of
-/// `for_update_ts` (the latest committed one, since a newer commit fails
-/// the request), locking only the keys that have one: a statement that
-/// changes a row it finds by its key reads and locks it in one request,
-/// and a row it does not find stays unlocked, as PostgreSQL's `UPDATE`
-/// locks only the rows it finds.
-pub fn acquire_pessimistic_locks_reading(
-    reader: &MvccReader<'_>,
-    start_ts: Timestamp,
-    for_update_ts: Timestamp,
-    primary: &[u8],
-    ttl_ms: u64,
-    keys: &[Vec<u8>],
-) -> Result<(WriteBatch, Vec<Option<Vec<u8>>>)> {
-    let request = LockRequest {
-        start_ts,
-        for_update_ts,
-        primary,
-        ttl_ms,
-    };
-    lock_keys(reader, &request, keys, true)
-}
-
-/// What a request for pessimistic locks asks for, but its keys.
-struct LockRequest<'a> {
-    start_ts: Timestamp,
-    for_update_ts: Timestamp,
-    primary: &'a [u8],
-    ttl_ms: u64,
-}
-
-/// Locks `keys` as [`acquire_pessimistic_locks`] does; with `read`, answers
-/// their values and leaves the keys without one unlocked (else the values
-/// are empty).
-fn lock_keys(
-    reader: &MvccReader<'_>,
-    request: &LockRequest<'_>,
-    keys: &[Vec<u8>],
     read: bool,
 ) -> Result<(WriteBatch, Vec<Option<Vec<u8>>>)> {
-    let LockRequest {
-        start_ts,
-        for_update_ts,
-        primary,
-        ttl_ms,
-    } = *request;
     distinct_keys(keys.iter().map(Vec::as_slice))?;
     let mut effects = Effects::default();
     let mut values = Vec::with_capacity(if read { keys.len() } else { 0 });
