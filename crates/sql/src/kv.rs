@@ -479,6 +479,15 @@ struct MemoryTxn {
 }
 
 impl MemoryTxn {
+    /// The conflict of a key written at `commit`, after the snapshot.
+    fn changed_error(&self, key: &[u8], commit: u64) -> SqlError {
+        let snapshot = self.snapshot;
+        conflict_error(
+            key,
+            format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
+        )
+    }
+
     /// Locks every key, waiting for other transactions' locks; does not
     /// look at what changed.
     fn lock_all(&self, keys: Vec<Vec<u8>>, wait: Option<Duration>) -> SqlResult<()> {
@@ -588,11 +597,7 @@ impl KvTxn for MemoryTxn {
         for key in keys {
             self.lock_all(vec![key.clone()], wait)?;
             if let Some(commit) = self.shared.state.lock().changed_after(&key, self.snapshot) {
-                let snapshot = self.snapshot;
-                return Ok(Locked::Changed(conflict_error(
-                    &key,
-                    format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
-                )));
+                return Ok(Locked::Changed(self.changed_error(&key, commit)));
             }
         }
         Ok(Locked::All)
@@ -603,11 +608,7 @@ impl KvTxn for MemoryTxn {
         self.lock_all(vec![key.to_vec()], wait)?;
         let mut state = self.shared.state.lock();
         if let Some(commit) = state.changed_after(key, self.snapshot) {
-            let snapshot = self.snapshot;
-            return Ok(LockedRead::Changed(conflict_error(
-                key,
-                format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
-            )));
+            return Ok(LockedRead::Changed(self.changed_error(key, commit)));
         }
         let value = state.get(key, self.snapshot);
         if value.is_none() && !held {
@@ -633,11 +634,7 @@ impl KvTxn for MemoryTxn {
         let mut state = self.shared.state.lock();
         for key in &unlocked {
             if let Some(commit) = state.changed_after(key, self.snapshot) {
-                let snapshot = self.snapshot;
-                return Err(conflict_error(
-                    key,
-                    format!("written at {commit}, after this transaction's snapshot at {snapshot}"),
-                ));
+                return Err(self.changed_error(key, commit));
             }
         }
         state.apply(writes);

@@ -631,16 +631,7 @@ impl Transaction {
         // Without a primary yet, the key is its own: the first key locked
         // is the transaction's primary.
         let primary = self.primary.clone().unwrap_or_else(|| key.to_vec());
-        let request = |keys: Vec<Vec<u8>>| {
-            command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
-                start_ts: self.start_ts.0,
-                for_update_ts: self.read_ts.0,
-                primary: primary.clone(),
-                ttl_ms: self.ttl_ms(),
-                keys,
-                read: true,
-            }))
-        };
+        let request = |keys| self.lock_command(&primary, keys, true);
         let mut results = self
             .client
             .run_by_range(vec![key.to_vec()], |k| k, &request, self.start_ts, wait)
@@ -672,16 +663,8 @@ impl Transaction {
         if keys.is_empty() {
             return Ok(());
         }
-        let request = |keys: Vec<Vec<u8>>| {
-            command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
-                start_ts: self.start_ts.0,
-                for_update_ts: self.read_ts.0,
-                primary: self.primary.clone().unwrap_or_default(),
-                ttl_ms: self.ttl_ms(),
-                keys,
-                read: false,
-            }))
-        };
+        let primary = self.primary.clone().unwrap_or_default();
+        let request = |keys| self.lock_command(&primary, keys, false);
         let results = self
             .client
             .run_by_range(keys, |k| k, &request, self.start_ts, wait)
@@ -696,6 +679,20 @@ impl Transaction {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The command that locks `keys` for the transaction as of its read
+    /// timestamp, naming `primary`; with `read`, it answers their values
+    /// and locks only the keys that have one.
+    fn lock_command(&self, primary: &[u8], keys: Vec<Vec<u8>>, read: bool) -> TxnCommand {
+        command(Kind::AcquirePessimisticLocks(pb::AcquirePessimisticLocks {
+            start_ts: self.start_ts.0,
+            for_update_ts: self.read_ts.0,
+            primary: primary.to_vec(),
+            ttl_ms: self.ttl_ms(),
+            keys,
+            read,
+        }))
     }
 
     /// The TTL of the locks taken now: the transaction's age plus the lock
