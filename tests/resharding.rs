@@ -1,6 +1,7 @@
 //! Online resharding on three real `tessera start` processes: ranges that
-//! split on their own when they grow past the size threshold, and leases
-//! that spread evenly over the nodes.
+//! split on their own when they grow past the size threshold, leases that
+//! spread evenly over the nodes, and leases that follow the gateway that
+//! keeps their ranges busy.
 
 use std::time::{Duration, Instant};
 
@@ -173,6 +174,103 @@ async fn leases_even_out(client: &tokio_postgres::Client, cluster: &Cluster, n: 
             }
             panic!("leases per node still {leases:?}; nodes: {nodes:?}");
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Leases follow the workload: while node 3's gateway alone reads a table
+/// of four ranges, node 3 takes their leases (so that the reads are
+/// answered without a hop between nodes), and once the reads stop, the
+/// count balancing spreads the nodes' leases again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_follow_the_gateway_that_sends_their_requests() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start_with(3, &["--rebalance-interval-secs", "1"])
+        .await
+        .expect("cluster");
+    let admin = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE f (id INT PRIMARY KEY, v INT NOT NULL);
+             INSERT INTO f SELECT i, i FROM generate_series(1, 400) i;
+             ALTER TABLE f SPLIT AT VALUES (100), (200), (300)",
+        )
+        .await
+        .expect("setup");
+    // Node 1 leads them all to begin with.
+    for range in table(&admin, "SHOW RANGES FROM TABLE f").await {
+        admin
+            .batch_execute(&format!("ALTER RANGE {} RELOCATE LEASE TO 1", range[0]))
+            .await
+            .expect("relocate");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for reader in 0..4i32 {
+        let client = tessera_e2e::sql_client(&cluster.sql_addresses()[2]).await;
+        let stop = stop.clone();
+        readers.push(tokio::spawn(async move {
+            let read = client
+                .prepare("SELECT v FROM f WHERE id = $1")
+                .await
+                .expect("prepare");
+            let mut reads = 0i32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = (reads * 4 + reader) % 400 + 1;
+                let row = client.query_one(&read, &[&id]).await.expect("read");
+                assert_eq!(row.get::<_, i32>(0), id);
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let holders: Vec<Option<i64>> = admin
+            .query("SHOW RANGES FROM TABLE f", &[])
+            .await
+            .expect("SHOW RANGES")
+            .iter()
+            .map(|r| r.get("lease_holder"))
+            .collect();
+        if holders.iter().all(|h| *h == Some(3)) {
+            println!("node 3 leads f's {} ranges", holders.len());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "f's lease holders still {holders:?}\n{}",
+            cluster.log_tails(10)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.expect("reader");
+    }
+    println!("{reads} reads through node 3");
+    // The reads are over: the user ranges' leases even out again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut leases = [0i64; 3];
+        for range in table(&admin, "SHOW RANGES").await {
+            if let (Ok(id), Ok(node)) = (range[0].parse::<u64>(), range[4].parse::<usize>()) {
+                if id != 1 && (1..=3).contains(&node) {
+                    leases[node - 1] += 1;
+                }
+            }
+        }
+        let spread = leases.iter().max().unwrap_or(&0) - leases.iter().min().unwrap_or(&0);
+        if spread <= 1 {
+            println!("user leases per node once the reads stopped: {leases:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "user leases per node still {leases:?}\n{}",
+            cluster.log_tails(10)
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

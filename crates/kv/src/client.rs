@@ -45,6 +45,11 @@ pub struct KvClient {
     /// The node this client runs on, if it is one: its address and its
     /// KV service, which pipelined calls to that address reach directly.
     local: Option<(String, std::sync::Arc<crate::services::KvService>)>,
+    /// The requests answered by range since they were last taken, if
+    /// counted (`counting_requests`).
+    requests: Option<std::sync::Arc<Mutex<HashMap<RangeId, u64>>>>,
+    /// Whether a reload of the ranges' spans is under way.
+    reloading_spans: std::sync::Arc<std::sync::atomic::AtomicBool>,
     state: std::sync::Arc<Mutex<ClientState>>,
 }
 
@@ -121,6 +126,8 @@ impl KvClient {
             nodes,
             config,
             local: None,
+            requests: None,
+            reloading_spans: Default::default(),
             state: Default::default(),
         }
     }
@@ -132,6 +139,24 @@ impl KvClient {
     pub fn on_node(mut self, address: String, service: crate::services::KvService) -> Self {
         self.local = Some((address, std::sync::Arc::new(service)));
         self
+    }
+
+    /// This client, counting the requests it has answered by range (see
+    /// `take_requests`): a node's SQL gateway, whose requests the leases
+    /// follow.
+    pub fn counting_requests(mut self) -> Self {
+        self.requests = Some(Default::default());
+        self
+    }
+
+    /// The requests answered by range since the last call (none unless
+    /// `counting_requests`). A request counts for the range the client's
+    /// spans put its key in, or the range a not-leader hint named.
+    pub fn take_requests(&self) -> HashMap<RangeId, u64> {
+        self.requests
+            .as_ref()
+            .map(|requests| std::mem::take(&mut *requests.lock()))
+            .unwrap_or_default()
     }
 
     fn channel(&self, address: &str) -> ClientResult<Channel> {
@@ -181,6 +206,33 @@ impl KvClient {
             })
             .collect();
         self.state.lock().spans = spans;
+    }
+
+    /// Reloads the ranges' spans from the meta range (as when a reply
+    /// showed them out of date: a range split or merged since they were
+    /// learned), unless a reload is already under way. Boxed: it sends
+    /// requests itself.
+    pub fn reload_spans(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering;
+            if self.reloading_spans.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let end = tessera_types::encoding::prefix_end(keys::META_PREFIX).unwrap_or_default();
+            match self.scan(keys::META_PREFIX, &end, 0).await {
+                Ok(records) => {
+                    let descriptors: Vec<RangeDescriptor> = records
+                        .iter()
+                        .filter_map(|(_, value)| prost::Message::decode(&value[..]).ok())
+                        .collect();
+                    self.learn_ranges(&descriptors);
+                }
+                Err(err) => tracing::debug!(%err, "cannot reload the ranges' spans"),
+            }
+            self.reloading_spans.store(false, Ordering::Release);
+        })
     }
 
     /// The range a request goes to, if the client knows it.
@@ -258,7 +310,7 @@ impl KvClient {
             ));
         }
         let mut next_node = 0;
-        let (range, mut address) = {
+        let (mut range, mut address) = {
             let state = self.state.lock();
             let range = Self::range_of(&state, route);
             let address = range
@@ -275,11 +327,22 @@ impl KvClient {
             match send(&address).await {
                 Ok(response) => match response.route_error().and_then(|e| e.kind.clone()) {
                     None => {
-                        let mut state = self.state.lock();
-                        if let Some(range) = range {
-                            state.leaders.insert(range, address.clone());
+                        if let (Some(requests), Some(range)) = (&self.requests, range) {
+                            *requests.lock().entry(range).or_default() += 1;
                         }
-                        state.preferred = Some(address);
+                        let stale = {
+                            let mut state = self.state.lock();
+                            if let Some(range) = range {
+                                state.leaders.insert(range, address.clone());
+                            }
+                            state.preferred = Some(address);
+                            // A hint named another range than the spans
+                            // say holds the key.
+                            range.is_some() && range != Self::range_of(&state, route)
+                        };
+                        if stale {
+                            self.reload_spans().await;
+                        }
                         return Ok(response);
                     }
                     Some(route_error::Kind::NotLeader(hint))
@@ -290,6 +353,9 @@ impl KvClient {
                             .lock()
                             .leaders
                             .insert(hint.range_id, hint.leader_address.clone());
+                        // The range that holds the key, which the spans may
+                        // not know yet.
+                        range = Some(hint.range_id);
                         address = hint.leader_address;
                         redirected = true;
                     }

@@ -1411,6 +1411,7 @@ impl Node for NodeService {
                 commit_index: info.commit_index,
                 applied_index: info.applied_index,
                 is_leader: info.is_leader,
+                qps: if info.is_leader { info.qps } else { 0.0 },
             })
             .collect();
         Ok(Response::new(node_pb::RangesResponse {

@@ -74,7 +74,7 @@ impl Default for RaftConfig {
 }
 
 /// The state of one replica, for status pages and tests.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ReplicaInfo {
     /// The range, if the replica is initialized.
     pub descriptor: Option<RangeDescriptor>,

@@ -82,11 +82,18 @@ pub struct RebalanceSection {
     /// its fellow nodes (it hands one over when it holds two more than one
     /// of them); 0 turns lease rebalancing off.
     pub interval_secs: u64,
+    /// Whether, on the same beat, the node takes the leases of ranges whose
+    /// requests come mostly from its own SQL gateway (and keeps them out of
+    /// the count balancing while its gateway keeps them busy).
+    pub follow_workload: bool,
 }
 
 impl Default for RebalanceSection {
     fn default() -> Self {
-        Self { interval_secs: 10 }
+        Self {
+            interval_secs: 10,
+            follow_workload: true,
+        }
     }
 }
 

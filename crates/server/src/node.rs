@@ -282,6 +282,14 @@ impl Node {
                 Duration::from_secs(split.check_interval_secs),
             ))
         });
+        // The SQL gateway's client, this node's address first so that its
+        // own ranges answer without a hop; it counts what it asks of each
+        // range for the leases that follow the workload.
+        let mut gateway_kv = KvClient::new(kv_nodes.clone(), KvClientConfig::default())
+            .on_node(advertise.clone(), kv_service);
+        if config.rebalance.follow_workload {
+            gateway_kv = gateway_kv.counting_requests();
+        }
         let rebalance = (config.rebalance.interval_secs > 0).then(|| {
             tokio::spawn(crate::rebalance::run(
                 store.handle(),
@@ -291,13 +299,13 @@ impl Node {
                     KvClient::new(kv_nodes.clone(), KvClientConfig::default()),
                     TxnOptions::default(),
                 ),
+                config.rebalance.follow_workload.then(|| gateway_kv.clone()),
                 Duration::from_secs(config.rebalance.interval_secs),
             ))
         });
         let kv = ClusterKv::new(
             TxnClient::new(
-                KvClient::new(kv_nodes, KvClientConfig::default())
-                    .on_node(advertise.clone(), kv_service),
+                gateway_kv,
                 TxnOptions {
                     // Every statement reads the schema version: the oracle
                     // reads it with each batch of timestamps.

@@ -7,6 +7,15 @@
 //! each other. The meta range's lease (the oracle, the deadlock detector)
 //! stays where it is.
 //!
+//! Leases follow the workload: on the same beat, a node asks for the lease
+//! of each range it holds a voter of whose requests come mostly from its
+//! own SQL gateway (at least `FOLLOW_SHARE` of what the range's leader
+//! served, and `FOLLOW_MIN_QPS` a second), so that they are answered
+//! without a hop between nodes; and it keeps out of the count balancing the
+//! leases it holds that its gateway keeps busy (`KEEP_SHARE`). Where the
+//! gateways share a range's requests evenly, as behind a load balancer,
+//! none of them takes the lease and the counts decide.
+//!
 //! Replica rebalancing: on the same beat, the node that leads the meta
 //! range compares the live nodes' replica counts and, when one holds at
 //! least two more than another, moves one replica from the fullest to the
@@ -14,31 +23,65 @@
 //! that joins fills up this way, one replica per pass, until the counts are
 //! within one of each other.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use tessera_kv::{AddressBook, KvClient};
 use tessera_proto::meta::{RangeDescriptor, ReplicaRole};
-use tessera_raft::StoreHandle;
+use tessera_raft::{ReplicaInfo, StoreHandle};
 use tessera_txn::TxnClient;
 use tessera_types::keys::META_RANGE_ID;
-use tessera_types::NodeId;
+use tessera_types::{NodeId, RangeId};
 
 /// How long a node may take to report its leases before it counts as not
 /// live for this pass.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Runs until the task is aborted.
+/// The rate (requests a second) below which a gateway's requests to a
+/// range neither take its lease nor keep it.
+const FOLLOW_MIN_QPS: f64 = 10.0;
+/// The share of a range's requests a node's gateway must send for the node
+/// to take the range's lease.
+const FOLLOW_SHARE: f64 = 0.6;
+/// The share of a range's requests the leader's own gateway must send to
+/// keep the lease out of the count balancing. Below `FOLLOW_SHARE`, so
+/// that a share near the line does not move the lease back and forth.
+const KEEP_SHARE: f64 = 0.5;
+/// The most leases a node asks for in one pass.
+const FOLLOWS_PER_PASS: usize = 16;
+
+/// Runs until the task is aborted. `gateway` is the client of this node's
+/// SQL gateway, counting what it asks of each range
+/// (`KvClient::counting_requests`); without it, leases do not follow the
+/// workload.
 pub async fn run(
     store: StoreHandle,
     addresses: AddressBook,
     client: KvClient,
     txn: TxnClient,
+    gateway: Option<KvClient>,
     interval: Duration,
 ) {
+    let mut since = Instant::now();
     loop {
         tokio::time::sleep(interval).await;
-        if let Err(err) = pass(&store, &addresses, &client).await {
+        let sent = match &gateway {
+            Some(gateway) => {
+                let sent = per_second(gateway.take_requests(), since.elapsed());
+                // The counts go by the gateway's spans: keep them at most
+                // one pass old.
+                gateway.reload_spans().await;
+                sent
+            }
+            None => HashMap::new(),
+        };
+        since = Instant::now();
+        if !sent.is_empty() {
+            if let Err(err) = follow_workload(&store, &addresses, &client, &sent).await {
+                tracing::debug!(%err, "lease following pass skipped");
+            }
+        }
+        if let Err(err) = pass(&store, &addresses, &client, &sent).await {
             tracing::debug!(%err, "lease rebalancing pass skipped");
         }
         let leads_meta = store
@@ -101,6 +144,129 @@ async fn spread_replicas(txn: &TxnClient) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn per_second(counts: HashMap<RangeId, u64>, over: Duration) -> HashMap<RangeId, f64> {
+    let secs = over.as_secs_f64().max(1e-3);
+    counts
+        .into_iter()
+        .map(|(range, n)| (range, n as f64 / secs))
+        .collect()
+}
+
+/// Asks for the leases of the ranges whose requests come mostly from this
+/// node's gateway (`sent`: its requests a second, by range).
+async fn follow_workload(
+    store: &StoreHandle,
+    addresses: &AddressBook,
+    client: &KvClient,
+    sent: &HashMap<RangeId, f64>,
+) -> anyhow::Result<()> {
+    let me = store.node_id();
+    let replicas = store.replicas().await?;
+    let candidates = follow_candidates(me, &replicas, sent);
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    // What each range's leader served, from the leaders' nodes.
+    let mut served: HashMap<RangeId, f64> = HashMap::new();
+    let leaders: BTreeSet<NodeId> = candidates.iter().map(|(_, leader)| *leader).collect();
+    for leader in leaders {
+        let Some(address) = addresses.get(leader) else {
+            continue;
+        };
+        let Ok(replicas) = client.node_replicas(&address, ASK_TIMEOUT).await else {
+            continue;
+        };
+        served.extend(
+            replicas
+                .iter()
+                .filter(|r| r.is_leader)
+                .filter_map(|r| Some((r.descriptor.as_ref()?.range_id, r.qps))),
+        );
+    }
+    let mut moved = 0;
+    for (range, _) in candidates {
+        let (Some(&ours), Some(&total)) = (sent.get(&range.range_id), served.get(&range.range_id))
+        else {
+            continue;
+        };
+        if !takes_lease(ours, total) {
+            continue;
+        }
+        match client
+            .transfer_leader(&range.start_key, range.range_id, me)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    range = range.range_id,
+                    to = me,
+                    gateway_qps = ours.round(),
+                    range_qps = total.round(),
+                    "moved a lease to the node whose gateway sends most of its requests"
+                );
+                moved += 1;
+                if moved == FOLLOWS_PER_PASS {
+                    break;
+                }
+            }
+            Err(err) => tracing::debug!(range = range.range_id, %err, "lease not moved"),
+        }
+    }
+    Ok(())
+}
+
+/// The user ranges, and their leaders' nodes, whose leases this node may
+/// ask for: it holds a voter, another node leads, and its gateway sent at
+/// least `FOLLOW_MIN_QPS`; busiest first.
+fn follow_candidates<'a>(
+    me: NodeId,
+    replicas: &'a [ReplicaInfo],
+    sent: &HashMap<RangeId, f64>,
+) -> Vec<(&'a RangeDescriptor, NodeId)> {
+    let mut candidates: Vec<(&RangeDescriptor, NodeId, f64)> = replicas
+        .iter()
+        .filter(|r| !r.is_leader)
+        .filter_map(|r| Some((r.descriptor.as_ref()?, r.leader_node?)))
+        .filter(|(d, leader)| *leader != me && d.range_id != META_RANGE_ID)
+        .filter(|(d, _)| voters(d).any(|n| n == me))
+        .filter_map(|(d, leader)| {
+            let rate = *sent.get(&d.range_id)?;
+            (rate >= FOLLOW_MIN_QPS).then_some((d, leader, rate))
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
+    candidates
+        .into_iter()
+        .map(|(d, leader, _)| (d, leader))
+        .collect()
+}
+
+/// Whether a gateway that sends `ours` of the `served` requests a second
+/// a range's leader served takes the range's lease.
+fn takes_lease(ours: f64, served: f64) -> bool {
+    ours >= FOLLOW_MIN_QPS && ours >= FOLLOW_SHARE * served
+}
+
+/// Whether the leader's own gateway, sending `ours` of the `served`
+/// requests a second, keeps the lease out of the count balancing.
+fn keeps_lease(ours: f64, served: f64) -> bool {
+    ours >= FOLLOW_MIN_QPS && ours >= KEEP_SHARE * served
+}
+
+/// The ranges this node leads whose requests come mostly from its own
+/// gateway: their leases stay out of the count balancing.
+fn kept_leases(replicas: &[ReplicaInfo], sent: &HashMap<RangeId, f64>) -> HashSet<RangeId> {
+    replicas
+        .iter()
+        .filter(|r| r.is_leader)
+        .filter(|r| {
+            sent.get(&r.range_id)
+                .is_some_and(|&ours| keeps_lease(ours, r.qps))
+        })
+        .map(|r| r.range_id)
+        .collect()
+}
+
 /// The user ranges a node's replicas lead.
 fn user_leases<'a>(
     replicas: impl Iterator<Item = (bool, Option<&'a RangeDescriptor>)>,
@@ -123,9 +289,11 @@ async fn pass(
     store: &StoreHandle,
     addresses: &AddressBook,
     client: &KvClient,
+    sent: &HashMap<RangeId, f64>,
 ) -> anyhow::Result<()> {
     let me = store.node_id();
     let replicas = store.replicas().await?;
+    let kept = kept_leases(&replicas, sent);
     let mine = user_leases(
         replicas
             .iter()
@@ -155,15 +323,19 @@ async fn pass(
         counts.insert(peer, leads.len());
     }
     // The range whose lease goes, and where: the live voter leading the
-    // fewest, if it leads at least two fewer than this node.
-    let choice = mine.iter().find_map(|d| {
-        voters(d)
-            .filter(|n| *n != me)
-            .filter_map(|n| counts.get(&n).map(|c| (*c, n)))
-            .min()
-            .filter(|(count, _)| count + 1 < mine.len())
-            .map(|(_, to)| (d.range_id, to))
-    });
+    // fewest, if it leads at least two fewer than this node. A lease this
+    // node's gateway keeps busy stays.
+    let choice = mine
+        .iter()
+        .filter(|d| !kept.contains(&d.range_id))
+        .find_map(|d| {
+            voters(d)
+                .filter(|n| *n != me)
+                .filter_map(|n| counts.get(&n).map(|c| (*c, n)))
+                .min()
+                .filter(|(count, _)| count + 1 < mine.len())
+                .map(|(_, to)| (d.range_id, to))
+        });
     if let Some((range_id, to)) = choice {
         store.transfer_leader(range_id, to).await?;
         tracing::info!(
@@ -175,4 +347,93 @@ async fn pass(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_proto::meta::ReplicaDescriptor;
+
+    use super::*;
+
+    /// Node `node`'s replica of range `range`, whose voters are on nodes 1
+    /// to 3 and whose learner is on node 4, led by node `leader`.
+    fn replica(node: NodeId, range: RangeId, leader: NodeId, qps: f64) -> ReplicaInfo {
+        let member = |node_id: NodeId, role: ReplicaRole| ReplicaDescriptor {
+            node_id,
+            replica_id: node_id,
+            role: role as i32,
+        };
+        ReplicaInfo {
+            descriptor: Some(RangeDescriptor {
+                range_id: range,
+                start_key: vec![2, range as u8],
+                end_key: vec![2, range as u8 + 1],
+                replicas: vec![
+                    member(1, ReplicaRole::Voter),
+                    member(2, ReplicaRole::Voter),
+                    member(3, ReplicaRole::Voter),
+                    member(4, ReplicaRole::Learner),
+                ],
+                ..Default::default()
+            }),
+            range_id: range,
+            leader_node: Some(leader),
+            is_leader: node == leader,
+            qps: if node == leader { qps } else { 0.0 },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_asks_for_the_leases_its_gateway_keeps_busy_where_it_votes() {
+        let sent = HashMap::from([
+            (5, 40.0),
+            (6, 400.0),
+            (7, 9.0),
+            (8, 50.0),
+            (META_RANGE_ID, 900.0),
+        ]);
+        let replicas = [
+            replica(1, 5, 2, 0.0),
+            replica(1, 6, 3, 0.0),
+            // Too few requests to matter.
+            replica(1, 7, 2, 0.0),
+            // Led here already.
+            replica(1, 8, 1, 60.0),
+            // The oracle stays where it is.
+            replica(1, META_RANGE_ID, 2, 0.0),
+        ];
+        let ranges: Vec<(RangeId, NodeId)> = follow_candidates(1, &replicas, &sent)
+            .iter()
+            .map(|(d, leader)| (d.range_id, *leader))
+            .collect();
+        assert_eq!(ranges, [(6, 3), (5, 2)], "busiest first");
+        // A learner's node does not ask.
+        let learner = [replica(4, 5, 2, 0.0)];
+        assert!(follow_candidates(4, &learner, &sent).is_empty());
+    }
+
+    #[test]
+    fn a_lease_moves_for_a_clear_majority_and_stays_for_a_half() {
+        // 60% of the range's requests take the lease; 55% do not.
+        assert!(takes_lease(60.0, 100.0));
+        assert!(!takes_lease(55.0, 100.0));
+        // A leader whose measure is not in yet (a new range): the gateway's
+        // requests are all that is known.
+        assert!(takes_lease(20.0, 0.0));
+        assert!(!takes_lease(9.0, 0.0));
+        // Once there, 55% keeps it out of the count balancing: a share near
+        // the line does not move the lease back and forth.
+        assert!(keeps_lease(55.0, 100.0));
+        assert!(!keeps_lease(45.0, 100.0));
+        let sent = HashMap::from([(5, 55.0), (6, 45.0), (7, 9.0)]);
+        let replicas = [
+            replica(1, 5, 1, 100.0),
+            replica(1, 6, 1, 100.0),
+            replica(1, 7, 1, 10.0),
+            replica(1, 8, 2, 0.0),
+        ];
+        let kept = kept_leases(&replicas, &sent);
+        assert_eq!(kept, HashSet::from([5]));
+    }
 }
