@@ -76,13 +76,18 @@ pub async fn run(
             None => HashMap::new(),
         };
         since = Instant::now();
-        if !sent.is_empty() {
-            if let Err(err) = follow_workload(&store, &addresses, &client, &sent).await {
-                tracing::debug!(%err, "lease following pass skipped");
+        match store.replicas().await {
+            Ok(replicas) => {
+                if !sent.is_empty() {
+                    follow_workload(&store, &replicas, &addresses, &client, &sent).await;
+                }
+                // As the replicas were before the moves above: a lease just
+                // taken neither counts nor goes in this pass.
+                if let Err(err) = pass(&store, &replicas, &addresses, &client, &sent).await {
+                    tracing::debug!(%err, "lease rebalancing pass skipped");
+                }
             }
-        }
-        if let Err(err) = pass(&store, &addresses, &client, &sent).await {
-            tracing::debug!(%err, "lease rebalancing pass skipped");
+            Err(err) => tracing::debug!(%err, "lease passes skipped"),
         }
         let leads_meta = store
             .replica(META_RANGE_ID)
@@ -156,15 +161,15 @@ fn per_second(counts: HashMap<RangeId, u64>, over: Duration) -> HashMap<RangeId,
 /// node's gateway (`sent`: its requests a second, by range).
 async fn follow_workload(
     store: &StoreHandle,
+    replicas: &[ReplicaInfo],
     addresses: &AddressBook,
     client: &KvClient,
     sent: &HashMap<RangeId, f64>,
-) -> anyhow::Result<()> {
+) {
     let me = store.node_id();
-    let replicas = store.replicas().await?;
-    let candidates = follow_candidates(me, &replicas, sent);
+    let candidates = follow_candidates(me, replicas, sent);
     if candidates.is_empty() {
-        return Ok(());
+        return;
     }
     // What each range's leader served, from the leaders' nodes.
     let mut served: HashMap<RangeId, f64> = HashMap::new();
@@ -212,7 +217,6 @@ async fn follow_workload(
             Err(err) => tracing::debug!(range = range.range_id, %err, "lease not moved"),
         }
     }
-    Ok(())
 }
 
 /// The user ranges, and their leaders' nodes, whose leases this node may
@@ -287,13 +291,13 @@ fn voters(d: &RangeDescriptor) -> impl Iterator<Item = NodeId> + '_ {
 
 async fn pass(
     store: &StoreHandle,
+    replicas: &[ReplicaInfo],
     addresses: &AddressBook,
     client: &KvClient,
     sent: &HashMap<RangeId, f64>,
 ) -> anyhow::Result<()> {
     let me = store.node_id();
-    let replicas = store.replicas().await?;
-    let kept = kept_leases(&replicas, sent);
+    let kept = kept_leases(replicas, sent);
     let mine = user_leases(
         replicas
             .iter()
