@@ -275,6 +275,62 @@ async fn leases_follow_the_gateway_that_sends_their_requests() {
     }
 }
 
+/// Where the three gateways share a range's reads evenly, as behind a load
+/// balancer, none of them takes its lease: no node's share reaches 60%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_stay_put_when_gateways_share_their_requests() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start_with(3, &["--rebalance-interval-secs", "1"])
+        .await
+        .expect("cluster");
+    let admin = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE e (id INT PRIMARY KEY, v INT NOT NULL);
+             INSERT INTO e SELECT i, i FROM generate_series(1, 100) i",
+        )
+        .await
+        .expect("setup");
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut readers = Vec::new();
+    for address in cluster.sql_addresses() {
+        let client = tessera_e2e::sql_client(&address).await;
+        readers.push(tokio::spawn(async move {
+            let read = client
+                .prepare("SELECT v FROM e WHERE id = $1")
+                .await
+                .expect("prepare");
+            let mut reads = 0i32;
+            while Instant::now() < until {
+                let id = reads % 100 + 1;
+                let row = client.query_one(&read, &[&id]).await.expect("read");
+                assert_eq!(row.get::<_, i32>(0), id);
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let mut reads = Vec::new();
+    for reader in readers {
+        reads.push(reader.await.expect("reader"));
+    }
+    let follows: usize = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            n.log()
+                .matches("moved a lease to the node whose gateway")
+                .count()
+        })
+        .sum();
+    println!("reads per gateway: {reads:?}; leases that followed a gateway: {follows}");
+    assert!(
+        reads.iter().all(|r| *r > 100),
+        "reads per gateway: {reads:?}"
+    );
+    assert_eq!(follows, 0, "\n{}", cluster.log_tails(10));
+}
+
 /// Starts three nodes that check their ranges every second and settle
 /// unfinished splits and merges after `settle_after_secs`.
 async fn settling_cluster(settle_after_secs: u64) -> (Cluster, tempfile::NamedTempFile) {

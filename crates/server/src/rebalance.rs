@@ -38,7 +38,8 @@ use tessera_types::{NodeId, RangeId};
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The rate (requests a second) below which a gateway's requests to a
-/// range neither take its lease nor keep it.
+/// range do not take its lease; half of it keeps the lease, so that a rate
+/// near the line does not move the lease back and forth.
 const FOLLOW_MIN_QPS: f64 = 10.0;
 /// The share of a range's requests a node's gateway must send for the node
 /// to take the range's lease.
@@ -246,15 +247,17 @@ fn follow_candidates<'a>(
 }
 
 /// Whether a gateway that sends `ours` of the `served` requests a second
-/// a range's leader served takes the range's lease.
+/// a range's leader served takes the range's lease. A leader without a
+/// measure yet (a new range, or a lease that just moved: its first window
+/// is not over) keeps it: the other gateways' share is not known.
 fn takes_lease(ours: f64, served: f64) -> bool {
-    ours >= FOLLOW_MIN_QPS && ours >= FOLLOW_SHARE * served
+    ours >= FOLLOW_MIN_QPS && served > 0.0 && ours >= FOLLOW_SHARE * served
 }
 
 /// Whether the leader's own gateway, sending `ours` of the `served`
 /// requests a second, keeps the lease out of the count balancing.
 fn keeps_lease(ours: f64, served: f64) -> bool {
-    ours >= FOLLOW_MIN_QPS && ours >= KEEP_SHARE * served
+    ours >= FOLLOW_MIN_QPS / 2.0 && ours >= KEEP_SHARE * served
 }
 
 /// The ranges this node leads whose requests come mostly from its own
@@ -422,22 +425,29 @@ mod tests {
         // 60% of the range's requests take the lease; 55% do not.
         assert!(takes_lease(60.0, 100.0));
         assert!(!takes_lease(55.0, 100.0));
-        // A leader whose measure is not in yet (a new range): the gateway's
-        // requests are all that is known.
-        assert!(takes_lease(20.0, 0.0));
-        assert!(!takes_lease(9.0, 0.0));
-        // Once there, 55% keeps it out of the count balancing: a share near
-        // the line does not move the lease back and forth.
+        assert!(!takes_lease(9.0, 10.0), "too few requests to matter");
+        // A leader without a measure yet (a new range, a lease that just
+        // moved) keeps the lease: gateways that share a new range evenly
+        // would otherwise take it in turn.
+        assert!(!takes_lease(20.0, 0.0));
+        // Once there, 55% keeps it out of the count balancing, and so does
+        // a rate a little under the one that took it: a share or a rate
+        // near the line does not move the lease back and forth.
         assert!(keeps_lease(55.0, 100.0));
         assert!(!keeps_lease(45.0, 100.0));
-        let sent = HashMap::from([(5, 55.0), (6, 45.0), (7, 9.0)]);
+        assert!(keeps_lease(8.0, 10.0));
+        assert!(!keeps_lease(4.0, 5.0));
+        // Its own measure not in yet: its gateway's rate decides.
+        assert!(keeps_lease(8.0, 0.0));
+        let sent = HashMap::from([(5, 55.0), (6, 45.0), (7, 4.0), (9, 8.0)]);
         let replicas = [
             replica(1, 5, 1, 100.0),
             replica(1, 6, 1, 100.0),
-            replica(1, 7, 1, 10.0),
+            replica(1, 7, 1, 5.0),
             replica(1, 8, 2, 0.0),
+            replica(1, 9, 1, 0.0),
         ];
         let kept = kept_leases(&replicas, &sent);
-        assert_eq!(kept, HashSet::from([5]));
+        assert_eq!(kept, HashSet::from([5, 9]));
     }
 }
