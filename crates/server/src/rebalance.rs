@@ -172,6 +172,16 @@ async fn follow_workload(
     if candidates.is_empty() {
         return;
     }
+    // A decommissioned node takes no leases: its replicas are on their way
+    // out.
+    match client.node_records().await {
+        Ok(records) if records.iter().any(|r| r.node_id == me && r.decommissioned) => return,
+        Ok(_) => {}
+        Err(err) => {
+            tracing::debug!(%err, "lease following skipped: no node records");
+            return;
+        }
+    }
     // What each range's leader served, from the leaders' nodes.
     let mut served: HashMap<RangeId, f64> = HashMap::new();
     let leaders: BTreeSet<NodeId> = candidates.iter().map(|(_, leader)| *leader).collect();
