@@ -64,6 +64,9 @@ pub async fn run(
     interval: Duration,
 ) {
     let mut since = Instant::now();
+    // Each range's generation at the last pass, when the gateway's spans
+    // were reloaded.
+    let mut generations: HashMap<RangeId, u64> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let sent = match &gateway {
@@ -79,8 +82,14 @@ pub async fn run(
         since = Instant::now();
         match store.replicas().await {
             Ok(replicas) => {
-                if !sent.is_empty() {
-                    follow_workload(&store, &replicas, &addresses, &client, &sent).await;
+                let settled = settled_counts(&sent, &generations, &replicas);
+                generations = replicas
+                    .iter()
+                    .filter_map(|r| r.descriptor.as_ref())
+                    .map(|d| (d.range_id, d.generation))
+                    .collect();
+                if !settled.is_empty() {
+                    follow_workload(&store, &replicas, &addresses, &client, &settled).await;
                 }
                 // As the replicas were before the moves above: a lease just
                 // taken neither counts nor goes in this pass.
@@ -155,6 +164,24 @@ fn per_second(counts: HashMap<RangeId, u64>, over: Duration) -> HashMap<RangeId,
     counts
         .into_iter()
         .map(|(range, n)| (range, n as f64 / secs))
+        .collect()
+}
+
+/// The gateway's rates of the ranges that neither split nor merged (nor
+/// changed members) since the last pass. The gateway counted by spans
+/// reloaded then: a request for a key that a split since moved to a new
+/// range went to the old range's count, which says too much of the old
+/// range and nothing of the new one.
+fn settled_counts(
+    sent: &HashMap<RangeId, f64>,
+    generations: &HashMap<RangeId, u64>,
+    replicas: &[ReplicaInfo],
+) -> HashMap<RangeId, f64> {
+    replicas
+        .iter()
+        .filter_map(|r| r.descriptor.as_ref())
+        .filter(|d| generations.get(&d.range_id) == Some(&d.generation))
+        .filter_map(|d| Some((d.range_id, *sent.get(&d.range_id)?)))
         .collect()
 }
 
@@ -428,6 +455,23 @@ mod tests {
         // A learner's node does not ask.
         let learner = [replica(4, 5, 2, 0.0)];
         assert!(follow_candidates(4, &learner, &sent).is_empty());
+    }
+
+    #[test]
+    fn counts_of_ranges_that_split_since_the_last_pass_are_left_out() {
+        let sent = HashMap::from([(5, 40.0), (6, 50.0), (7, 60.0)]);
+        let mut replicas = [
+            replica(1, 5, 2, 0.0),
+            replica(1, 6, 2, 0.0),
+            replica(1, 7, 2, 0.0),
+        ];
+        for r in &mut replicas {
+            r.descriptor.as_mut().unwrap().generation = 3;
+        }
+        // Range 6 split since (its generation moved); range 7 is new.
+        let generations = HashMap::from([(5, 3), (6, 2)]);
+        let settled = settled_counts(&sent, &generations, &replicas);
+        assert_eq!(settled, HashMap::from([(5, 40.0)]));
     }
 
     #[test]
