@@ -3,6 +3,8 @@
 //! spread evenly over the nodes, and leases that follow the gateway that
 //! keeps their ranges busy.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_e2e::Cluster;
@@ -185,18 +187,11 @@ async fn leases_even_out(client: &tokio_postgres::Client, cluster: &Cluster, n: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_follow_the_gateway_that_sends_their_requests() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start_with(3, &["--rebalance-interval-secs", "1"])
-        .await
-        .expect("cluster");
-    let admin = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
+    let (cluster, admin) = rebalancing_cluster_with("f", 400).await;
     admin
-        .batch_execute(
-            "CREATE TABLE f (id INT PRIMARY KEY, v INT NOT NULL);
-             INSERT INTO f SELECT i, i FROM generate_series(1, 400) i;
-             ALTER TABLE f SPLIT AT VALUES (100), (200), (300)",
-        )
+        .batch_execute("ALTER TABLE f SPLIT AT VALUES (100), (200), (300)")
         .await
-        .expect("setup");
+        .expect("split");
     // Node 1 leads them all to begin with.
     for range in table(&admin, "SHOW RANGES FROM TABLE f").await {
         admin
@@ -204,25 +199,10 @@ async fn leases_follow_the_gateway_that_sends_their_requests() {
             .await
             .expect("relocate");
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
-    for reader in 0..4i32 {
-        let client = tessera_e2e::sql_client(&cluster.sql_addresses()[2]).await;
-        let stop = stop.clone();
-        readers.push(tokio::spawn(async move {
-            let read = client
-                .prepare("SELECT v FROM f WHERE id = $1")
-                .await
-                .expect("prepare");
-            let mut reads = 0i32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let id = (reads * 4 + reader) % 400 + 1;
-                let row = client.query_one(&read, &[&id]).await.expect("read");
-                assert_eq!(row.get::<_, i32>(0), id);
-                reads += 1;
-            }
-            reads
-        }));
+    for _ in 0..4 {
+        readers.push(reader(&cluster.sql_addresses()[2], "f", 400, stop.clone()).await);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -244,7 +224,7 @@ async fn leases_follow_the_gateway_that_sends_their_requests() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let mut reads = 0;
     for reader in readers {
         reads += reader.await.expect("reader");
@@ -280,36 +260,14 @@ async fn leases_follow_the_gateway_that_sends_their_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_stay_put_when_gateways_share_their_requests() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start_with(3, &["--rebalance-interval-secs", "1"])
-        .await
-        .expect("cluster");
-    let admin = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
-    admin
-        .batch_execute(
-            "CREATE TABLE e (id INT PRIMARY KEY, v INT NOT NULL);
-             INSERT INTO e SELECT i, i FROM generate_series(1, 100) i",
-        )
-        .await
-        .expect("setup");
-    let until = Instant::now() + Duration::from_secs(8);
+    let (cluster, _admin) = rebalancing_cluster_with("e", 100).await;
+    let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     for address in cluster.sql_addresses() {
-        let client = tessera_e2e::sql_client(&address).await;
-        readers.push(tokio::spawn(async move {
-            let read = client
-                .prepare("SELECT v FROM e WHERE id = $1")
-                .await
-                .expect("prepare");
-            let mut reads = 0i32;
-            while Instant::now() < until {
-                let id = reads % 100 + 1;
-                let row = client.query_one(&read, &[&id]).await.expect("read");
-                assert_eq!(row.get::<_, i32>(0), id);
-                reads += 1;
-            }
-            reads
-        }));
+        readers.push(reader(&address, "e", 100, stop.clone()).await);
     }
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
     let mut reads = Vec::new();
     for reader in readers {
         reads.push(reader.await.expect("reader"));
@@ -329,6 +287,49 @@ async fn leases_stay_put_when_gateways_share_their_requests() {
         "reads per gateway: {reads:?}"
     );
     assert_eq!(follows, 0, "\n{}", cluster.log_tails(10));
+}
+
+/// Three nodes that rebalance every second, with a table `name` of `rows`
+/// rows (`id` 1.. and `v` = `id`); a client of node 1.
+async fn rebalancing_cluster_with(name: &str, rows: i32) -> (Cluster, tokio_postgres::Client) {
+    let cluster = Cluster::start_with(3, &["--rebalance-interval-secs", "1"])
+        .await
+        .expect("cluster");
+    let admin = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (id INT PRIMARY KEY, v INT NOT NULL);
+             INSERT INTO {name} SELECT i, i FROM generate_series(1, {rows}) i"
+        ))
+        .await
+        .expect("setup");
+    (cluster, admin)
+}
+
+/// A task that reads table `name`'s rows one by one by id (of `rows`),
+/// through the SQL gateway at `address`, until `stop`; it answers how many
+/// it read.
+async fn reader(
+    address: &str,
+    name: &str,
+    rows: i32,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<i32> {
+    let client = tessera_e2e::sql_client(address).await;
+    let read = client
+        .prepare(&format!("SELECT v FROM {name} WHERE id = $1"))
+        .await
+        .expect("prepare");
+    tokio::spawn(async move {
+        let mut reads = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let id = reads % rows + 1;
+            let row = client.query_one(&read, &[&id]).await.expect("read");
+            assert_eq!(row.get::<_, i32>(0), id);
+            reads += 1;
+        }
+        reads
+    })
 }
 
 /// Starts three nodes that check their ranges every second and settle
