@@ -341,7 +341,13 @@ impl KvClient {
                             range.is_some() && range != Self::range_of(&state, route)
                         };
                         if stale {
-                            self.reload_spans().await;
+                            // In the background: the answer is in hand, and
+                            // a reload that cannot reach the meta range
+                            // would hold it up through every retry.
+                            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                                let client = self.clone();
+                                runtime.spawn(async move { client.reload_spans().await });
+                            }
                         }
                         return Ok(response);
                     }
