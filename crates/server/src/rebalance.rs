@@ -63,10 +63,16 @@ pub async fn run(
     gateway: Option<KvClient>,
     interval: Duration,
 ) {
-    let mut since = Instant::now();
-    // Each range's generation at the last pass, when the gateway's spans
-    // were reloaded.
+    // Each range's generation when the gateway's spans were last
+    // reloaded: at the last pass, or here for the first one.
     let mut generations: HashMap<RangeId, u64> = HashMap::new();
+    if let Some(gateway) = &gateway {
+        gateway.reload_spans().await;
+        if let Ok(replicas) = store.replicas().await {
+            generations = generations_of(&replicas);
+        }
+    }
+    let mut since = Instant::now();
     loop {
         tokio::time::sleep(interval).await;
         let sent = match &gateway {
@@ -83,11 +89,7 @@ pub async fn run(
         match store.replicas().await {
             Ok(replicas) => {
                 let settled = settled_counts(&sent, &generations, &replicas);
-                generations = replicas
-                    .iter()
-                    .filter_map(|r| r.descriptor.as_ref())
-                    .map(|d| (d.range_id, d.generation))
-                    .collect();
+                generations = generations_of(&replicas);
                 if !settled.is_empty() {
                     follow_workload(&store, &replicas, &addresses, &client, &settled).await;
                 }
@@ -164,6 +166,14 @@ fn per_second(counts: HashMap<RangeId, u64>, over: Duration) -> HashMap<RangeId,
     counts
         .into_iter()
         .map(|(range, n)| (range, n as f64 / secs))
+        .collect()
+}
+
+fn generations_of(replicas: &[ReplicaInfo]) -> HashMap<RangeId, u64> {
+    replicas
+        .iter()
+        .filter_map(|r| r.descriptor.as_ref())
+        .map(|d| (d.range_id, d.generation))
         .collect()
 }
 
