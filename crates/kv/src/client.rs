@@ -45,9 +45,9 @@ pub struct KvClient {
     /// The node this client runs on, if it is one: its address and its
     /// KV service, which pipelined calls to that address reach directly.
     local: Option<(String, std::sync::Arc<crate::services::KvService>)>,
-    /// The requests answered by range since they were last taken, if
-    /// counted (`counting_requests`).
-    requests: Option<std::sync::Arc<Mutex<HashMap<RangeId, u64>>>>,
+    /// Whether it counts the requests it has answered, by range
+    /// (`counting_requests`; `ClientState::requests`).
+    counting: bool,
     /// Whether a reload of the ranges' spans is under way.
     reloading_spans: std::sync::Arc<std::sync::atomic::AtomicBool>,
     state: std::sync::Arc<Mutex<ClientState>>,
@@ -70,6 +70,9 @@ struct ClientState {
     /// Nodes learned from the nodes it was given (a node without the range
     /// names the nodes it knows): tried after them.
     learned: Vec<String>,
+    /// The requests answered by range since `take_requests`, if the client
+    /// counts them.
+    requests: HashMap<RangeId, u64>,
 }
 
 /// Where a request goes.
@@ -126,7 +129,7 @@ impl KvClient {
             nodes,
             config,
             local: None,
-            requests: None,
+            counting: false,
             reloading_spans: Default::default(),
             state: Default::default(),
         }
@@ -145,7 +148,7 @@ impl KvClient {
     /// `take_requests`): a node's SQL gateway, whose requests the leases
     /// follow.
     pub fn counting_requests(mut self) -> Self {
-        self.requests = Some(Default::default());
+        self.counting = true;
         self
     }
 
@@ -153,10 +156,7 @@ impl KvClient {
     /// `counting_requests`). A request counts for the range the client's
     /// spans put its key in, or the range a not-leader hint named.
     pub fn take_requests(&self) -> HashMap<RangeId, u64> {
-        self.requests
-            .as_ref()
-            .map(|requests| std::mem::take(&mut *requests.lock()))
-            .unwrap_or_default()
+        std::mem::take(&mut self.state.lock().requests)
     }
 
     fn channel(&self, address: &str) -> ClientResult<Channel> {
@@ -220,15 +220,8 @@ impl KvClient {
             if self.reloading_spans.swap(true, Ordering::AcqRel) {
                 return;
             }
-            let end = tessera_types::encoding::prefix_end(keys::META_PREFIX).unwrap_or_default();
-            match self.scan(keys::META_PREFIX, &end, 0).await {
-                Ok(records) => {
-                    let descriptors: Vec<RangeDescriptor> = records
-                        .iter()
-                        .filter_map(|(_, value)| prost::Message::decode(&value[..]).ok())
-                        .collect();
-                    self.learn_ranges(&descriptors);
-                }
+            match self.meta_records().await {
+                Ok(descriptors) => self.learn_ranges(&descriptors),
                 Err(err) => tracing::debug!(%err, "cannot reload the ranges' spans"),
             }
             self.reloading_spans.store(false, Ordering::Release);
@@ -327,13 +320,13 @@ impl KvClient {
             match send(&address).await {
                 Ok(response) => match response.route_error().and_then(|e| e.kind.clone()) {
                     None => {
-                        if let (Some(requests), Some(range)) = (&self.requests, range) {
-                            *requests.lock().entry(range).or_default() += 1;
-                        }
                         let stale = {
                             let mut state = self.state.lock();
                             if let Some(range) = range {
                                 state.leaders.insert(range, address.clone());
+                                if self.counting {
+                                    *state.requests.entry(range).or_default() += 1;
+                                }
                             }
                             state.preferred = Some(address);
                             // A hint named another range than the spans
