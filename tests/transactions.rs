@@ -143,6 +143,8 @@ fn prewrite(
                 pessimistic: false,
             }],
             commit_ts: 0,
+            min_commit_ts: 0,
+            secondaries: Vec::new(),
         })),
     }
 }
@@ -378,7 +380,12 @@ const TRANSFER: &str = "BEGIN;
 /// A cluster with table acct: accounts 1 to 4 holding 100 each, split
 /// before account 3; and a client of node 1.
 async fn four_accounts_in_two_ranges() -> (Cluster, tokio_postgres::Client) {
-    let (cluster, _) = start().await;
+    four_accounts_in_two_ranges_with(&[]).await
+}
+
+/// `four_accounts_in_two_ranges` on nodes started with `extra` flags.
+async fn four_accounts_in_two_ranges_with(extra: &[&str]) -> (Cluster, tokio_postgres::Client) {
+    let cluster = Cluster::start_with(3, extra).await.expect("cluster");
     let reader = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
     reader
         .batch_execute(
@@ -394,13 +401,15 @@ async fn four_accounts_in_two_ranges() -> (Cluster, tokio_postgres::Client) {
 /// Kills the gateway coordinating a two-range SQL transaction (with a
 /// failpoint that aborts the process, as kill -9 would) between its
 /// prewrites and its commit point, then again just after the commit
-/// point. Readers on another node see each transaction all or nothing
-/// (nothing, then everything), the locks it left are resolved, and the
-/// restarted gateway sees the same.
+/// point, with asynchronous commits off (the primary's commit is the
+/// commit point). Readers on another node see each transaction all or
+/// nothing (nothing, then everything), the locks it left are resolved, and
+/// the restarted gateway sees the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
-    let (mut cluster, reader) = four_accounts_in_two_ranges().await;
-    let sql_addresses = cluster.sql_addresses();
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(config.path(), "[txn]\nasync_commit = false\n").expect("write the config");
+    let path = config.path().to_str().expect("utf-8 path");
     let expected = [
         (
             tessera_txn::failpoint::AFTER_PREWRITE,
@@ -411,7 +420,29 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
             vec![90, 100, 100, 110],
         ),
     ];
-    for (failpoint, after) in expected {
+    kill_gateway_mid_commit(&["--config", path], &expected).await;
+}
+
+/// An asynchronous commit (the default) is committed once its prewrites
+/// are all in place: a gateway killed right after them, before it answers
+/// or commits a single lock, leaves a transaction that readers see whole,
+/// once the locks expire and their keys are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_after_async_prewrites_leaves_it_committed() {
+    let expected = [(
+        tessera_txn::failpoint::AFTER_PREWRITE,
+        vec![90, 100, 100, 110],
+    )];
+    kill_gateway_mid_commit(&[], &expected).await;
+}
+
+/// Runs a transfer through node 3 once per failpoint of `expected`, each
+/// killing node 3 there; checks the balances readers see after each, that
+/// no lock is left, and that node 3, restarted, agrees and commits again.
+async fn kill_gateway_mid_commit(extra: &[&str], expected: &[(&str, Vec<i32>)]) {
+    let (mut cluster, reader) = four_accounts_in_two_ranges_with(extra).await;
+    let sql_addresses = cluster.sql_addresses();
+    for &(failpoint, ref after) in expected {
         let gateway = &mut cluster.nodes[2];
         gateway.env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
         gateway.restart();
@@ -431,7 +462,7 @@ async fn a_gateway_killed_mid_commit_leaves_all_or_nothing() {
         }
         // All or nothing, once the dead coordinator's locks are resolved
         // (rolled back past their TTL, or rolled forward from the primary).
-        assert_eq!(balances(&reader).await, after, "{failpoint}");
+        assert_eq!(&balances(&reader).await, after, "{failpoint}");
         assert!(
             cluster.nodes[2]
                 .log()

@@ -237,6 +237,40 @@ fn prepare_one_phase_commit<'g>(
     Ok(Some((Timestamp(prewrite.commit_ts), records)))
 }
 
+/// A prewrite of an asynchronous commit (see `Lock::min_commit_ts`) is
+/// decided once it and its transaction's other prewrites are in place, at
+/// the highest of their minimum commit timestamps: each must be above every
+/// MVCC read its range has served, as a one-phase commit's timestamp is
+/// (see [`prepare_one_phase_commit`]). Raises the prewrite's minimum above
+/// them (and above its start and for-update timestamps), and returns it
+/// with the gate's records held, for the caller to record the proposal
+/// among the pending commits before any read passes: a read at or above
+/// the minimum waits for the lock to apply, and then meets it.
+pub(crate) fn prepare_async_commit<'g>(
+    gate: &'g ReadGate,
+    range_id: RangeId,
+    term: u64,
+    command: &mut tessera_proto::txn::TxnCommand,
+) -> Result<Option<(Timestamp, RwLockWriteGuard<'g, GateState>)>> {
+    use tessera_proto::txn::txn_command::Kind;
+    let Some(Kind::Prewrite(prewrite)) = &mut command.kind else {
+        return Ok(None);
+    };
+    if prewrite.min_commit_ts == 0 || prewrite.commit_ts != 0 {
+        return Ok(None);
+    }
+    let records = gate.records(term);
+    if !records.reads.covers_earlier_terms {
+        return Err(Error::NeedTimestamp { range_id, term });
+    }
+    prewrite.min_commit_ts = prewrite
+        .min_commit_ts
+        .max(records.reads.max_ts().next().0)
+        .max(Timestamp(prewrite.start_ts).next().0)
+        .max(Timestamp(prewrite.for_update_ts).next().0);
+    Ok(Some((Timestamp(prewrite.min_commit_ts), records)))
+}
+
 /// The evaluated form of a transactional command with keys `keys` and
 /// effects `effects` (see [`Replica::precheck`]); None if they hold
 /// anything but puts and deletes in the transactional families.
@@ -566,19 +600,20 @@ impl Replica {
     /// [`Self::check_lock_request`] found may be pipelined is answered as soon as
     /// it is in the log; anything else once it applies. `check` is what
     /// [`Self::precheck`] made of it: the effects it evaluated, if any, are
-    /// proposed in place of the command.
+    /// proposed in place of the command. Returns the proposal's log index,
+    /// if it was proposed.
     pub fn propose_txn(
         &mut self,
         command: tessera_proto::txn::TxnCommand,
         proposal_id: u64,
         check: Precheck,
         callback: ProposalCallback,
-    ) {
+    ) -> Option<u64> {
         use tessera_proto::txn::txn_command::Kind;
         if let Precheck::Hold(result, locks) = check {
             self.hold(locks);
             let _ = callback.send(Ok(Some(result)));
-            return;
+            return None;
         }
         let pipelined = matches!(check, Precheck::Pipeline(..));
         let lock = match &command.kind {
@@ -589,6 +624,8 @@ impl Replica {
                 ttl_ms: request.ttl_ms,
                 for_update_ts: Timestamp(request.for_update_ts),
                 short_value: None,
+                min_commit_ts: Timestamp::ZERO,
+                secondaries: Vec::new(),
             }),
             _ => None,
         };
@@ -638,7 +675,7 @@ impl Replica {
             }
             Err(err) => {
                 let _ = callback.send(Err(err));
-                return;
+                return None;
             }
         };
         self.mark_in_flight(index, keys.into_iter().map(|key| (key, lock.clone())));
@@ -649,6 +686,7 @@ impl Replica {
         } else {
             self.track(index, Some(callback), evaluated);
         }
+        Some(index)
     }
 
     /// Checks a transactional command on this leader before it is
@@ -677,9 +715,9 @@ impl Replica {
                 self.evaluate(command, descriptor)
             }
             Some(Kind::Commit(_)) => self.evaluate(command, descriptor),
-            Some(Kind::CheckTxnStatus(_) | Kind::ResolveLocks(_)) => {
-                self.check_no_op(command, descriptor)
-            }
+            Some(
+                Kind::CheckTxnStatus(_) | Kind::ResolveLocks(_) | Kind::CheckSecondaryLocks(_),
+            ) => self.check_no_op(command, descriptor),
             // A batch of a garbage collection pass whose safe point the
             // range's threshold has reached (the pass's first batch raised
             // it) and that finds nothing to remove is answered here: without
@@ -732,7 +770,7 @@ impl Replica {
                 return Precheck::Answered(TxnResult {
                     error: Some(crate::txn::txn_error(MvccError::KeyIsLocked {
                         key: key.clone(),
-                        lock,
+                        lock: Box::new(lock),
                     })),
                     ..TxnResult::default()
                 });

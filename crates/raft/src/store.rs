@@ -1208,13 +1208,32 @@ impl StoreLoop {
             let _ = callback.send(Err(Error::CrossRange { key: key.to_vec() }));
             return;
         }
+        let mut command = command;
+        let gate = replica.gate.clone();
+        let async_commit = if replica.is_leader() {
+            let term = replica.raw.raft.term;
+            match crate::replica::prepare_async_commit(&gate, range_id, term, &mut command) {
+                Ok(prepared) => prepared,
+                Err(err) => {
+                    let _ = callback.send(Err(err));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let check = replica.precheck(&command);
         if let Precheck::Answered(answer) = check {
             let _ = callback.send(Ok(Some(answer)));
             return;
         }
         self.next_id += 1;
-        replica.propose_txn(command, self.next_id, check, callback);
+        let index = replica.propose_txn(command, self.next_id, check, callback);
+        if let Some((min_commit_ts, mut records)) = async_commit {
+            if let Some(index) = index {
+                records.pending_commits.insert(index, min_commit_ts);
+            }
+        }
     }
 
     /// Proposes the first step of a split at `key` (`prepare`) or its last.

@@ -29,6 +29,7 @@ pub fn command_keys(command: &TxnCommand) -> Vec<&[u8]> {
         Some(Kind::CheckTxnStatus(c)) => vec![c.primary.as_slice()],
         Some(Kind::Heartbeat(h)) => vec![h.primary.as_slice()],
         Some(Kind::ResolveLocks(r)) => keys(&r.keys),
+        Some(Kind::CheckSecondaryLocks(c)) => keys(&c.keys),
         // A GC pass is clipped to the range when applied.
         Some(Kind::Gc(_)) | None => Vec::new(),
     }
@@ -124,6 +125,29 @@ fn mutation(m: pb::Mutation) -> Result<Mutation, MvccError> {
     })
 }
 
+/// Puts a transaction's status into a command's result.
+fn record_status(result: &mut TxnResult, status: TxnStatus) {
+    let state = match status {
+        TxnStatus::Committed(ts) => {
+            result.commit_ts = ts.0;
+            TxnState::Committed
+        }
+        TxnStatus::RolledBack => TxnState::RolledBack,
+        TxnStatus::Locked {
+            ttl_ms,
+            min_commit_ts,
+            secondaries,
+        } => {
+            result.ttl_ms = ttl_ms;
+            result.min_commit_ts = min_commit_ts.0;
+            result.secondaries = secondaries;
+            TxnState::Locked
+        }
+        TxnStatus::Missing => TxnState::Missing,
+    };
+    result.state = state as i32;
+}
+
 /// Runs `command` on the range `[start, end)` against `view`. Returns the
 /// outcome and the writes that carry it out (empty on a conflict).
 /// `Err` is a storage failure, which the replica cannot survive.
@@ -162,9 +186,14 @@ pub(crate) fn execute(
                         ttl_ms: p.ttl_ms,
                         for_update_ts: Timestamp(p.for_update_ts),
                         mutations: &mutations,
+                        min_commit_ts: Timestamp(p.min_commit_ts),
+                        secondaries: &p.secondaries,
                     };
                     if p.commit_ts == 0 {
-                        commands::prewrite(&reader, &prewrite)
+                        commands::prewrite(&reader, &prewrite).map(|(min_commit_ts, effects)| {
+                            result.min_commit_ts = min_commit_ts.0;
+                            effects
+                        })
                     } else {
                         commands::one_phase_commit(&reader, &prewrite, Timestamp(p.commit_ts)).map(
                             |(commit_ts, effects)| {
@@ -213,17 +242,17 @@ pub(crate) fn execute(
             c.rollback_if_missing,
         )
         .map(|(status, effects)| {
-            let (state, commit_ts, ttl_ms) = match status {
-                TxnStatus::Committed(ts) => (TxnState::Committed, ts.0, 0),
-                TxnStatus::RolledBack => (TxnState::RolledBack, 0, 0),
-                TxnStatus::Locked { ttl_ms } => (TxnState::Locked, 0, ttl_ms),
-                TxnStatus::Missing => (TxnState::Missing, 0, 0),
-            };
-            result.state = state as i32;
-            result.commit_ts = commit_ts;
-            result.ttl_ms = ttl_ms;
+            record_status(&mut result, status);
             effects
         }),
+        Some(Kind::CheckSecondaryLocks(c)) => {
+            commands::check_secondary_locks(&reader, Timestamp(c.start_ts), &c.keys).map(
+                |(status, effects)| {
+                    record_status(&mut result, status);
+                    effects
+                },
+            )
+        }
         Some(Kind::Heartbeat(h)) => {
             commands::heartbeat(&reader, &h.primary, Timestamp(h.start_ts), h.ttl_ms).map(
                 |(ttl_ms, effects)| {

@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub split: SplitSection,
     /// Lease rebalancing among the live nodes.
     pub rebalance: RebalanceSection,
+    /// How the node's SQL gateway commits transactions.
+    pub txn: TxnSection,
     /// Threads of the runtime that serves the node's network (gRPC, its
     /// pipelines and the Raft transport) and its reads from the leader's
     /// snapshot; 0: half the cores, at least one ([`io_threads`]).
@@ -94,6 +96,23 @@ impl Default for RebalanceSection {
             interval_secs: 10,
             follow_workload: true,
         }
+    }
+}
+
+/// The `[txn]` table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TxnSection {
+    /// Whether a transaction that writes to several ranges commits
+    /// asynchronously: decided once its prewrites are in place, and
+    /// answered then, instead of by a commit of its primary key after them
+    /// (at a timestamp from the oracle).
+    pub async_commit: bool,
+}
+
+impl Default for TxnSection {
+    fn default() -> Self {
+        Self { async_commit: true }
     }
 }
 
@@ -182,6 +201,7 @@ impl Default for NodeConfig {
             gc: GcSection::default(),
             split: SplitSection::default(),
             rebalance: RebalanceSection::default(),
+            txn: TxnSection::default(),
             io_threads: 0,
         }
     }

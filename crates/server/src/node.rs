@@ -310,6 +310,7 @@ impl Node {
                     // Every statement reads the schema version: the oracle
                     // reads it with each batch of timestamps.
                     watched_key: tessera_sql::catalog::VERSION_KEY.to_vec(),
+                    async_commit: config.txn.async_commit,
                     ..TxnOptions::default()
                 },
             ),

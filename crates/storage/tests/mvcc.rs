@@ -158,7 +158,36 @@ fn fmt_lock(lock: &Lock) -> String {
     if let Some(value) = &lock.short_value {
         write!(out, " value={}", text(value)).unwrap();
     }
+    if lock.is_async() {
+        write!(out, " min_commit={}", fmt_ts(lock.min_commit_ts)).unwrap();
+    }
+    if !lock.secondaries.is_empty() {
+        let keys: Vec<String> = lock.secondaries.iter().map(|k| text(k)).collect();
+        write!(out, " secondaries={}", keys.join(",")).unwrap();
+    }
     out
+}
+
+fn fmt_status(status: &TxnStatus) -> String {
+    match status {
+        TxnStatus::Committed(ts) => format!("committed at {}", fmt_ts(*ts)),
+        TxnStatus::Locked {
+            ttl_ms,
+            min_commit_ts,
+            secondaries,
+        } => {
+            let mut out = format!("Locked {{ ttl_ms: {ttl_ms} }}");
+            if !min_commit_ts.is_zero() {
+                write!(out, " min_commit={}", fmt_ts(*min_commit_ts)).unwrap();
+            }
+            if !secondaries.is_empty() {
+                let keys: Vec<String> = secondaries.iter().map(|k| text(k)).collect();
+                write!(out, " secondaries={}", keys.join(",")).unwrap();
+            }
+            out
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 fn fmt_write(write: &Write) -> String {
@@ -254,9 +283,14 @@ impl Args<'_> {
     }
 
     fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        self.list("keys")
+    }
+
+    /// A comma-separated list of keys.
+    fn list(&self, name: &str) -> Result<Vec<Vec<u8>>> {
         Ok(self
-            .get("keys")
-            .ok_or("keys= missing")?
+            .get(name)
+            .ok_or_else(|| format!("{name}= missing"))?
             .split(',')
             .map(|k| k.as_bytes().to_vec())
             .collect())
@@ -292,6 +326,20 @@ impl Args<'_> {
 }
 
 impl MvccRunner {
+    /// Writes a status check's effects and prints its outcome.
+    fn status(
+        &self,
+        result: std::result::Result<(TxnStatus, WriteBatch), MvccError>,
+    ) -> Result<String> {
+        Ok(match result {
+            Ok((status, batch)) => {
+                self.engine.write(&batch, false)?;
+                format!("{}\n", fmt_status(&status))
+            }
+            Err(err) => format!("{}\n", fmt_error(&err)),
+        })
+    }
+
     fn apply(&self, result: std::result::Result<WriteBatch, MvccError>) -> Result<String> {
         Ok(match result {
             Ok(batch) => {
@@ -355,18 +403,31 @@ impl MvccRunner {
         let reader = MvccReader::new(snapshot.as_ref());
         match command.name.as_str() {
             // prewrite start=T primary=K [ttl=MS] [for_update=T] put=K:V delete=K lock=K [pessimistic=K,..]
+            //   [min_commit=T secondaries=K,..] (an asynchronous commit)
             "prewrite" | "one_pc" => {
                 let primary = args.bytes("primary")?;
                 let mutations = args.mutations();
+                let secondaries = match args.get("secondaries") {
+                    Some(_) => args.list("secondaries")?,
+                    None => Vec::new(),
+                };
                 let prewrite = Prewrite {
                     start_ts: args.ts("start")?,
                     primary: &primary,
                     ttl_ms: args.u64_or("ttl", 3000)?,
                     for_update_ts: args.ts_or("for_update", Timestamp::ZERO)?,
                     mutations: &mutations,
+                    min_commit_ts: args.ts_or("min_commit", Timestamp::ZERO)?,
+                    secondaries: &secondaries,
                 };
                 if command.name == "prewrite" {
-                    self.apply(commands::prewrite(&reader, &prewrite))
+                    let prewritten = commands::prewrite(&reader, &prewrite);
+                    let answer = match &prewritten {
+                        Ok((ts, _)) if !ts.is_zero() => format!(" (min commit {})", fmt_ts(*ts)),
+                        _ => String::new(),
+                    };
+                    let out = self.apply(prewritten.map(|(_, batch)| batch))?;
+                    Ok(out.replacen("ok\n", &format!("ok{answer}\n"), 1))
                 } else {
                     let commit_ts = args.ts("commit")?;
                     let committed = commands::one_phase_commit(&reader, &prewrite, commit_ts);
@@ -452,16 +513,13 @@ impl MvccRunner {
                     args.ts("now")?,
                     args.get("rollback_if_missing") == Some("true"),
                 );
-                Ok(match result {
-                    Ok((status, batch)) => {
-                        self.engine.write(&batch, false)?;
-                        match status {
-                            TxnStatus::Committed(ts) => format!("committed at {}\n", fmt_ts(ts)),
-                            other => format!("{other:?}\n"),
-                        }
-                    }
-                    Err(err) => format!("{}\n", fmt_error(&err)),
-                })
+                self.status(result)
+            }
+            // check_secondaries start=T keys=K,..
+            "check_secondaries" => {
+                let result =
+                    commands::check_secondary_locks(&reader, args.ts("start")?, &args.keys()?);
+                self.status(result)
             }
             // heartbeat primary=K start=T ttl=MS
             "heartbeat" => {

@@ -31,6 +31,8 @@ fn prewrite(start_ts: u64, commit_ts: u64, puts: &[(Vec<u8>, &str)]) -> TxnComma
                 })
                 .collect(),
             commit_ts,
+            min_commit_ts: 0,
+            secondaries: Vec::new(),
         })),
     }
 }
@@ -195,6 +197,78 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
             .unwrap(),
         Some(b"x".to_vec())
     );
+}
+
+/// An asynchronous commit's prewrite is decided by its locks' minimum
+/// commit timestamps, so each leader raises its own above every read it
+/// has served (after a timestamp from the oracle, when it is new to its
+/// term): the transaction then commits above them. A read below the
+/// minimum passes the lock, as the commit cannot land below it; a read at
+/// or above meets it. Every replica writes the same lock, and the primary's
+/// lists the transaction's other keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_commit_prewrites_land_above_reads() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).await;
+    let leader = cluster.leader(USER_RANGE).await;
+    let store = cluster.store(leader);
+    let mut command = prewrite(100, 0, &[(key(1), "x")]);
+    if let Some(Kind::Prewrite(p)) = &mut command.kind {
+        p.min_commit_ts = 101;
+        p.secondaries = vec![key(7), key(8)];
+    }
+    let err = store.txn(command.clone()).await.unwrap_err();
+    let tessera_raft::Error::NeedTimestamp { term, .. } = err else {
+        panic!("expected NeedTimestamp, got {err}");
+    };
+    store
+        .observe_timestamp(key(1), Timestamp(100), term)
+        .await
+        .unwrap();
+    store
+        .mvcc_get(key(1), Timestamp(500), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let result = store.txn(command.clone()).await.unwrap();
+    assert_eq!(result.error, None);
+    assert!(
+        result.min_commit_ts > 500,
+        "minimum commit timestamp {}",
+        result.min_commit_ts
+    );
+    // Below the minimum, the read passes; at it, the lock stops it.
+    let below = store.mvcc_get(key(1), Timestamp(500), false).await.unwrap();
+    assert_eq!(below.unwrap(), None);
+    let at = store
+        .mvcc_get(key(1), Timestamp(result.min_commit_ts), false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(at, Err(ref e) if matches!(e.kind, Some(txn_error::Kind::Locked(_)))),
+        "{at:?}"
+    );
+    // A retry answers with the lock's minimum, unchanged.
+    store
+        .mvcc_get(key(1), Timestamp(900), false)
+        .await
+        .unwrap()
+        .ok();
+    let again = store.txn(command).await.unwrap();
+    assert_eq!(again.min_commit_ts, result.min_commit_ts);
+    cluster
+        .wait_applied(USER_RANGE, Duration::from_secs(10))
+        .await;
+    for node in cluster.node_ids() {
+        let locks = family(&cluster, node, Cf::Lock);
+        assert_eq!(locks.len(), 1, "node {node}");
+        let lock = tessera_storage::mvcc::Lock::decode(&locks[0].1).unwrap();
+        assert_eq!(
+            lock.min_commit_ts,
+            Timestamp(result.min_commit_ts),
+            "node {node}"
+        );
+        assert_eq!(lock.secondaries, vec![key(7), key(8)], "node {node}");
+    }
 }
 
 /// Runs a one-phase commit at the user range's leader, giving a new leader

@@ -11,7 +11,7 @@ use tessera_kv::KvClient;
 use tessera_proto::txn::{
     self as pb, mutation::Op, txn_command::Kind, txn_error, LockInfo, TxnCommand, TxnState,
 };
-use tessera_types::Timestamp;
+use tessera_types::{keys, Timestamp};
 
 use crate::tso::Stamp;
 use crate::{RangeCache, TsoClient, TxnError, TxnResult};
@@ -35,6 +35,12 @@ pub struct TxnOptions {
     /// Commit writes that fall in one range in one step. Off only to test
     /// two-phase commit on one range.
     pub one_phase_commit: bool,
+    /// Commit writes over several ranges asynchronously: the transaction
+    /// is committed once every prewrite is in place, at a timestamp they
+    /// give, and its commit is answered then (see
+    /// [`Transaction::commit`]). Off: its primary's commit decides it, at a
+    /// timestamp from the oracle.
+    pub async_commit: bool,
     /// A key of the meta range that the oracle reads with each batch of
     /// timestamps (see [`TsoClient`]): a transaction reads it from its
     /// timestamp's batch instead of from its range. Empty: none.
@@ -47,6 +53,7 @@ impl Default for TxnOptions {
             lock_ttl: Duration::from_secs(3),
             lock_wait: Duration::from_secs(10),
             one_phase_commit: true,
+            async_commit: true,
             watched_key: Vec::new(),
         }
     }
@@ -314,6 +321,10 @@ const READS_IN_FLIGHT: usize = 64;
 
 /// The most commands of one transaction step in flight at once.
 const COMMANDS_IN_FLIGHT: usize = 16;
+
+/// The most keys of a transaction that commits asynchronously: its primary
+/// lock lists them all, and whoever finds it abandoned checks each one.
+const ASYNC_COMMIT_MAX_KEYS: usize = 64;
 
 /// `items` in runs of at most `size`, in order.
 fn chunked<T>(mut items: Vec<T>, size: usize) -> Vec<Vec<T>> {
@@ -817,15 +828,15 @@ impl Transaction {
             .chain(unwritten)
             .collect();
         let for_update_ts = if locked.is_empty() { 0 } else { self.read_ts.0 };
-        let prewrite = |mutations: Vec<pb::Mutation>, commit_ts: Timestamp| {
-            command(Kind::Prewrite(pb::Prewrite {
-                start_ts: start_ts.0,
-                primary: primary.clone(),
-                ttl_ms,
-                for_update_ts,
-                mutations,
-                commit_ts: commit_ts.0,
-            }))
+        let prewrite = |mutations: Vec<pb::Mutation>, commit_ts: Timestamp| pb::Prewrite {
+            start_ts: start_ts.0,
+            primary: primary.clone(),
+            ttl_ms,
+            for_update_ts,
+            mutations,
+            commit_ts: commit_ts.0,
+            min_commit_ts: 0,
+            secondaries: Vec::new(),
         };
         let wait = inner.options.lock_wait;
         let groups = inner.ranges.group(mutations, |m| &m.key).await?;
@@ -833,9 +844,11 @@ impl Transaction {
         let mutations: Vec<pb::Mutation> = if one_command && inner.options.one_phase_commit {
             let commit_ts = self.client.timestamp().await?;
             let group = groups.into_iter().next().unwrap_or_default();
-            let one_phase =
-                self.client
-                    .run_locked(prewrite(group.clone(), commit_ts), start_ts, wait);
+            let one_phase = self.client.run_locked(
+                command(Kind::Prewrite(prewrite(group.clone(), commit_ts))),
+                start_ts,
+                wait,
+            );
             match commit_point(one_phase).await {
                 Ok(result) => {
                     self.locked.clear();
@@ -866,19 +879,63 @@ impl Transaction {
         } else {
             groups.into_iter().flatten().collect()
         };
+        // An asynchronous commit: every key in the user keyspace (the
+        // schema's keys go through the oracle, see `TsoClient`), and few
+        // enough for its primary lock to list.
+        let asynchronous = inner.options.async_commit
+            && mutations.len() <= ASYNC_COMMIT_MAX_KEYS
+            && mutations.iter().all(|m| !keys::is_system_key(&m.key));
+        let secondaries: Vec<Vec<u8>> = if asynchronous {
+            mutations
+                .iter()
+                .map(|m| m.key.clone())
+                .filter(|key| *key != primary)
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Phase one: prewrite every range's writes in parallel, with the
         // primary's TTL renewed while it takes.
         self.primary = Some(primary.clone());
         self.start_heartbeat();
-        let request = |group: Vec<pb::Mutation>| prewrite(group, Timestamp::ZERO);
-        let results = self
+        let request = |group: Vec<pb::Mutation>| {
+            let mut request = prewrite(group, Timestamp::ZERO);
+            if asynchronous {
+                // (Each range's leader raises it above its reads.)
+                request.min_commit_ts = start_ts.next().0;
+                if request.mutations.iter().any(|m| m.key == primary) {
+                    request.secondaries.clone_from(&secondaries);
+                }
+            }
+            command(Kind::Prewrite(request))
+        };
+        // (A test may lose the request of an asynchronous commit's primary
+        // prewrite, its commit point's part.)
+        let mut lost = Vec::new();
+        let mut mutations = mutations;
+        if asynchronous && crate::failpoint::is_armed(crate::failpoint::COMMIT_REQUEST_LOST) {
+            lost = mutations
+                .iter()
+                .filter(|m| m.key == primary)
+                .cloned()
+                .collect();
+            mutations.retain(|m| m.key != primary);
+        }
+        let mut results = self
             .client
             .run_by_range(mutations, |m| &m.key, &request, start_ts, wait)
             .await;
+        if !lost.is_empty() {
+            let err = TxnError::Unavailable("the commit's request was lost (failpoint)".into());
+            results.push((lost, Err(err)));
+        }
         let keys: Vec<Vec<Vec<u8>>> = results
             .iter()
             .map(|(group, _)| group.iter().map(|m| m.key.clone()).collect())
             .collect();
+        if asynchronous {
+            return self.commit_async(keys, results).await;
+        }
         if let Some(err) = results.into_iter().find_map(|(_, result)| result.err()) {
             self.client.roll_back(start_ts, keys).await;
             self.locked.clear();
@@ -929,33 +986,77 @@ impl Transaction {
         crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PRIMARY_COMMIT);
         // Phase two: the other keys, after answering. (The primary is
         // committed; sending it again would cost its range a request.)
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .flatten()
-                .filter(|key| *key != primary)
-                .collect();
-            if keys.is_empty() {
-                return;
+        let keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .flatten()
+            .filter(|key| *key != primary)
+            .collect();
+        self.client.commit_in_background(start_ts, commit_ts, keys);
+        Ok(Some(commit_ts))
+    }
+
+    /// The rest of an asynchronous commit, once its prewrites (`results`,
+    /// over the keys `keys`) are answered. If they all succeeded, the
+    /// transaction is committed, at the highest minimum commit timestamp
+    /// of its locks: it is answered at once and its locks are committed
+    /// after. If one failed for certain, nothing committed, and its locks
+    /// are rolled back. If the others succeeded and some answers were lost,
+    /// the transaction's keys decide, as they do for anyone who finds it
+    /// abandoned (`TxnClient::decide_async`).
+    async fn commit_async(
+        &mut self,
+        keys: Vec<Vec<Vec<u8>>>,
+        results: Vec<(Vec<pb::Mutation>, TxnResult<pb::TxnResult>)>,
+    ) -> TxnResult<Option<Timestamp>> {
+        let start_ts = self.start_ts;
+        let mut commit_ts = Timestamp::ZERO;
+        let (mut lost, mut failed) = (None, None);
+        for (_, mut result) in results {
+            if result.is_ok() && crate::failpoint::is_armed(crate::failpoint::COMMIT_ANSWER_LOST) {
+                result = Err(TxnError::Unavailable(
+                    "the commit's answer was lost (failpoint)".into(),
+                ));
             }
-            let request = |keys: Vec<Vec<u8>>| {
-                command(Kind::Commit(pb::Commit {
-                    start_ts: start_ts.0,
-                    commit_ts: commit_ts.0,
-                    keys,
-                }))
-            };
-            let results = client
-                .run_by_range(keys, |k| k, &request, start_ts, wait)
-                .await;
-            for (_, result) in results {
-                if let Err(err) = result {
-                    // Readers roll the locks forward through the primary.
-                    tracing::warn!(%err, %start_ts, "committing secondary keys");
+            match result {
+                Ok(result) => commit_ts = commit_ts.max(Timestamp(result.min_commit_ts)),
+                Err(err @ (TxnError::Unavailable(_) | TxnError::Internal(_))) => {
+                    lost.get_or_insert(err);
+                }
+                Err(err) => {
+                    failed.get_or_insert(err);
                 }
             }
-        });
+        }
+        // From here on the transaction may be committed: no lock of it may
+        // be rolled back but through its keys' decision.
+        self.locked.clear();
+        let all: Vec<Vec<u8>> = keys.into_iter().flatten().collect();
+        if let Some(err) = failed {
+            self.client.roll_back(start_ts, vec![all]).await;
+            return Err(err);
+        }
+        if let Some(err) = lost {
+            commit_ts = match self.client.decide_async(start_ts, all.clone()).await {
+                Ok(Some(commit_ts)) => commit_ts,
+                Ok(None) => {
+                    self.client.resolve_all(start_ts, None, all).await;
+                    return Err(err);
+                }
+                Err(checking) => {
+                    tracing::warn!(%start_ts, %err, %checking, "an asynchronous commit's outcome is unknown");
+                    return Err(TxnError::Ambiguous(format!(
+                        "transaction {start_ts}: {err}; checking its keys: {checking}"
+                    )));
+                }
+            };
+        }
+        if commit_ts <= start_ts {
+            return Err(TxnError::Internal(format!(
+                "the prewrites of asynchronous commit {start_ts} gave no commit timestamp above it"
+            )));
+        }
+        crate::failpoint::crash_if_armed(crate::failpoint::AFTER_PREWRITE);
+        self.client.commit_in_background(start_ts, commit_ts, all);
         Ok(Some(commit_ts))
     }
 
@@ -1195,9 +1296,108 @@ impl TxnClient {
         done
     }
 
+    /// Commits a decided transaction's locks on `keys` at `commit_ts`, in
+    /// the background: its answer does not wait for them. A failure is
+    /// only logged: whoever meets a lock left behind rolls it forward.
+    fn commit_in_background(&self, start_ts: Timestamp, commit_ts: Timestamp, keys: Vec<Vec<u8>>) {
+        if keys.is_empty() {
+            return;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            let request = |keys: Vec<Vec<u8>>| {
+                command(Kind::Commit(pb::Commit {
+                    start_ts: start_ts.0,
+                    commit_ts: commit_ts.0,
+                    keys,
+                }))
+            };
+            let wait = client.inner.options.lock_wait;
+            let results = client
+                .run_by_range(keys, |k| k, &request, start_ts, wait)
+                .await;
+            for (_, result) in results {
+                if let Err(err) = result {
+                    tracing::warn!(%err, %start_ts, "committing a transaction's locks");
+                }
+            }
+        });
+    }
+
+    /// Decides an asynchronous commit from its keys (every one it locked):
+    /// committed (at the timestamp) if each holds its lock or its commit
+    /// record; rolled back (None) otherwise, and then the check has rolled
+    /// back the keys it found without either, so that a prewrite still on
+    /// its way fails. The decision is the one its coordinator takes when
+    /// its prewrites succeed, at the same timestamp: the highest of its
+    /// locks' minimum commit timestamps.
+    async fn decide_async(
+        &self,
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+    ) -> TxnResult<Option<Timestamp>> {
+        let request = |keys: Vec<Vec<u8>>| {
+            command(Kind::CheckSecondaryLocks(pb::CheckSecondaryLocks {
+                start_ts: start_ts.0,
+                keys,
+            }))
+        };
+        let wait = self.inner.options.lock_wait;
+        let (mut commit_ts, mut rolled_back) = (Timestamp::ZERO, false);
+        for (_, result) in self
+            .run_by_range(keys, |k| k, &request, start_ts, wait)
+            .await
+        {
+            let result = result?;
+            match TxnState::try_from(result.state) {
+                Ok(TxnState::Committed) => return Ok(Some(Timestamp(result.commit_ts))),
+                Ok(TxnState::RolledBack) => rolled_back = true,
+                Ok(TxnState::Locked) => commit_ts = commit_ts.max(Timestamp(result.min_commit_ts)),
+                _ => {
+                    return Err(TxnError::Internal(format!(
+                        "checking the keys of transaction {start_ts}: state {}",
+                        result.state
+                    )))
+                }
+            }
+        }
+        Ok((!rolled_back).then_some(commit_ts))
+    }
+
+    /// Commits (at `commit_ts`) or rolls back (None) a decided
+    /// transaction's locks on `keys`; best effort, as a lock left behind
+    /// is resolved by whoever meets it.
+    async fn resolve_all(
+        &self,
+        start_ts: Timestamp,
+        commit_ts: Option<Timestamp>,
+        keys: Vec<Vec<u8>>,
+    ) {
+        let request = |keys: Vec<Vec<u8>>| {
+            command(Kind::ResolveLocks(pb::ResolveLocks {
+                start_ts: start_ts.0,
+                commit_ts: commit_ts.map_or(0, |ts| ts.0),
+                keys,
+            }))
+        };
+        let wait = self.inner.options.lock_wait;
+        for (_, result) in self
+            .run_by_range(keys, |k| k, &request, start_ts, wait)
+            .await
+        {
+            if let Err(err) = result {
+                tracing::warn!(%err, %start_ts, "resolving a transaction's locks");
+            }
+        }
+    }
+
     /// Resolves `lock` if its transaction is over (committed: roll the lock
     /// forward; rolled back or expired: remove it). Returns false if the
     /// transaction is alive and the caller should wait.
+    ///
+    /// An asynchronous commit (its primary lock says so) is decided by all
+    /// its keys once its primary lock expires (see `decide_async`), and
+    /// then every lock of it is resolved, not only `lock`.
     pub(crate) async fn resolve_lock(&self, lock: &LockInfo) -> TxnResult<bool> {
         let now = self.timestamp().await?;
         let lock_start = Timestamp(lock.start_ts);
@@ -1215,6 +1415,17 @@ impl TxnClient {
         let commit_ts = match TxnState::try_from(status.state) {
             Ok(TxnState::Committed) => status.commit_ts,
             Ok(TxnState::RolledBack) => 0,
+            Ok(TxnState::Locked) if status.min_commit_ts != 0 => {
+                let lives_until = lock_start.physical_ms().saturating_add(status.ttl_ms);
+                if now.physical_ms() < lives_until {
+                    return Ok(false);
+                }
+                let mut keys = status.secondaries;
+                keys.push(lock.primary.clone());
+                let decided = self.decide_async(lock_start, keys.clone()).await?;
+                self.resolve_all(lock_start, decided, keys).await;
+                return Ok(true);
+            }
             Ok(TxnState::Locked | TxnState::Missing) => return Ok(false),
             Err(_) => {
                 return Err(TxnError::Internal(format!(

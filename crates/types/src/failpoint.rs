@@ -9,20 +9,22 @@
 use std::sync::OnceLock;
 
 /// After every prewrite of a two-phase commit succeeded, before the commit
-/// point.
+/// point. (For an asynchronous commit, the prewrites were its commit point:
+/// it is committed, and its locks are rolled forward by whoever meets them.)
 pub const AFTER_PREWRITE: &str = "txn-after-prewrite";
 
 /// Just after the primary key's commit (the commit point), before the
 /// client is answered and the secondaries are committed.
 pub const AFTER_PRIMARY_COMMIT: &str = "txn-after-primary-commit";
 
-/// The commit point's request (a one-phase commit, or the primary's
-/// commit) is lost before it is sent: the coordinator sees it fail as if
-/// the cluster did not answer.
+/// The commit point's request (a one-phase commit, the primary's commit, or
+/// an asynchronous commit's prewrite of its primary) is lost before it is
+/// sent: the coordinator sees it fail as if the cluster did not answer.
 pub const COMMIT_REQUEST_LOST: &str = "txn-commit-request-lost";
 
-/// The commit point's answer is lost after the commit applied, as when the
-/// node that applied it dies before answering.
+/// The commit point's answer (for an asynchronous commit, every prewrite's)
+/// is lost after the commit applied, as when the node that applied it dies
+/// before answering.
 pub const COMMIT_ANSWER_LOST: &str = "txn-commit-answer-lost";
 
 /// After a Raft turn wrote the entries it applied early (committed in

@@ -56,6 +56,13 @@ pub struct Prewrite<'a> {
     pub for_update_ts: Timestamp,
     /// The mutations (distinct keys).
     pub mutations: &'a [Mutation],
+    /// Non-zero for a transaction that commits asynchronously: the lowest
+    /// commit timestamp of its locks here, which its range's leader raised
+    /// above the reads it had served (see `Lock::min_commit_ts`).
+    pub min_commit_ts: Timestamp,
+    /// An asynchronous commit's keys other than its primary, for the
+    /// primary's lock (empty unless the primary is among the mutations).
+    pub secondaries: &'a [Vec<u8>],
 }
 
 /// The state of a transaction, read off its primary key.
@@ -66,10 +73,19 @@ pub enum TxnStatus {
     /// Rolled back (now or before): its locks are to be removed.
     RolledBack,
     /// Still running: its primary lock is alive for `ttl_ms` after its
-    /// start.
+    /// start. Or, for a transaction that commits asynchronously, not
+    /// decided by its primary alone: it is committed at `min_commit_ts` if
+    /// every one of its keys is locked (or committed), and once its lock
+    /// expires whoever finds it checks them (see [`check_secondary_locks`]).
     Locked {
         /// The primary lock's TTL.
         ttl_ms: u64,
+        /// An asynchronous commit's minimum commit timestamp (zero for
+        /// another transaction): the primary's, or from
+        /// [`check_secondary_locks`] the highest of the keys'.
+        min_commit_ts: Timestamp,
+        /// An asynchronous commit's other keys, from its primary lock.
+        secondaries: Vec<Vec<u8>>,
     },
     /// The primary has neither a lock nor a record of the transaction (its
     /// prewrite may still be on the way) and the caller did not ask to roll
@@ -135,7 +151,7 @@ fn distinct_keys<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Result<()> {
 }
 
 /// The lock a mutation leaves, with its value split off if it is long.
-fn lock_for(prewrite: &Prewrite<'_>, op: &Op, ttl_ms: u64) -> (Lock, Option<Vec<u8>>) {
+fn lock_for(prewrite: &Prewrite<'_>, key: &[u8], op: &Op, ttl_ms: u64) -> (Lock, Option<Vec<u8>>) {
     let (kind, short_value, long_value) = match op {
         Op::Put(value) if value.len() <= SHORT_VALUE_MAX => {
             (LockKind::Put, Some(value.clone()), None)
@@ -144,6 +160,7 @@ fn lock_for(prewrite: &Prewrite<'_>, op: &Op, ttl_ms: u64) -> (Lock, Option<Vec<
         Op::Delete => (LockKind::Delete, None, None),
         Op::Lock => (LockKind::Lock, None, None),
     };
+    let asynchronous = prewrite.min_commit_ts > Timestamp::ZERO;
     let lock = Lock {
         kind,
         primary: prewrite.primary.to_vec(),
@@ -151,6 +168,12 @@ fn lock_for(prewrite: &Prewrite<'_>, op: &Op, ttl_ms: u64) -> (Lock, Option<Vec<
         ttl_ms,
         for_update_ts: prewrite.for_update_ts,
         short_value,
+        min_commit_ts: prewrite.min_commit_ts,
+        secondaries: if asynchronous && key == prewrite.primary {
+            prewrite.secondaries.to_vec()
+        } else {
+            Vec::new()
+        },
     };
     (lock, long_value)
 }
@@ -161,7 +184,8 @@ enum Checked {
     /// any, is passed on.
     Proceed(Option<Lock>),
     /// The transaction prewrote (or committed) the key already: a retry.
-    Done,
+    /// The lock's minimum commit timestamp, or the commit's timestamp.
+    Done(Timestamp),
 }
 
 /// The checks a prewrite or one-phase commit makes on one key.
@@ -176,13 +200,13 @@ fn check_prewrite(
             return Ok(if lock.kind == LockKind::Pessimistic {
                 Checked::Proceed(Some(lock))
             } else {
-                Checked::Done
+                Checked::Done(lock.min_commit_ts)
             });
         }
         Some(lock) => {
             return Err(MvccError::KeyIsLocked {
                 key: m.key.clone(),
-                lock,
+                lock: Box::new(lock),
             })
         }
         None => {}
@@ -195,7 +219,7 @@ fn check_prewrite(
                 start_ts,
             })
         }
-        TxnRecord::Committed(..) => return Ok(Checked::Done),
+        TxnRecord::Committed(commit_ts, _) => return Ok(Checked::Done(commit_ts)),
         TxnRecord::None => {}
     }
     if m.pessimistic {
@@ -230,27 +254,50 @@ fn check_prewrite(
 /// transaction that committed after this one started (`WriteConflict`, for
 /// keys without a pessimistic lock), or if this transaction was rolled back
 /// by someone else. Retrying a prewrite that succeeded changes nothing.
-pub fn prewrite(reader: &MvccReader<'_>, prewrite: &Prewrite<'_>) -> Result<WriteBatch> {
+///
+/// For an asynchronous commit (`min_commit_ts` set), each lock's minimum
+/// commit timestamp is also above the transaction's start and for-update
+/// timestamps; returned with the writes is the highest of the locks' (or
+/// the commit's timestamp, for a key the transaction committed already).
+/// Zero otherwise.
+pub fn prewrite(
+    reader: &MvccReader<'_>,
+    prewrite: &Prewrite<'_>,
+) -> Result<(Timestamp, WriteBatch)> {
     distinct_keys(prewrite.mutations.iter().map(|m| m.key.as_slice()))?;
     let mut effects = Effects::default();
+    let mut min_commit_ts = Timestamp::ZERO;
     for m in prewrite.mutations {
         let pessimistic = match check_prewrite(reader, prewrite, m)? {
-            Checked::Done => continue,
+            Checked::Done(ts) => {
+                min_commit_ts = min_commit_ts.max(ts);
+                continue;
+            }
             Checked::Proceed(pessimistic) => pessimistic,
         };
         let ttl_ms = pessimistic
             .as_ref()
             .map_or(prewrite.ttl_ms, |lock| lock.ttl_ms.max(prewrite.ttl_ms));
-        let (mut lock, long_value) = lock_for(prewrite, &m.op, ttl_ms);
+        let (mut lock, long_value) = lock_for(prewrite, &m.key, &m.op, ttl_ms);
         if let Some(pessimistic) = pessimistic {
             lock.for_update_ts = lock.for_update_ts.max(pessimistic.for_update_ts);
+        }
+        if lock.is_async() {
+            lock.min_commit_ts = lock
+                .min_commit_ts
+                .max(lock.start_ts.next())
+                .max(lock.for_update_ts.next());
+            min_commit_ts = min_commit_ts.max(lock.min_commit_ts);
         }
         if let Some(value) = long_value {
             effects.put_value(&m.key, prewrite.start_ts, &value);
         }
         effects.put_lock(&m.key, &lock);
     }
-    Ok(effects.batch)
+    if prewrite.min_commit_ts == Timestamp::ZERO {
+        min_commit_ts = Timestamp::ZERO;
+    }
+    Ok((min_commit_ts, effects.batch))
 }
 
 /// Writes a commit record at `(key, commit_ts)`, keeping a rollback that
@@ -477,6 +524,13 @@ pub fn check_txn_status(
 ) -> Result<(TxnStatus, WriteBatch)> {
     let mut effects = Effects::default();
     let status = match reader.lock(primary)? {
+        // Not the primary's alone to decide: the caller checks every key
+        // once the lock expires.
+        Some(lock) if lock.start_ts == start_ts && lock.is_async() => TxnStatus::Locked {
+            ttl_ms: lock.ttl_ms,
+            min_commit_ts: lock.min_commit_ts,
+            secondaries: lock.secondaries,
+        },
         Some(lock) if lock.start_ts == start_ts => {
             if lock.is_expired(now) {
                 rollback_key(reader, &mut effects, primary, start_ts, Some(&lock))?;
@@ -484,6 +538,8 @@ pub fn check_txn_status(
             } else {
                 TxnStatus::Locked {
                     ttl_ms: lock.ttl_ms,
+                    min_commit_ts: Timestamp::ZERO,
+                    secondaries: Vec::new(),
                 }
             }
         }
@@ -498,6 +554,54 @@ pub fn check_txn_status(
         },
     };
     Ok((status, effects.batch))
+}
+
+/// Decides, from its keys in this range, the fate of a transaction that
+/// commits asynchronously and whose primary lock has expired (see
+/// [`check_txn_status`]): it committed if every one of its keys holds its
+/// prewritten lock or its commit record. A key it committed gives
+/// `Committed` with the timestamp; a key without its lock or record (its
+/// prewrite never came, or comes late) is rolled back, so that the prewrite
+/// fails if it comes, and gives `RolledBack`, as does a key it rolled back
+/// or holds only a pessimistic lock on (never prewritten). Otherwise
+/// `Locked`, with the highest minimum commit timestamp of the locks.
+pub fn check_secondary_locks(
+    reader: &MvccReader<'_>,
+    start_ts: Timestamp,
+    keys: &[Vec<u8>],
+) -> Result<(TxnStatus, WriteBatch)> {
+    let keys: BTreeSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let mut min_commit_ts = Timestamp::ZERO;
+    let mut missing = Vec::new();
+    for key in keys {
+        match reader.lock(key)?.filter(|lock| lock.start_ts == start_ts) {
+            Some(lock) if lock.kind != LockKind::Pessimistic => {
+                min_commit_ts = min_commit_ts.max(lock.min_commit_ts);
+            }
+            lock => match reader.txn_record(key, start_ts)? {
+                TxnRecord::Committed(commit_ts, _) => {
+                    return Ok((TxnStatus::Committed(commit_ts), WriteBatch::new()))
+                }
+                TxnRecord::RolledBack if lock.is_none() => {
+                    return Ok((TxnStatus::RolledBack, WriteBatch::new()))
+                }
+                _ => missing.push((key, lock)),
+            },
+        }
+    }
+    if missing.is_empty() {
+        let status = TxnStatus::Locked {
+            ttl_ms: 0,
+            min_commit_ts,
+            secondaries: Vec::new(),
+        };
+        return Ok((status, WriteBatch::new()));
+    }
+    let mut effects = Effects::default();
+    for (key, lock) in missing {
+        rollback_key(reader, &mut effects, key, start_ts, lock.as_ref())?;
+    }
+    Ok((TxnStatus::RolledBack, effects.batch))
 }
 
 /// Extends the TTL of the transaction's primary lock to at least `ttl_ms`;
@@ -581,7 +685,7 @@ pub fn acquire_pessimistic_locks(
             Some(lock) => {
                 return Err(MvccError::KeyIsLocked {
                     key: key.clone(),
-                    lock,
+                    lock: Box::new(lock),
                 })
             }
             None => None,
@@ -641,6 +745,8 @@ pub fn acquire_pessimistic_locks(
                     ttl_ms,
                     for_update_ts,
                     short_value: None,
+                    min_commit_ts: Timestamp::ZERO,
+                    secondaries: Vec::new(),
                 };
                 effects.put_lock(key, &lock);
             }

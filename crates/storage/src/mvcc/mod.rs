@@ -50,8 +50,8 @@ pub enum MvccError {
     KeyIsLocked {
         /// The locked key.
         key: Vec<u8>,
-        /// The lock.
-        lock: Lock,
+        /// The lock (boxed: it is the largest of the outcomes).
+        lock: Box<Lock>,
     },
     /// A transaction that committed after this one's snapshot changed the
     /// key: this one must abort (or, for a pessimistic lock, retry at a newer

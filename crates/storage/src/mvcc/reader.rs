@@ -238,10 +238,12 @@ impl<'a> MvccReader<'a> {
             Some(lock) if self.latest && lock.kind.blocks_readers() => {
                 Err(MvccError::NewerWrite { key: key.to_vec() })
             }
-            Some(lock) if lock.start_ts <= ts && lock.kind.blocks_readers() => {
+            Some(lock)
+                if lock.start_ts <= ts && lock.kind.blocks_readers() && !lock.commits_above(ts) =>
+            {
                 Err(MvccError::KeyIsLocked {
                     key: key.to_vec(),
-                    lock,
+                    lock: Box::new(lock),
                 })
             }
             _ => Ok(()),
@@ -354,12 +356,17 @@ impl<'a> MvccReader<'a> {
         if let Some((key, lock)) = self
             .locks(start, lock_end, lock_ts, usize::MAX)?
             .into_iter()
-            .find(|(_, lock)| lock.kind.blocks_readers())
+            .find(|(_, lock)| {
+                lock.kind.blocks_readers() && (self.latest || !lock.commits_above(ts))
+            })
         {
             if self.latest {
                 return Err(MvccError::NewerWrite { key });
             }
-            return Err(MvccError::KeyIsLocked { key, lock });
+            return Err(MvccError::KeyIsLocked {
+                key,
+                lock: Box::new(lock),
+            });
         }
         Ok((out, more))
     }

@@ -12,6 +12,9 @@ use crate::{Error, Result};
 pub const SHORT_VALUE_MAX: usize = 255;
 
 const LOCK_V1: u8 = 1;
+/// A lock of a transaction that commits asynchronously: version 1's
+/// fields, then its minimum commit timestamp and its secondary keys.
+const LOCK_V2: u8 = 2;
 const WRITE_V1: u8 = 1;
 
 /// What a lock stands for.
@@ -76,9 +79,31 @@ pub struct Lock {
     pub for_update_ts: Timestamp,
     /// A `Put`'s value if it is short; longer values are in `default`.
     pub short_value: Option<Vec<u8>>,
+    /// For a transaction that commits asynchronously (its commit is decided
+    /// once every prewrite is in place), a lower bound of its commit
+    /// timestamp: above every read its range had served when the lock was
+    /// proposed. The transaction commits at the highest of its locks'. Zero
+    /// for a transaction whose primary's commit decides it.
+    pub min_commit_ts: Timestamp,
+    /// On the primary lock of a transaction that commits asynchronously,
+    /// every other key it locked: whoever finds it abandoned checks them all
+    /// to learn its fate. Empty otherwise.
+    pub secondaries: Vec<Vec<u8>>,
 }
 
 impl Lock {
+    /// Whether the lock's transaction commits asynchronously.
+    pub fn is_async(&self) -> bool {
+        self.min_commit_ts > Timestamp::ZERO
+    }
+
+    /// Whether the lock's transaction is sure to commit above `ts`, if it
+    /// commits: an asynchronous commit's minimum is above it, and a read at
+    /// `ts` may pass the lock.
+    pub fn commits_above(&self, ts: Timestamp) -> bool {
+        self.is_async() && self.min_commit_ts > ts
+    }
+
     /// Whether the lock has outlived its TTL at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now.physical_ms() >= self.start_ts.physical_ms().saturating_add(self.ttl_ms)
@@ -89,13 +114,21 @@ impl Lock {
         let mut buf = Vec::with_capacity(
             34 + self.primary.len() + self.short_value.as_ref().map_or(0, Vec::len),
         );
-        buf.push(LOCK_V1);
+        let v2 = self.is_async() || !self.secondaries.is_empty();
+        buf.push(if v2 { LOCK_V2 } else { LOCK_V1 });
         buf.push(self.kind.code());
         buf.extend_from_slice(&self.start_ts.0.to_be_bytes());
         buf.extend_from_slice(&self.ttl_ms.to_be_bytes());
         buf.extend_from_slice(&self.for_update_ts.0.to_be_bytes());
         put_bytes(&mut buf, &self.primary);
         put_optional(&mut buf, self.short_value.as_deref());
+        if v2 {
+            buf.extend_from_slice(&self.min_commit_ts.0.to_be_bytes());
+            buf.extend_from_slice(&(self.secondaries.len() as u32).to_be_bytes());
+            for key in &self.secondaries {
+                put_bytes(&mut buf, key);
+            }
+        }
         buf
     }
 
@@ -103,17 +136,26 @@ impl Lock {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "lock");
         let version = r.u8()?;
-        if version != LOCK_V1 {
+        if version != LOCK_V1 && version != LOCK_V2 {
             return Err(Error::Corruption(format!("lock record version {version}")));
         }
-        let lock = Lock {
+        let mut lock = Lock {
             kind: LockKind::from_code(r.u8()?)?,
             start_ts: Timestamp(r.u64()?),
             ttl_ms: r.u64()?,
             for_update_ts: Timestamp(r.u64()?),
             primary: r.bytes()?,
             short_value: r.optional()?,
+            min_commit_ts: Timestamp::ZERO,
+            secondaries: Vec::new(),
         };
+        if version == LOCK_V2 {
+            lock.min_commit_ts = Timestamp(r.u64()?);
+            let count = r.u32()?;
+            for _ in 0..count {
+                lock.secondaries.push(r.bytes()?);
+            }
+        }
         r.finish()?;
         Ok(lock)
     }
@@ -288,9 +330,14 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(bytes))
     }
 
+    fn u32(&mut self) -> Result<u32> {
+        let bytes: [u8; 4] = self.take(4)?.try_into().expect("took 4 bytes");
+        Ok(u32::from_be_bytes(bytes))
+    }
+
     fn bytes(&mut self) -> Result<Vec<u8>> {
-        let len: [u8; 4] = self.take(4)?.try_into().expect("took 4 bytes");
-        Ok(self.take(u32::from_be_bytes(len) as usize)?.to_vec())
+        let len = self.u32()?;
+        Ok(self.take(len as usize)?.to_vec())
     }
 
     fn optional(&mut self) -> Result<Option<Vec<u8>>> {
@@ -335,8 +382,18 @@ mod tests {
                 ttl_ms: 3000,
                 for_update_ts: Timestamp(43),
                 short_value: (kind == LockKind::Put).then(|| b"v".to_vec()),
+                min_commit_ts: Timestamp::ZERO,
+                secondaries: Vec::new(),
             };
+            assert_eq!(lock.encode()[0], LOCK_V1);
             assert_eq!(Lock::decode(&lock.encode()).unwrap(), lock);
+            let asynchronous = Lock {
+                min_commit_ts: Timestamp(44),
+                secondaries: vec![b"a".to_vec(), Vec::new(), b"ccc".to_vec()],
+                ..lock
+            };
+            assert_eq!(asynchronous.encode()[0], LOCK_V2);
+            assert_eq!(Lock::decode(&asynchronous.encode()).unwrap(), asynchronous);
         }
     }
 
@@ -364,6 +421,8 @@ mod tests {
             ttl_ms: 100,
             for_update_ts: Timestamp::ZERO,
             short_value: None,
+            min_commit_ts: Timestamp::ZERO,
+            secondaries: Vec::new(),
         };
         assert!(!lock.is_expired(Timestamp::new(1099, 5)));
         assert!(lock.is_expired(Timestamp::new(1100, 0)));
