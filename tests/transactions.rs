@@ -610,3 +610,49 @@ async fn sql_transfers_survive_a_node_kill() {
         .get(0);
     assert_eq!(total, 4000, "after {done} transfers");
 }
+
+/// Many callers of one client ask for timestamps at once, some of them
+/// giving up (dropped) while they wait or while they ask for the others:
+/// every timestamp handed out is distinct, each caller's grow, and the
+/// callers left are all served (the asking passes on past those dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_get_distinct_timestamps() {
+    let (cluster, kv) = start().await;
+    let client = TxnClient::new(kv, TxnOptions::default());
+    let mut callers = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        callers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..25 {
+                mine.push(client.timestamp().await.unwrap());
+            }
+            mine
+        }));
+    }
+    for _ in 0..50 {
+        let client = client.clone();
+        let quitter = tokio::spawn(async move { client.timestamp().await });
+        tokio::task::yield_now().await;
+        quitter.abort();
+    }
+    let mut all = Vec::new();
+    for caller in callers {
+        let mine = tokio::time::timeout(Duration::from_secs(30), caller)
+            .await
+            .expect("every caller is served")
+            .unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        all.extend(mine);
+    }
+    let handed_out = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), handed_out, "a timestamp was handed out twice");
+    let later = tokio::time::timeout(Duration::from_secs(10), client.timestamp())
+        .await
+        .expect("the client still answers")
+        .unwrap();
+    assert!(later > *all.last().unwrap());
+    drop(cluster);
+}

@@ -17,12 +17,14 @@
 //! asked for the batch, for reads that may start at a recent timestamp
 //! instead of a fresh one ([`TsoClient::recent_stamp`]).
 
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tessera_kv::KvClient;
 use tessera_types::Timestamp;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{TxnError, TxnResult};
 
@@ -34,29 +36,62 @@ pub(crate) struct Stamp {
     pub read: Option<Option<Vec<u8>>>,
 }
 
-type Waiter = oneshot::Sender<TxnResult<Stamp>>;
+/// What a caller waiting behind a request in flight is told: its stamp, or
+/// that it asks next, for itself and whoever queued behind it.
+enum Answer {
+    Stamp(TxnResult<Stamp>),
+    Ask,
+}
+
+type Waiter = oneshot::Sender<Answer>;
 
 /// Hands out timestamps from the oracle. Callers that ask while a request
 /// is in flight are served together by the next one, so a busy gateway
 /// makes about one round trip per round trip's worth of callers.
+///
+/// The request is made by a caller, on its own thread, not by a task of
+/// the runtime's: the first caller to find none in flight asks for itself
+/// and for those queued, and when its answer comes it hands the asking to
+/// the first caller queued meanwhile, which it wakes in any case. A caller
+/// that finds the oracle idle (on this node, say) gets its stamp without
+/// waking another thread.
 #[derive(Clone)]
 pub struct TsoClient {
-    requests: mpsc::UnboundedSender<Waiter>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    kv: KvClient,
+    /// The meta range key the oracle reads with each batch (empty: none).
+    watched: Vec<u8>,
+    queue: Mutex<Queue>,
     /// The last batch's last stamp (unless the oracle was to read the
     /// watched key with it and did not), and when the batch was asked for.
-    recent: Arc<Mutex<Option<(Instant, Stamp)>>>,
+    recent: Mutex<Option<(Instant, Stamp)>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// A caller is asking the oracle.
+    asking: bool,
+    /// The callers waiting for the next request, in order.
+    waiters: VecDeque<Waiter>,
 }
 
 impl TsoClient {
-    /// A client that reaches the oracle through `kv`. Spawns its batching
-    /// task on the current tokio runtime.
+    /// A client that reaches the oracle through `kv`.
     /// `watched` names the meta range key the oracle reads with each batch
     /// (empty: none).
     pub fn new(kv: KvClient, watched: Vec<u8>) -> Self {
-        let (requests, rx) = mpsc::unbounded_channel();
-        let recent = Arc::new(Mutex::new(None));
-        tokio::spawn(batch_loop(Arc::new(kv), watched, rx, recent.clone()));
-        TsoClient { requests, recent }
+        let shared = Shared {
+            kv,
+            watched,
+            queue: Mutex::new(Queue::default()),
+            recent: Mutex::new(None),
+        };
+        TsoClient {
+            shared: Arc::new(shared),
+        }
     }
 
     /// The last stamp handed out, if it came from a batch asked for less
@@ -67,7 +102,7 @@ impl TsoClient {
     /// that no read begun after that wait starts below its commit from
     /// this stamp.
     pub(crate) fn recent_stamp(&self, max_age: Duration) -> Option<Stamp> {
-        let recent = self.recent.lock().expect("the recent stamp's lock");
+        let recent = self.shared.recent.lock();
         recent
             .as_ref()
             .filter(|(asked, _)| asked.elapsed() < max_age)
@@ -82,56 +117,89 @@ impl TsoClient {
     /// A new timestamp, with the watched key's value at it if the oracle
     /// read it.
     pub(crate) async fn stamp(&self) -> TxnResult<Stamp> {
-        let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(tx)
-            .map_err(|_| TxnError::Internal("the timestamp client stopped".into()))?;
-        rx.await
-            .map_err(|_| TxnError::Internal("the timestamp client stopped".into()))?
-    }
-}
-
-async fn batch_loop(
-    kv: Arc<KvClient>,
-    watched: Vec<u8>,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
-    recent: Arc<Mutex<Option<(Instant, Stamp)>>>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut waiters = vec![first];
-        while let Ok(next) = rx.try_recv() {
-            waiters.push(next);
+        let waiting = {
+            let mut queue = self.shared.queue.lock();
+            if queue.asking {
+                let (tx, rx) = oneshot::channel();
+                queue.waiters.push_back(tx);
+                Some(rx)
+            } else {
+                queue.asking = true;
+                None
+            }
+        };
+        if let Some(rx) = waiting {
+            match rx.await {
+                Ok(Answer::Stamp(stamp)) => return stamp,
+                Ok(Answer::Ask) => {}
+                Err(_) => {
+                    return Err(TxnError::Internal(
+                        "the request for its timestamp was dropped".into(),
+                    ))
+                }
+            }
         }
-        let count = waiters.len() as u32;
+        self.ask().await
+    }
+
+    /// Asks the oracle for a batch: this caller's stamp (the first) and
+    /// those of the callers queued now; then hands the asking on (also if
+    /// this future is dropped on the way).
+    async fn ask(&self) -> TxnResult<Stamp> {
+        let _turn = Turn(&self.shared);
+        let waiters: Vec<Waiter> = self.shared.queue.lock().waiters.drain(..).collect();
+        let count = waiters.len() as u32 + 1;
         let asked = Instant::now();
-        match kv.timestamps_reading(count, &watched).await {
+        let shared = &self.shared;
+        let stamps = match shared.kv.timestamps_reading(count, &shared.watched).await {
             Ok((start, granted, read)) if granted >= count => {
-                if watched.is_empty() || read.is_some() {
+                if shared.watched.is_empty() || read.is_some() {
                     let last = Stamp {
                         ts: Timestamp(start.0 + u64::from(count) - 1),
                         read: read.clone(),
                     };
-                    *recent.lock().expect("the recent stamp's lock") = Some((asked, last));
+                    *shared.recent.lock() = Some((asked, last));
                 }
-                for (i, waiter) in waiters.into_iter().enumerate() {
-                    let _ = waiter.send(Ok(Stamp {
-                        ts: Timestamp(start.0 + i as u64),
-                        read: read.clone(),
-                    }));
-                }
+                Ok((start, read))
             }
-            Ok((_, granted, _)) => {
-                let err = format!("the oracle granted {granted} of {count} timestamps");
-                for waiter in waiters {
-                    let _ = waiter.send(Err(TxnError::Internal(err.clone())));
-                }
-            }
-            Err(err) => {
-                let err = TxnError::from(err).to_string();
-                for waiter in waiters {
-                    let _ = waiter.send(Err(TxnError::Unavailable(err.clone())));
-                }
+            Ok((_, granted, _)) => Err(Failed::Internal(format!(
+                "the oracle granted {granted} of {count} timestamps"
+            ))),
+            Err(err) => Err(Failed::Unavailable(TxnError::from(err).to_string())),
+        };
+        let stamp = |i: u64| match &stamps {
+            Ok((start, read)) => Ok(Stamp {
+                ts: Timestamp(start.0 + i),
+                read: read.clone(),
+            }),
+            Err(Failed::Internal(err)) => Err(TxnError::Internal(err.clone())),
+            Err(Failed::Unavailable(err)) => Err(TxnError::Unavailable(err.clone())),
+        };
+        for (i, waiter) in waiters.into_iter().enumerate() {
+            let _ = waiter.send(Answer::Stamp(stamp(i as u64 + 1)));
+        }
+        stamp(0)
+    }
+}
+
+/// Why a batch was not granted, for each of its callers.
+enum Failed {
+    Internal(String),
+    Unavailable(String),
+}
+
+/// A caller's turn at asking the oracle: when it ends, the first caller
+/// still waiting asks next, or no one is asking.
+struct Turn<'a>(&'a Shared);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue.lock();
+        while let Some(next) = queue.waiters.pop_front() {
+            if next.send(Answer::Ask).is_ok() {
+                return;
             }
         }
+        queue.asking = false;
     }
 }
