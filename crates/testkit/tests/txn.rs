@@ -162,19 +162,8 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
         .txn(prewrite(100, 101, &[(key(1), "x")]))
         .await
         .unwrap_err();
-    let tessera_raft::Error::NeedTimestamp { term, .. } = err else {
-        panic!("expected NeedTimestamp, got {err}");
-    };
-    store
-        .observe_timestamp(key(1), Timestamp(100), term)
-        .await
-        .unwrap();
     // A read at 500 was served: a one-phase commit at 101 must land above.
-    store
-        .mvcc_get(key(1), Timestamp(500), false)
-        .await
-        .unwrap()
-        .unwrap();
+    observe_then_read(&store, err, 500).await;
     let result = store
         .txn(prewrite(100, 101, &[(key(1), "x")]))
         .await
@@ -199,6 +188,28 @@ async fn one_phase_commit_waits_for_a_timestamp_and_commits_above_reads() {
     );
 }
 
+/// Gives a leader new to its term the oracle's timestamp (100) that its
+/// first commit above the reads asked for (`refused`: its answer, which
+/// must be `NeedTimestamp`), then has it serve a read of key 1 at `read_at`.
+async fn observe_then_read(
+    store: &tessera_raft::StoreHandle,
+    refused: tessera_raft::Error,
+    read_at: u64,
+) {
+    let tessera_raft::Error::NeedTimestamp { term, .. } = refused else {
+        panic!("expected NeedTimestamp, got {refused}");
+    };
+    store
+        .observe_timestamp(key(1), Timestamp(100), term)
+        .await
+        .unwrap();
+    store
+        .mvcc_get(key(1), Timestamp(read_at), false)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 /// An asynchronous commit's prewrite is decided by its locks' minimum
 /// commit timestamps, so each leader raises its own above every read it
 /// has served (after a timestamp from the oracle, when it is new to its
@@ -217,18 +228,7 @@ async fn async_commit_prewrites_land_above_reads() {
         p.secondaries = vec![key(7), key(8)];
     }
     let err = store.txn(command.clone()).await.unwrap_err();
-    let tessera_raft::Error::NeedTimestamp { term, .. } = err else {
-        panic!("expected NeedTimestamp, got {err}");
-    };
-    store
-        .observe_timestamp(key(1), Timestamp(100), term)
-        .await
-        .unwrap();
-    store
-        .mvcc_get(key(1), Timestamp(500), false)
-        .await
-        .unwrap()
-        .unwrap();
+    observe_then_read(&store, err, 500).await;
     let result = store.txn(command.clone()).await.unwrap();
     assert_eq!(result.error, None);
     assert!(

@@ -1225,13 +1225,30 @@ impl TxnClient {
                 keys,
             }))
         };
+        self.on_each_range(
+            start_ts,
+            keys,
+            &request,
+            "rolling back a failed transaction",
+        )
+        .await;
+    }
+
+    /// Sends `build`'s command for `keys` of the transaction `start_ts`,
+    /// one per range (see `run_by_range`); best effort: a failure is only
+    /// logged, as `what`, since whoever meets a lock left behind resolves
+    /// it.
+    async fn on_each_range(
+        &self,
+        start_ts: Timestamp,
+        keys: Vec<Vec<u8>>,
+        build: &(dyn Fn(Vec<Vec<u8>>) -> TxnCommand + Sync),
+        what: &str,
+    ) {
         let wait = self.inner.options.lock_wait;
-        for (_, result) in self
-            .run_by_range(keys, |k| k, &request, start_ts, wait)
-            .await
-        {
+        for (_, result) in self.run_by_range(keys, |k| k, build, start_ts, wait).await {
             if let Err(err) = result {
-                tracing::warn!(%err, %start_ts, "rolling back a failed transaction");
+                tracing::warn!(%err, %start_ts, "{what}");
             }
         }
     }
@@ -1312,15 +1329,9 @@ impl TxnClient {
                     keys,
                 }))
             };
-            let wait = client.inner.options.lock_wait;
-            let results = client
-                .run_by_range(keys, |k| k, &request, start_ts, wait)
+            client
+                .on_each_range(start_ts, keys, &request, "committing a transaction's locks")
                 .await;
-            for (_, result) in results {
-                if let Err(err) = result {
-                    tracing::warn!(%err, %start_ts, "committing a transaction's locks");
-                }
-            }
         });
     }
 
@@ -1380,15 +1391,8 @@ impl TxnClient {
                 keys,
             }))
         };
-        let wait = self.inner.options.lock_wait;
-        for (_, result) in self
-            .run_by_range(keys, |k| k, &request, start_ts, wait)
-            .await
-        {
-            if let Err(err) = result {
-                tracing::warn!(%err, %start_ts, "resolving a transaction's locks");
-            }
-        }
+        self.on_each_range(start_ts, keys, &request, "resolving a transaction's locks")
+            .await;
     }
 
     /// Resolves `lock` if its transaction is over (committed: roll the lock
