@@ -429,6 +429,10 @@ pub(crate) struct Replica {
     /// state may change under a request, and no command is evaluated
     /// before it is proposed (see [`Replica::precheck`]).
     last_other_proposal: u64,
+    /// Whether the leader tells the followers of each new commit index at
+    /// once (see [`Replica::other_proposed`]) rather than with its next
+    /// append or heartbeat.
+    broadcasting_commits: bool,
 }
 
 /// A transactional command in flight on a key.
@@ -494,6 +498,7 @@ impl Replica {
             in_flight: HashMap::new(),
             in_flight_by_index: BTreeMap::new(),
             last_other_proposal: 0,
+            broadcasting_commits: false,
         };
         replica.refresh_peers();
         replica
@@ -587,7 +592,7 @@ impl Replica {
             .map_err(|err| self.refusal(err))?;
         let index = self.raw.raft.raft_log.last_index();
         if !transactional {
-            self.last_other_proposal = index;
+            self.other_proposed(index);
         }
         if let Some((commit_ts, mut records)) = commit_ts {
             records.pending_commits.insert(index, commit_ts);
@@ -916,6 +921,32 @@ impl Replica {
         }
         if !indexed.is_empty() {
             self.in_flight_by_index.insert(index, indexed);
+        }
+    }
+
+    /// Records a command other than a transactional one proposed at
+    /// `index`. Until it applies here, the followers hear of each new
+    /// commit index at once: the steps of a split, a merge or a membership
+    /// change wait on the followers' applying them (a new range's replicas,
+    /// a joint configuration), which the next heartbeat would hold up.
+    fn other_proposed(&mut self, index: u64) {
+        self.last_other_proposal = index;
+        if !self.broadcasting_commits {
+            self.raw.skip_bcast_commit(false);
+            self.broadcasting_commits = true;
+        }
+    }
+
+    /// Goes back to telling the followers of new commit indexes with the
+    /// next append or heartbeat, once the commands other than
+    /// transactional ones this leader proposed have applied (see
+    /// [`Self::other_proposed`]).
+    pub fn settle_commit_broadcast(&mut self) {
+        if self.broadcasting_commits
+            && self.raw.store().apply.applied_index >= self.last_other_proposal
+        {
+            self.raw.skip_bcast_commit(true);
+            self.broadcasting_commits = false;
         }
     }
 
@@ -2039,7 +2070,7 @@ impl Replica {
         match self.raw.propose_conf_change(descriptor.encode_to_vec(), cc) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
-                self.last_other_proposal = index;
+                self.other_proposed(index);
                 self.track_proposal(index, callback);
             }
             Err(err) => {

@@ -924,6 +924,8 @@ impl StoreLoop {
             // own (as TiKV's do): a round of writes costs each follower one
             // message each way instead of two. Only the followers' applies
             // wait; nothing is answered from a follower's applied state.
+            // (While a split, merge or membership change is on its way,
+            // the leader broadcasts again: see `Replica::other_proposed`.)
             skip_bcast_commit: true,
             ..Default::default()
         };
@@ -1918,6 +1920,7 @@ impl StoreLoop {
             route(self.node_id, replica, light.take_messages(), &mut outbox);
             replies.extend(replica.stage_apply(committed, &mut apply)?);
             replies.extend(replica.stage_apply(light.take_committed_entries(), &mut apply)?);
+            replica.settle_commit_broadcast();
             let storage = replica.raw.store();
             if storage.apply.applied_index - storage.apply.truncated_index
                 > self.config.log_compact_threshold
