@@ -74,9 +74,10 @@ pub enum TxnStatus {
     RolledBack,
     /// Still running: its primary lock is alive for `ttl_ms` after its
     /// start. Or, for a transaction that commits asynchronously, not
-    /// decided by its primary alone: it is committed at `min_commit_ts` if
-    /// every one of its keys is locked (or committed), and once its lock
-    /// expires whoever finds it checks them (see [`check_secondary_locks`]).
+    /// decided by its primary alone: it is committed (at the highest
+    /// minimum commit timestamp of its locks) if every one of its keys is
+    /// locked or committed, and once its lock expires whoever finds it
+    /// checks them (see [`check_secondary_locks`]).
     Locked {
         /// The primary lock's TTL.
         ttl_ms: u64,
