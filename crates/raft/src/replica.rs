@@ -229,12 +229,27 @@ fn prepare_one_phase_commit<'g>(
     if prewrite.commit_ts == 0 {
         return Ok(None);
     }
+    let (commit_ts, records) = above_reads(gate, range_id, term, Timestamp(prewrite.commit_ts))?;
+    prewrite.commit_ts = commit_ts.0;
+    Ok(Some((commit_ts, records)))
+}
+
+/// `floor`, raised above every MVCC read this range has served in `term`,
+/// with the gate's records held (see [`prepare_one_phase_commit`]); a
+/// leader new to its term that has no timestamp from the oracle yet does
+/// not know the reads of earlier terms, and fails with `NeedTimestamp`.
+fn above_reads(
+    gate: &ReadGate,
+    range_id: RangeId,
+    term: u64,
+    floor: Timestamp,
+) -> Result<(Timestamp, RwLockWriteGuard<'_, GateState>)> {
     let records = gate.records(term);
     if !records.reads.covers_earlier_terms {
         return Err(Error::NeedTimestamp { range_id, term });
     }
-    prewrite.commit_ts = prewrite.commit_ts.max(records.reads.max_ts().next().0);
-    Ok(Some((Timestamp(prewrite.commit_ts), records)))
+    let ts = floor.max(records.reads.max_ts().next());
+    Ok((ts, records))
 }
 
 /// A prewrite of an asynchronous commit (see `Lock::min_commit_ts`) is
@@ -242,10 +257,12 @@ fn prepare_one_phase_commit<'g>(
 /// the highest of their minimum commit timestamps: each must be above every
 /// MVCC read its range has served, as a one-phase commit's timestamp is
 /// (see [`prepare_one_phase_commit`]). Raises the prewrite's minimum above
-/// them (and above its start and for-update timestamps), and returns it
-/// with the gate's records held, for the caller to record the proposal
-/// among the pending commits before any read passes: a read at or above
-/// the minimum waits for the lock to apply, and then meets it.
+/// them, and returns it with the gate's records held, for the caller to
+/// record the proposal among the pending commits before any read passes: a
+/// read at or above the minimum waits for the lock to apply, and then
+/// meets it. (Applying the prewrite raises each lock's minimum above the
+/// transaction's start and for-update timestamps too, which only makes a
+/// read below it wait that needed not.)
 pub(crate) fn prepare_async_commit<'g>(
     gate: &'g ReadGate,
     range_id: RangeId,
@@ -259,16 +276,10 @@ pub(crate) fn prepare_async_commit<'g>(
     if prewrite.min_commit_ts == 0 || prewrite.commit_ts != 0 {
         return Ok(None);
     }
-    let records = gate.records(term);
-    if !records.reads.covers_earlier_terms {
-        return Err(Error::NeedTimestamp { range_id, term });
-    }
-    prewrite.min_commit_ts = prewrite
-        .min_commit_ts
-        .max(records.reads.max_ts().next().0)
-        .max(Timestamp(prewrite.start_ts).next().0)
-        .max(Timestamp(prewrite.for_update_ts).next().0);
-    Ok(Some((Timestamp(prewrite.min_commit_ts), records)))
+    let floor = Timestamp(prewrite.min_commit_ts);
+    let (min_commit_ts, records) = above_reads(gate, range_id, term, floor)?;
+    prewrite.min_commit_ts = min_commit_ts.0;
+    Ok(Some((min_commit_ts, records)))
 }
 
 /// The evaluated form of a transactional command with keys `keys` and

@@ -162,10 +162,13 @@ fn fmt_lock(lock: &Lock) -> String {
         write!(out, " min_commit={}", fmt_ts(lock.min_commit_ts)).unwrap();
     }
     if !lock.secondaries.is_empty() {
-        let keys: Vec<String> = lock.secondaries.iter().map(|k| text(k)).collect();
-        write!(out, " secondaries={}", keys.join(",")).unwrap();
+        write!(out, " secondaries={}", fmt_keys(&lock.secondaries)).unwrap();
     }
     out
+}
+
+fn fmt_keys(keys: &[Vec<u8>]) -> String {
+    keys.iter().map(|k| text(k)).collect::<Vec<_>>().join(",")
 }
 
 fn fmt_status(status: &TxnStatus) -> String {
@@ -181,8 +184,7 @@ fn fmt_status(status: &TxnStatus) -> String {
                 write!(out, " min_commit={}", fmt_ts(*min_commit_ts)).unwrap();
             }
             if !secondaries.is_empty() {
-                let keys: Vec<String> = secondaries.iter().map(|k| text(k)).collect();
-                write!(out, " secondaries={}", keys.join(",")).unwrap();
+                write!(out, " secondaries={}", fmt_keys(secondaries)).unwrap();
             }
             out
         }
