@@ -540,6 +540,69 @@ async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     assert_eq!(sum, 5050 + 1);
 }
 
+/// A fourth node joins the cluster (started with `extra` flags); returns
+/// once the cluster shows it live.
+async fn add_node_4(cluster: &mut Cluster, client: &tokio_postgres::Client, extra: &[&str]) {
+    cluster.add_node(extra).await.expect("node 4");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !table(client, "SHOW NODES")
+        .await
+        .iter()
+        .any(|n| n[0] == "4" && n[2] == "t")
+    {
+        assert!(Instant::now() < deadline, "node 4 did not join");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A relocation's last step applies but its answer is lost (a failpoint on
+/// the gateway, node 3): the relocation plans again from the range as its
+/// leader knows it, finds the move made, and records it in the meta range.
+/// The statement succeeds and the rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relocation_whose_last_answer_is_lost_is_recorded() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let no_rebalancing = ["--rebalance-interval-secs", "0"];
+    let mut cluster = Cluster::start_with(3, &no_rebalancing)
+        .await
+        .expect("cluster");
+    let failpoint = tessera_txn::failpoint::RELOCATE_ANSWER_LOST;
+    cluster.nodes[2].env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
+    cluster.nodes[2].restart();
+    let address = &cluster.sql_addresses()[2];
+    tessera_e2e::wait_for_port(address, Duration::from_secs(30))
+        .await
+        .expect("node 3 restarts");
+    let gateway = tessera_e2e::sql_client(address).await;
+    gateway
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i",
+        )
+        .await
+        .expect("setup");
+    add_node_4(&mut cluster, &gateway, &no_rebalancing).await;
+    let range = &table(&gateway, "SHOW RANGES FROM TABLE t").await[0][0];
+    gateway
+        .batch_execute(&format!("ALTER RANGE {range} RELOCATE VOTERS FROM 1 TO 4"))
+        .await
+        .expect("the relocation");
+    assert!(
+        cluster.nodes[2].log().contains("planning the step again"),
+        "the failpoint did not lose the answer"
+    );
+    // The meta range records the move: a fresh client's SHOW RANGES shows it.
+    let other = tessera_e2e::sql_client(&cluster.sql_addresses()[1]).await;
+    let ranges = print_table(&other, "SHOW RANGES FROM TABLE t").await;
+    assert_eq!(nodes_of(&ranges[0][3]), vec![2, 3, 4]);
+    let sum: i64 = other
+        .query_one("SELECT sum(v)::INT8 FROM t", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    assert_eq!(sum, 5050);
+}
+
 /// The rows of a statement as text, one line per row, for the test's log
 /// (the closing note of the resharding issue shows them).
 async fn table(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
@@ -700,16 +763,7 @@ async fn bank_survives_splits_merges_and_relocations() {
     let ranges = print_table(&admin, "SHOW RANGES FROM TABLE acct").await;
     assert_eq!(ranges.len(), 1);
     // A fourth node joins; every replica on node 1 moves to it.
-    cluster.add_node(&no_rebalancing).await.expect("node 4");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !table(&admin, "SHOW NODES")
-        .await
-        .iter()
-        .any(|n| n[0] == "4" && n[2] == "t")
-    {
-        assert!(Instant::now() < deadline, "node 4 did not join");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    add_node_4(&mut cluster, &admin, &no_rebalancing).await;
     print_table(&admin, "SHOW NODES").await;
     print_table(&admin, "SHOW RANGES").await;
     for range in table(&admin, "SHOW RANGES").await {

@@ -14,9 +14,9 @@ use tessera_proto::node::node_client::NodeClient;
 
 /// The `tessera` binary built by this workspace's `cargo test`.
 /// The nodes' log filter (`RUST_LOG`) unless TESSERA_TEST_LOG gives one:
-/// each step of a split at debug level, for the post-mortem of a failed
-/// test (see `Cluster::keep_for_post_mortem`).
-const TEST_LOG: &str = "info,raft=warn,tessera_kv::services=debug";
+/// each step of a split, and each resharding step planned again, at debug
+/// level, for the post-mortem of a failed test (see `Cluster::keep_for_post_mortem`).
+const TEST_LOG: &str = "info,raft=warn,tessera_kv::services=debug,tessera_txn::admin=debug";
 
 pub fn tessera_bin() -> PathBuf {
     if let Ok(path) = std::env::var("TESSERA_BIN") {

@@ -890,6 +890,7 @@ impl Kv for KvService {
                 size_bytes: status.size.map_or(0, |s| s.bytes),
                 keys: status.size.map_or(0, |s| s.keys),
                 qps: status.qps,
+                descriptor: status.descriptor,
             },
             Err(error) => pb::LeaseHolderResponse {
                 error: Some(error),

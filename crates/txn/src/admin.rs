@@ -113,14 +113,32 @@ impl TxnClient {
     /// the range in the meta range. `from`'s node removes its replica on its
     /// own once the meta range shows it gone. Returns the new descriptor.
     /// A step that meets a concurrent change of the range (another
-    /// relocation, a split, a merge) is planned again, a few times.
+    /// relocation, a split, a merge) is planned again, a few times, from
+    /// the range as its leader knows it; a plan that finds the move made
+    /// (its own step took effect but its answer was lost) records it.
     pub async fn relocate_voter(
         &self,
         range_id: u64,
         from: u64,
         to: u64,
     ) -> TxnResult<RangeDescriptor> {
-        retry_changed(|| self.relocate_voter_once(range_id, from, to)).await
+        let planned = std::sync::atomic::AtomicBool::new(false);
+        retry_changed(|| {
+            let again = planned.swap(true, std::sync::atomic::Ordering::Relaxed);
+            self.relocate_voter_once(range_id, from, to, again)
+        })
+        .await
+    }
+
+    /// The range as its leader knows it: the meta range's record lags a
+    /// step whose answer was lost, until the relocation records it.
+    async fn range_at_leader(&self, range_id: u64) -> TxnResult<RangeDescriptor> {
+        let recorded = self.range(range_id).await?;
+        let status = self.inner.kv.range_status(&recorded.start_key).await?;
+        Ok(status
+            .descriptor
+            .filter(|d| d.range_id == range_id && d.generation >= recorded.generation)
+            .unwrap_or(recorded))
     }
 
     async fn relocate_voter_once(
@@ -128,19 +146,31 @@ impl TxnClient {
         range_id: u64,
         from: u64,
         to: u64,
+        again: bool,
     ) -> TxnResult<RangeDescriptor> {
-        let mut d = self.range(range_id).await?;
         if from == to {
             return Err(invalid(format!(
                 "range {range_id}: node {from} is both source and target"
             )));
         }
+        let mut d = self.range_at_leader(range_id).await?;
+        let mut resumed = again;
         if d.replicas
             .iter()
             .any(|r| r.role == ReplicaRole::VoterOutgoing as i32)
         {
             // A relocation stopped half-way: finish its configuration change.
             d = self.change(&d, leave_joint()).await?;
+            resumed = true;
+        }
+        if resumed
+            && has_role(&d, to, ReplicaRole::Voter)
+            && !has_role(&d, from, ReplicaRole::Voter)
+        {
+            // The move is made: record it.
+            self.inner.kv.update_meta(vec![d.clone()]).await?;
+            self.inner.ranges.refresh().await?;
+            return Ok(d);
         }
         if !has_role(&d, from, ReplicaRole::Voter) {
             return Err(invalid(format!(
@@ -204,6 +234,13 @@ impl TxnClient {
             }
         }
         d = self.change(&d, leave_joint()).await?;
+        if !again && crate::failpoint::is_armed(crate::failpoint::RELOCATE_ANSWER_LOST) {
+            return Err(TxnError::Changed(format!(
+                "range {range_id}: the answer to leaving the joint configuration was lost \
+                 (failpoint {})",
+                crate::failpoint::RELOCATE_ANSWER_LOST
+            )));
+        }
         self.inner.kv.update_meta(vec![d.clone()]).await?;
         self.inner.ranges.refresh().await?;
         Ok(d)

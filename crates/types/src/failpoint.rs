@@ -43,6 +43,12 @@ pub const SPLIT_AFTER_META: &str = "split-after-meta";
 /// freeze, before the left range is asked to absorb it.
 pub const MERGE_AFTER_FREEZE: &str = "merge-after-freeze";
 
+/// A relocation's last membership change (leaving the joint configuration)
+/// applied, and its first answer is lost: the gateway sees the range changed
+/// under it, as when the answer went missing and the request, sent again,
+/// met the range at its new generation.
+pub const RELOCATE_ANSWER_LOST: &str = "relocate-answer-lost";
+
 fn armed() -> &'static [String] {
     static ARMED: OnceLock<Vec<String>> = OnceLock::new();
     ARMED.get_or_init(|| {
