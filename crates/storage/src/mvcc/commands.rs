@@ -691,9 +691,12 @@ pub fn acquire_pessimistic_locks(
             }
             None => None,
         };
+        // The newest value at or below for_update_ts, from the walk that
+        // checks the key when this transaction holds no lock on it yet.
+        let mut data = None;
         if mine.is_none() {
-            let (record, newer) = reader.txn_record_and_data_after(key, start_ts, for_update_ts)?;
-            match record {
+            let history = reader.history(key, start_ts, for_update_ts, read)?;
+            match history.record {
                 TxnRecord::RolledBack => {
                     return Err(MvccError::TxnAborted {
                         key: key.clone(),
@@ -709,7 +712,7 @@ pub fn acquire_pessimistic_locks(
                 }
                 TxnRecord::None => {}
             }
-            if let Some((commit_ts, write)) = newer {
+            if let Some((commit_ts, write)) = history.newer {
                 return Err(MvccError::WriteConflict {
                     key: key.clone(),
                     start_ts,
@@ -717,11 +720,15 @@ pub fn acquire_pessimistic_locks(
                     conflict_commit_ts: commit_ts,
                 });
             }
+            data = history.data;
         }
-        let value = if read {
-            reader.get_committed(key, for_update_ts)?
-        } else {
-            None
+        let value = match (read, mine.is_some(), data) {
+            (false, _, _) => None,
+            (true, true, _) => reader.get_committed(key, for_update_ts)?,
+            (true, false, Some((_, write))) if write.kind == WriteKind::Put => {
+                Some(reader.value_of(key, &write)?)
+            }
+            (true, false, _) => None,
         };
         let wanted = !read || value.is_some();
         if read {

@@ -35,7 +35,7 @@ pub use key::{
     decode_user_key, encoded_user_key, is_one_key_versions, span_bounds, split_version_key,
     version_bounds, version_key, version_prefix,
 };
-pub use reader::{MvccReader, TxnRecord};
+pub use reader::{KeyHistory, MvccReader, TxnRecord};
 pub use record::{Lock, LockKind, Write, WriteKind, SHORT_VALUE_MAX};
 
 use tessera_types::Timestamp;

@@ -42,6 +42,19 @@ impl TxnRecord {
     }
 }
 
+/// What one walk of a key's versions found for a transaction that locks or
+/// writes it (see [`MvccReader::history`]).
+#[derive(Debug)]
+pub struct KeyHistory {
+    /// What became of the transaction.
+    pub record: TxnRecord,
+    /// The newest `Put` or `Delete`, if committed after the walk's `after`.
+    pub newer: Option<(Timestamp, Write)>,
+    /// If asked for and `newer` is None: the newest `Put` or `Delete`
+    /// committed at or below `after`.
+    pub data: Option<(Timestamp, Write)>,
+}
+
 /// Reads MVCC data from a consistent view of the engine.
 pub struct MvccReader<'a> {
     snapshot: &'a dyn Snapshot,
@@ -191,22 +204,50 @@ impl<'a> MvccReader<'a> {
         start_ts: Timestamp,
         after: Timestamp,
     ) -> Result<(TxnRecord, Option<(Timestamp, Write)>)> {
+        let history = self.history(key, start_ts, after, false)?;
+        Ok((history.record, history.newer))
+    }
+
+    /// As [`txn_record_and_data_after`](Self::txn_record_and_data_after),
+    /// and, unless a newer one was found, the newest `Put` or `Delete`
+    /// committed at or below `after` (what [`data_write`](Self::data_write)
+    /// finds there), all in the same walk: a lock that reads the row it
+    /// locks.
+    pub fn history(
+        &self,
+        key: &[u8],
+        start_ts: Timestamp,
+        after: Timestamp,
+        with_data: bool,
+    ) -> Result<KeyHistory> {
         let mut record = None;
         let mut newer = None;
+        let mut data = None;
+        // Whether the walk has passed the newest data record, or `after`.
         let mut data_seen = false;
         self.versions(key, Timestamp::MAX, |commit_ts, write| {
             if record.is_none() {
                 record = TxnRecord::decided_by(commit_ts, &write, start_ts);
             }
-            if !data_seen && (write.kind.is_data() || commit_ts <= after) {
-                data_seen = true;
-                if commit_ts > after {
+            if commit_ts > after {
+                if !data_seen && write.kind.is_data() {
+                    data_seen = true;
                     newer = Some((commit_ts, write));
                 }
+            } else {
+                data_seen = true;
+                if with_data && newer.is_none() && data.is_none() && write.kind.is_data() {
+                    data = Some((commit_ts, write));
+                }
             }
-            !(record.is_some() && data_seen)
+            let data_done = !with_data || newer.is_some() || data.is_some();
+            !(record.is_some() && data_seen && data_done)
         })?;
-        Ok((record.unwrap_or(TxnRecord::None), newer))
+        Ok(KeyHistory {
+            record: record.unwrap_or(TxnRecord::None),
+            newer,
+            data,
+        })
     }
 
     /// The record at exactly `(key, ts)`, if any.
@@ -414,14 +455,21 @@ mod tests {
                         .txn_record_and_data_after(b"k", start, after)
                         .unwrap();
                     assert_eq!(record, reader.txn_record(b"k", start).unwrap());
-                    assert_eq!(
-                        newer.map(|(ts, w)| (ts, w.start_ts)),
-                        reader
-                            .data_write(b"k", Timestamp::MAX)
-                            .unwrap()
-                            .filter(|(ts, _)| *ts > after)
-                            .map(|(ts, w)| (ts, w.start_ts))
-                    );
+                    let newest = reader
+                        .data_write(b"k", Timestamp::MAX)
+                        .unwrap()
+                        .filter(|(ts, _)| *ts > after)
+                        .map(|(ts, w)| (ts, w.start_ts));
+                    assert_eq!(newer.map(|(ts, w)| (ts, w.start_ts)), newest);
+                    let history = reader.history(b"k", start, after, true).unwrap();
+                    assert_eq!(history.record, record);
+                    assert_eq!(history.newer.map(|(ts, w)| (ts, w.start_ts)), newest);
+                    let at = reader
+                        .data_write(b"k", after)
+                        .unwrap()
+                        .filter(|_| newest.is_none())
+                        .map(|(ts, w)| (ts, w.start_ts));
+                    assert_eq!(history.data.map(|(ts, w)| (ts, w.start_ts)), at);
                 }
             }
         }
