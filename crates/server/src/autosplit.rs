@@ -50,9 +50,12 @@ pub struct Thresholds {
 
 /// A range is measured again no sooner than this many times the length of
 /// its last measurement: a range of a million rows takes the best part of a
-/// second to scan, so measuring any one range takes about a fiftieth of a
-/// thread at most, even while writes keep it due (see `Measured::stands`).
-const MEASURE_COST_RATIO: u32 = 50;
+/// second to scan, so measuring any one range takes about a two-hundredth
+/// of a thread at most, even while writes keep it due (see
+/// `Measured::stands`). Under pgbench's TPC-B-like load, whose small hot
+/// ranges are due every second or two, a ratio of 50 cost 3% of the
+/// samples.
+const MEASURE_COST_RATIO: u32 = 200;
 
 /// A range measured again because of its writes since: once they pass
 /// this fraction of the size then found (or `REMEASURE_MIN_BYTES`), so that
