@@ -545,8 +545,14 @@ async fn demo(
         _ = store_stopped(&stores) => true,
     };
     println!("stopping");
-    for node in running {
-        node.shutdown().await;
+    // All at once: each waits a few seconds for its gRPC server, whose
+    // streams from the other nodes stay open until the process exits.
+    let stopping: Vec<_> = running
+        .into_iter()
+        .map(|node| tokio::spawn(node.shutdown()))
+        .collect();
+    for node in stopping {
+        let _ = node.await;
     }
     if failed {
         bail!("{STORE_STOPPED}");
