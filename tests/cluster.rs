@@ -132,6 +132,46 @@ async fn kill_the_leader_and_lose_nothing() {
     drop(cluster.dir);
 }
 
+/// A node stopped with SIGTERM, while the others hold Raft and pipelined
+/// call streams open to it, ends those streams and exits cleanly without
+/// waiting out its gRPC server; the cluster writes on without it, and it
+/// restarts and serves everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_by_sigterm_ends_its_streams_and_restarts() {
+    let mut cluster = start_cluster().await;
+    let client = KvClient::new(cluster.addresses.clone(), KvClientConfig::default());
+    for i in 0..200 {
+        client.put(&key(i), b"before").await.unwrap();
+    }
+    // Calls through node 3 open pipelines from it to the leaders' nodes.
+    let via_3 = KvClient::new(
+        vec![cluster.addresses[2].clone()],
+        KvClientConfig::default(),
+    );
+    assert_eq!(via_3.get(&key(7)).await.unwrap(), Some(b"before".to_vec()));
+    let status = cluster.nodes[2].terminate(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "node 3 did not exit cleanly on SIGTERM ({status:?}):\n{}",
+        cluster.nodes[2].log()
+    );
+    assert!(
+        !cluster.nodes[2].log().contains("did not stop within"),
+        "node 3 waited out its gRPC server:\n{}",
+        cluster.nodes[2].log()
+    );
+    for i in 200..400 {
+        client.put(&key(i), b"after").await.unwrap();
+    }
+    cluster.nodes[2].restart();
+    node_client(&cluster.addresses[2], Duration::from_secs(20))
+        .await
+        .unwrap();
+    let all = via_3.scan(b"e2e/", b"e2e0", 0).await.unwrap();
+    assert_eq!(all.len(), 400);
+    drop(cluster.dir);
+}
+
 /// The applied index of `range` on the node at `address`, if it holds it.
 async fn applied_index(address: &str, range: u64) -> Option<u64> {
     let mut node = node_client(address, Duration::from_secs(5)).await.ok()?;

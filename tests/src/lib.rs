@@ -168,6 +168,25 @@ impl NodeProcess {
         }
     }
 
+    /// Sends the process SIGTERM and waits up to `wait` for it to exit:
+    /// its exit status, or None if it did not exit (it is killed then).
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Starts the process again with the same arguments.
     pub fn restart(&mut self) {
         self.kill();

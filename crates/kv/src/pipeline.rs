@@ -60,11 +60,22 @@ impl Stream for Replies {
 /// snapshot) is answered by the task that reads the stream; one that waits
 /// (a Raft round, a lock) goes on as a task of its own, so that it holds
 /// up nothing behind it. The stream of answers ends once the caller's
-/// stream has ended and every call has answered.
+/// stream has ended, or the node began to stop, and every call read has
+/// answered. (Calls the node did not read fail at the caller as
+/// `UNAVAILABLE`: they never ran.)
 pub(crate) fn serve(service: Arc<KvService>, mut calls: Streaming<pb::PipelineRequest>) -> Replies {
     let (tx, rx) = mpsc::unbounded_channel();
+    let closed = crate::services::closed(service.closing());
     tokio::spawn(async move {
-        while let Some(Ok(request)) = calls.next().await {
+        tokio::pin!(closed);
+        loop {
+            let request = tokio::select! {
+                request = calls.next() => match request {
+                    Some(Ok(request)) => request,
+                    _ => break,
+                },
+                _ = &mut closed => break,
+            };
             for call in request.calls {
                 let (service, tx) = (service.clone(), tx.clone());
                 let id = call.id;

@@ -45,6 +45,17 @@ pub struct NodeContext {
     pub replication_factor: usize,
     /// Runs the SQL layer's flows (None: the node runs no SQL).
     pub flows: Option<Arc<dyn crate::flow::FlowEvaluator>>,
+    /// Turns true when the node begins to stop (see [`closed`]).
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves once the node begins to stop (or its stopper is gone). The
+/// streams other nodes keep open to it (Raft messages, pipelined calls) end
+/// then, once what they carried is answered: the gRPC server's graceful
+/// stop waits for every open stream, and these would never end on their
+/// own.
+pub async fn closed(mut closing: tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
 }
 
 /// Receives Raft message streams from other nodes.
@@ -66,8 +77,16 @@ impl RaftTransport for RaftTransportService {
         request: Request<Streaming<RaftBatch>>,
     ) -> Result<Response<RaftStreamDone>, Status> {
         let mut stream = request.into_inner();
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
+        let closed = closed(self.ctx.closing.clone());
+        tokio::pin!(closed);
+        loop {
+            let batch = tokio::select! {
+                batch = stream.next() => match batch {
+                    Some(batch) => batch?,
+                    None => break,
+                },
+                _ = &mut closed => break,
+            };
             let ours = self.ctx.store.cluster_id();
             if ours == 0 || batch.cluster_id != ours {
                 tracing::warn!(
@@ -162,6 +181,11 @@ impl KvService {
             deadlocks: DeadlockDetector::new(),
             cluster: Arc::new(parking_lot::Mutex::new(None)),
         }
+    }
+
+    /// Turns true when the node begins to stop.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ctx.closing.clone()
     }
 
     /// A timestamp from the oracle, wherever it is served.

@@ -25,11 +25,18 @@ use tokio_stream::StreamExt;
 use crate::cluster_kv::{ClusterKv, SqlFlows};
 use crate::config::NodeConfig;
 
+/// How long a stopping node waits for its gRPC server to answer what it
+/// was asked and close its connections.
+const SERVER_STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// A running node.
 pub struct Node {
     store: Store,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     shutdown: oneshot::Sender<()>,
+    /// Ends the streams other nodes hold open to this one (see
+    /// `tessera_kv::services::closed`).
+    closing: tokio::sync::watch::Sender<bool>,
     address: String,
     sql: JoinHandle<()>,
     sql_address: SocketAddr,
@@ -178,7 +185,9 @@ impl Node {
         })?;
         let _ = handle_slot.set(store.handle());
 
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let ctx = NodeContext {
+            closing: closing_rx,
             store: store.handle(),
             addresses: addresses.clone(),
             advertise_address: advertise.clone(),
@@ -324,6 +333,7 @@ impl Node {
             store,
             server,
             shutdown,
+            closing,
             address: advertise,
             sql,
             sql_address,
@@ -363,8 +373,16 @@ impl Node {
         // Dropping the SQL server closes its connections.
         self.sql.abort();
         let _ = (&mut self.sql).await;
+        let _ = self.closing.send(true);
         let _ = self.shutdown.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        if tokio::time::timeout(SERVER_STOP_WAIT, &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the gRPC server did not stop within {SERVER_STOP_WAIT:?}: stopping without it"
+            );
+        }
         let mut store = self.store;
         tokio::task::spawn_blocking(move || store.stop()).await.ok();
     }
