@@ -540,6 +540,10 @@ async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     assert_eq!(sum, 5050 + 1);
 }
 
+/// Nodes started with these flags move no replicas or leases on their own:
+/// the test's moves are the only ones.
+const NO_REBALANCING: [&str; 2] = ["--rebalance-interval-secs", "0"];
+
 /// A fourth node joins the cluster (started with `extra` flags); returns
 /// once the cluster shows it live.
 async fn add_node_4(cluster: &mut Cluster, client: &tokio_postgres::Client, extra: &[&str]) {
@@ -562,8 +566,7 @@ async fn add_node_4(cluster: &mut Cluster, client: &tokio_postgres::Client, extr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relocation_whose_last_answer_is_lost_is_recorded() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let no_rebalancing = ["--rebalance-interval-secs", "0"];
-    let mut cluster = Cluster::start_with(3, &no_rebalancing)
+    let mut cluster = Cluster::start_with(3, &NO_REBALANCING)
         .await
         .expect("cluster");
     let failpoint = tessera_txn::failpoint::RELOCATE_ANSWER_LOST;
@@ -581,7 +584,7 @@ async fn a_relocation_whose_last_answer_is_lost_is_recorded() {
         )
         .await
         .expect("setup");
-    add_node_4(&mut cluster, &gateway, &no_rebalancing).await;
+    add_node_4(&mut cluster, &gateway, &NO_REBALANCING).await;
     let range = &table(&gateway, "SHOW RANGES FROM TABLE t").await[0][0];
     gateway
         .batch_execute(&format!("ALTER RANGE {range} RELOCATE VOTERS FROM 1 TO 4"))
@@ -658,8 +661,7 @@ async fn bank_survives_splits_merges_and_relocations() {
     use std::sync::Arc;
 
     let _alone = ONE_AT_A_TIME.lock().await;
-    let no_rebalancing = ["--rebalance-interval-secs", "0"];
-    let mut cluster = Cluster::start_with(3, &no_rebalancing)
+    let mut cluster = Cluster::start_with(3, &NO_REBALANCING)
         .await
         .expect("cluster");
     let sql_addresses = cluster.sql_addresses();
@@ -763,7 +765,7 @@ async fn bank_survives_splits_merges_and_relocations() {
     let ranges = print_table(&admin, "SHOW RANGES FROM TABLE acct").await;
     assert_eq!(ranges.len(), 1);
     // A fourth node joins; every replica on node 1 moves to it.
-    add_node_4(&mut cluster, &admin, &no_rebalancing).await;
+    add_node_4(&mut cluster, &admin, &NO_REBALANCING).await;
     print_table(&admin, "SHOW NODES").await;
     print_table(&admin, "SHOW RANGES").await;
     for range in table(&admin, "SHOW RANGES").await {
