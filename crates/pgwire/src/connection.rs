@@ -437,6 +437,7 @@ async fn startup(
         .map_err(Exit::Fatal)?;
     let cancel_key = shared.cancels.register(session.cancel_handle());
     let reported = session.parameter_status();
+    let reported_at = session.parameter_changes();
 
     wire.send(PgWireBackendMessage::Authentication(Authentication::Ok));
     for (name, value) in &reported {
@@ -458,6 +459,7 @@ async fn startup(
     Ok(Some(Started {
         session,
         reported,
+        reported_at,
         cancel_key,
     }))
 }
@@ -466,6 +468,8 @@ async fn startup(
 struct Started {
     session: Session,
     reported: Vec<(String, String)>,
+    /// The session's `parameter_changes` when `reported` was taken.
+    reported_at: u64,
     cancel_key: CancelKey,
 }
 
@@ -674,6 +678,9 @@ struct Backend<'w> {
     portals: HashMap<String, Portal>,
     /// ParameterStatus values the client has been told.
     reported: HashMap<String, String>,
+    /// The session's `parameter_changes` when `reported` was last brought
+    /// up to date: the values are compared again only once it moves.
+    reported_at: u64,
     /// An extended-query message failed: discard messages until Sync.
     skip_till_sync: bool,
     /// Keeps the connection cancellable until it ends.
@@ -688,6 +695,7 @@ impl<'w> Backend<'w> {
             statements: HashMap::new(),
             portals: HashMap::new(),
             reported: started.reported.into_iter().collect(),
+            reported_at: started.reported_at,
             skip_till_sync: false,
             _cancel_key: started.cancel_key,
         }
@@ -808,18 +816,20 @@ impl<'w> Backend<'w> {
 
     /// Sends changed ParameterStatus values and ReadyForQuery, and flushes.
     async fn ready_for_query(&mut self) -> Result<(), Exit> {
+        let changes = self.session.parameter_changes();
         let (status, params, deallocated) = {
             let session = &mut self.session;
             (
                 session.transaction_status(),
-                session.parameter_status(),
+                (changes != self.reported_at).then(|| session.parameter_status()),
                 session.take_deallocated(),
             )
         };
         for name in deallocated {
             self.statements.remove(&name);
         }
-        for (name, value) in params {
+        self.reported_at = changes;
+        for (name, value) in params.into_iter().flatten() {
             if self.reported.get(&name) != Some(&value) {
                 self.wire
                     .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(

@@ -316,6 +316,12 @@ impl Session {
         self.vars.reported()
     }
 
+    /// How many times a setting changed since the session began: the
+    /// ParameterStatus values stay the same while this does.
+    pub fn parameter_changes(&self) -> u64 {
+        self.vars.changes()
+    }
+
     /// ReadyForQuery's transaction status.
     pub fn transaction_status(&self) -> TxnStatus {
         self.txn.status()

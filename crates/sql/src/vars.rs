@@ -29,6 +29,8 @@ const REPORTED: &[&str] = &[
 /// is kept for SHOW and ParameterStatus.
 pub struct Vars {
     values: BTreeMap<String, (String, String)>,
+    /// How many times a variable was set (see [`Vars::changes`]).
+    changes: u64,
     database: String,
     /// When the current statement started, for statement_timeout.
     pub(crate) statement_start: Option<Instant>,
@@ -80,6 +82,7 @@ impl Vars {
         }
         Self {
             values,
+            changes: 0,
             database: database.to_string(),
             statement_start: None,
         }
@@ -142,6 +145,7 @@ impl Vars {
             );
         }
         self.values.insert(key, (canonical.clone(), value));
+        self.changes += 1;
         Ok(REPORTED
             .iter()
             .find(|r| r.eq_ignore_ascii_case(&canonical))
@@ -275,6 +279,12 @@ impl Vars {
             }
             _ => value.to_string(),
         })
+    }
+
+    /// How many times a variable was set since the session began: while it
+    /// stays the same, so do the values [`reported`](Self::reported) gives.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// ParameterStatus values at startup.
