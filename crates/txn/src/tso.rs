@@ -146,9 +146,11 @@ impl TsoClient {
     /// those of the callers queued now; then hands the asking on (also if
     /// this future is dropped on the way).
     async fn ask(&self) -> TxnResult<Stamp> {
-        let _turn = Turn(&self.shared);
-        let waiters: Vec<Waiter> = self.shared.queue.lock().waiters.drain(..).collect();
-        let count = waiters.len() as u32 + 1;
+        let mut turn = Turn {
+            shared: &self.shared,
+            batch: self.shared.queue.lock().waiters.drain(..).collect(),
+        };
+        let count = turn.batch.len() as u32 + 1;
         let asked = Instant::now();
         let shared = &self.shared;
         let stamps = match shared.kv.timestamps_reading(count, &shared.watched).await {
@@ -175,7 +177,7 @@ impl TsoClient {
             Err(Failed::Internal(err)) => Err(TxnError::Internal(err.clone())),
             Err(Failed::Unavailable(err)) => Err(TxnError::Unavailable(err.clone())),
         };
-        for (i, waiter) in waiters.into_iter().enumerate() {
+        for (i, waiter) in std::mem::take(&mut turn.batch).into_iter().enumerate() {
             let _ = waiter.send(Answer::Stamp(stamp(i as u64 + 1)));
         }
         stamp(0)
@@ -188,13 +190,22 @@ enum Failed {
     Unavailable(String),
 }
 
-/// A caller's turn at asking the oracle: when it ends, the first caller
-/// still waiting asks next, or no one is asking.
-struct Turn<'a>(&'a Shared);
+/// A caller's turn at asking the oracle, with the callers its request is
+/// for: when it ends, the first caller still waiting asks next, or no one
+/// is asking. If the asker gave up before its answer came (its future was
+/// dropped), the callers of its batch wait on at the head of the queue.
+struct Turn<'a> {
+    shared: &'a Shared,
+    /// The callers queued behind this one when it asked, until answered.
+    batch: Vec<Waiter>,
+}
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut queue = self.0.queue.lock();
+        let mut queue = self.shared.queue.lock();
+        for waiter in self.batch.drain(..).rev() {
+            queue.waiters.push_front(waiter);
+        }
         while let Some(next) = queue.waiters.pop_front() {
             if next.send(Answer::Ask).is_ok() {
                 return;
