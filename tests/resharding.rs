@@ -348,18 +348,25 @@ async fn settling_cluster(settle_after_secs: u64) -> (Cluster, tempfile::NamedTe
     (cluster, config)
 }
 
+/// Creates table t with rows 1 to 100 (v = id, summing to 5050), then
+/// runs `then` (if not empty).
+async fn create_t(client: &tokio_postgres::Client, then: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i;
+             {then}"
+        ))
+        .await
+        .expect("setup");
+}
+
 /// Node 3 leads table t's range and splits it at 50 with `failpoint`
 /// armed, which aborts the process; then it restarts without it. Returns
 /// a client of node 1.
 async fn split_dies_at(cluster: &mut Cluster, failpoint: &str) -> tokio_postgres::Client {
     let client = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
-             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i",
-        )
-        .await
-        .expect("setup");
+    create_t(&client, "").await;
     let range: i64 = client
         .query_one("SHOW RANGES FROM TABLE t", &[])
         .await
@@ -490,14 +497,7 @@ async fn a_range_frozen_by_an_abandoned_merge_is_released() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let (mut cluster, _config) = settling_cluster(3).await;
     let client = tessera_e2e::sql_client(&cluster.sql_addresses()[0]).await;
-    client
-        .batch_execute(
-            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
-             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i;
-             ALTER TABLE t SPLIT AT VALUES (50)",
-        )
-        .await
-        .expect("setup");
+    create_t(&client, "ALTER TABLE t SPLIT AT VALUES (50)").await;
     let failpoint = tessera_txn::failpoint::MERGE_AFTER_FREEZE;
     cluster.nodes[2].env = vec![("TESSERA_FAILPOINTS".into(), failpoint.into())];
     cluster.nodes[2].restart();
@@ -577,13 +577,7 @@ async fn a_relocation_whose_last_answer_is_lost_is_recorded() {
         .await
         .expect("node 3 restarts");
     let gateway = tessera_e2e::sql_client(address).await;
-    gateway
-        .batch_execute(
-            "CREATE TABLE t (id INT PRIMARY KEY, v INT);
-             INSERT INTO t SELECT i, i FROM generate_series(1, 100) i",
-        )
-        .await
-        .expect("setup");
+    create_t(&gateway, "").await;
     add_node_4(&mut cluster, &gateway, &NO_REBALANCING).await;
     let range = &table(&gateway, "SHOW RANGES FROM TABLE t").await[0][0];
     gateway
